@@ -1,0 +1,89 @@
+"""Flask app factory: Settings -> source, renderer, service; blueprints; one error handler."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import Settings, load_settings
+from .errors import IIIFError
+from .image import routes as image_routes
+from .image.model import Limits
+from .image.render import EncodeOptions, Renderer, configure_vips
+from .image.service import ImageService
+from .image.sources import FileSource
+from .web import blueprint as web_blueprint
+
+log = logging.getLogger("iiif_server")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.url_map.merge_slashes = False  # "//etc/passwd" must reach the identifier check, not be rewritten
+    app.config.update(
+        IIIF_SETTINGS=settings,
+        IIIF_PUBLIC_BASE_URL=settings.server.public_base_url,
+        IIIF_CACHE_CONTROL=settings.http.cache_control,
+        JSON_AS_ASCII=False,
+    )
+    configure_vips(settings.vips.concurrency)
+    images = settings.images
+    app.extensions["iiif_server"] = ImageService(
+        source=FileSource(images.root, images.extensions),
+        renderer=Renderer(
+            EncodeOptions(settings.output.jpeg_quality, settings.output.webp_quality, settings.output.png_compression),
+            handle_cache_size=images.handle_cache_size,
+        ),
+        limits=Limits(images.max_width, images.max_height, images.max_area),
+        default_tile_size=images.default_tile_size,
+        preferred_formats=settings.output.preferred_formats,
+    )
+    app.register_blueprint(image_routes.blueprint)
+    app.register_blueprint(web_blueprint)
+    _register_errors(app)
+    _register_cors(app, settings.http.cors_max_age)
+    hops = settings.server.proxy_hops
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
+    return app
+
+
+def _plain(message: str, status: int) -> Response:
+    response = Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(IIIFError)
+    def iiif_error(error: IIIFError) -> Response:
+        return _plain(str(error), image_routes.status_for(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code and error.code < 400:
+            return error.get_response()
+        return _plain(error.description or error.name, error.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error for %s", request.path)
+        return _plain("internal server error", 500)
+
+
+def _register_cors(app: Flask, max_age: int) -> None:
+    """``Access-Control-Allow-Origin: *`` on every response, errors included (3.0 §6.2)."""
+
+    @app.after_request
+    def cors(response: Response) -> Response:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Expose-Headers"] = "Link, ETag, Last-Modified"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "*")
+            response.headers["Access-Control-Max-Age"] = str(max_age)
+        return response

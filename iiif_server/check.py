@@ -1,0 +1,93 @@
+"""``iiif-server check``: the official IIIF validator against a real ``iiif-server serve``.
+
+Starts the production server (gunicorn) in a subprocess on a free port with a
+temporary image root holding only the validator's test image, runs every test
+of the chosen level, and reports counts per version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+
+TEST_IDENTIFIER = "67352ccc-d1b0-11e1-89ae-279075081939"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server did not answer at {url} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def running_server(images: Path, port: int, env: dict[str, str] | None = None, workers: int = 2) -> Iterator[str]:
+    """``iiif-server serve`` in a subprocess; yields its base URL and stops it afterwards."""
+    command = [sys.executable, "-m", "iiif_server", "serve", "--images", str(images), "--port", str(port),
+               "--host", "127.0.0.1", "--workers", str(workers)]
+    full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, **(env or {})}
+    process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_up(base + "/")
+        except RuntimeError:
+            process.terminate()
+            _, err = process.communicate(timeout=10)
+            raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
+        yield base
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_image_root() -> tempfile.TemporaryDirectory[str]:
+    folder = tempfile.TemporaryDirectory(prefix="iiif-check-")
+    source = resources.files("iiif_server") / "data" / f"{TEST_IDENTIFIER}.png"
+    with resources.as_file(source) as path:
+        shutil.copy(path, Path(folder.name) / f"{TEST_IDENTIFIER}.png")
+    return folder
+
+
+def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print) -> int:
+    """Validate each version; returns the number of failed tests."""
+    from .conformance import run_validator
+
+    failed = 0
+    with test_image_root() as root, running_server(Path(root), free_port()) as base:
+        for version in versions:
+            prefix = f"iiif/{version.split('.')[0]}"
+            result = run_validator(base, prefix, TEST_IDENTIFIER, version, level)
+            passed, failures, skipped = result["passed"], result["failed"], result["skipped"]
+            echo(f"Image API {version} level {level}: {len(passed)} passed, {len(failures)} failed, "
+                 f"{len(skipped)} above level")
+            for name, message in failures:
+                echo(f"  FAIL {name}: {message}")
+            failed += len(failures)
+    return failed

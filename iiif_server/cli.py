@@ -1,0 +1,90 @@
+"""The ``iiif-server`` command: serve, demo, check."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import ConfigError
+
+
+def _settings(config: str | None, overrides: dict[str, dict[str, Any]]) -> Settings:
+    try:
+        settings = load_settings(config)
+        sections = {name: {k: v for k, v in values.items() if v is not None} for name, values in overrides.items()}
+        return settings.replace(**{name: values for name, values in sections.items() if values})
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+_server_options = [
+    click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml)."),
+    click.option("--host", help="Address to listen on."),
+    click.option("--port", type=int, help="Port to listen on."),
+    click.option("--workers", type=int, help="Worker processes (0: one per CPU core)."),
+]
+
+
+def server_options(func: Any) -> Any:
+    for option in reversed(_server_options):
+        func = option(func)
+    return func
+
+
+@click.group()
+@click.version_option(__version__, prog_name="iiif-server")
+def main() -> None:
+    """IIIF Image and Presentation server for heritage collections."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@server_options
+@click.option("--images", type=click.Path(file_okay=False), help="Image root: identifiers resolve under it only.")
+def serve(config: str | None, host: str | None, port: int | None, workers: int | None, images: str | None) -> None:
+    """Serve the image root over the IIIF Image API under gunicorn."""
+    from .serving import serve as run
+
+    settings = _settings(config, {"server": {"host": host, "port": port, "workers": workers},
+                                  "images": {"root": Path(images).resolve() if images else None}})
+    if not Path(settings.images.root).is_dir():
+        raise click.ClickException(f"image root {settings.images.root} is not a folder (set [images] root or --images)")
+    _announce(settings)
+    run(settings)
+
+
+@main.command()
+@server_options
+def demo(config: str | None, host: str | None, port: int | None, workers: int | None) -> None:
+    """Synthesise demo images on first run, then serve them."""
+    from .demo import build_demo_images
+    from .serving import serve as run
+
+    settings = _settings(config, {"server": {"host": host, "port": port, "workers": workers}})
+    made = build_demo_images(Path(settings.demo.root), progress=lambda name: click.echo(f"  made {name}"))
+    click.echo(f"demo images in {settings.demo.root} ({len(made)} new)")
+    settings = settings.replace(images={"root": settings.demo.root})
+    _announce(settings)
+    run(settings)
+
+
+@main.command()
+@click.option("--versions", default="3.0,2.0", show_default=True, help="Image API versions to validate.")
+@click.option("--level", default=2, show_default=True, type=int)
+def check(versions: str, level: int) -> None:
+    """Run the official IIIF Image API validator against a temporary server."""
+    from .check import run_check
+
+    failed = run_check(tuple(v.strip() for v in versions.split(",")), level, echo=click.echo)
+    sys.exit(1 if failed else 0)
+
+
+def _announce(settings: Settings) -> None:
+    url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")

@@ -1,0 +1,176 @@
+"""Typed settings: defaults in code -> config.toml -> IIIF_SERVER_<SECTION>_<KEY> variables.
+
+This is the only module that reads ``os.environ``. Everything else receives a
+frozen ``Settings`` (or a slice of it) from ``create_app`` or the CLI, so a
+renderer can never depend on a setting its cache key does not know about.
+
+pydantic validates types and rejects unknown keys; tomllib (stdlib) parses TOML.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+ENV_PREFIX = "IIIF_SERVER_"
+CONFIG_ENV = "IIIF_SERVER_CONFIG"  # path of the config file; not a setting itself
+FORMATS = ("jpg", "png", "webp", "tif", "gif")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8182, ge=1, le=65535)
+    workers: int = Field(0, ge=0)  # 0: one per CPU core
+    threads: int = Field(4, ge=1)
+    timeout: int = Field(60, ge=1)
+    public_base_url: str = ""
+    proxy_hops: int = Field(1, ge=0)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ImagesSettings(_Section):
+    root: Path = Path("demo-images")
+    extensions: tuple[str, ...] = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp")
+    max_width: int = Field(0, ge=0)
+    max_height: int = Field(0, ge=0)
+    max_area: int = Field(100_000_000, ge=0)
+    default_tile_size: int = Field(512, ge=64, le=4096)
+    handle_cache_size: int = Field(64, ge=0)
+
+
+class OutputSettings(_Section):
+    jpeg_quality: int = Field(85, ge=1, le=100)
+    webp_quality: int = Field(80, ge=1, le=100)
+    png_compression: int = Field(6, ge=0, le=9)
+    preferred_formats: tuple[str, ...] = ("jpg",)
+
+    @field_validator("preferred_formats")
+    @classmethod
+    def _known_formats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in value if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format(s) {unknown}; choose from {list(FORMATS)}")
+        return value
+
+
+class HttpSettings(_Section):
+    cache_control: str = "public, max-age=86400"
+    cors_max_age: int = Field(86400, ge=0)
+
+
+class VipsSettings(_Section):
+    concurrency: int = Field(1, ge=1)  # threads per libvips operation; many requests run in parallel anyway
+
+
+class DemoSettings(_Section):
+    root: Path = Path("demo-images")
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    images: ImagesSettings = ImagesSettings()
+    output: OutputSettings = OutputSettings()
+    http: HttpSettings = HttpSettings()
+    vips: VipsSettings = VipsSettings()
+    demo: DemoSettings = DemoSettings()
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys of some sections changed, validated again."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            data[name] = {**data[name], **values}
+        return _validate(data, origin="override")
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or $IIIF_SERVER_CONFIG, or ./config.toml if present) and the environment.
+
+    Relative paths in the file are taken relative to the file's folder, so a
+    config works from any working directory.
+    """
+    environ = os.environ if environ is None else environ
+    chosen = path or environ.get(CONFIG_ENV) or ("config.toml" if Path("config.toml").is_file() else None)
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if chosen:
+        file = Path(chosen)
+        try:
+            with file.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{file}: invalid TOML: {err}") from None
+        base = file.resolve().parent
+        _check_sections(data, origin=str(file))
+    for section, key, value in _env_overrides(environ):
+        data.setdefault(section, {})[key] = _env_value(Settings.model_fields[section].annotation, key, value)
+    settings = _validate(data, origin=str(chosen or "defaults"))
+    return _resolve_paths(settings, base)
+
+
+def _validate(data: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"invalid setting {key} ({origin}): {first['msg']}") from None
+
+
+def _check_sections(data: dict[str, Any], origin: str) -> None:
+    for section, values in data.items():
+        if section not in Settings.model_fields:
+            raise ConfigError(f"unknown section [{section}] in {origin}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] in {origin} must be a table")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """Split IIIF_SERVER_<SECTION>_<KEY>; section names contain no underscore, keys may."""
+    found = []
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        model = Settings.model_fields.get(section)
+        if model is None or not key or key not in model.annotation.model_fields:  # type: ignore[union-attr]
+            raise ConfigError(f"unknown setting in environment variable {name}")
+        found.append((section, key, value))
+    return found
+
+
+def _env_value(model: Any, key: str, raw: str) -> Any:
+    """Lists come from the environment as comma-separated strings."""
+    annotation = str(model.model_fields[key].annotation)
+    if annotation.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    return settings.replace(
+        images={"root": absolute(settings.images.root)},
+        demo={"root": absolute(settings.demo.root)},
+    )

@@ -1,0 +1,52 @@
+"""Errors of the IIIF core: values the HTTP layer maps to status codes in one place.
+
+The core (parsing, planning, sources, rendering) raises only these; it never
+builds an HTTP response. ``image.routes`` owns the class -> status mapping.
+
+    IIIFError
+     ├── InvalidRequest        malformed URL or parameter value        (400)
+     │    └── SizeNotAllowed   beyond max* limits, or upscaling w/o ^  (400)
+     ├── NotFound              identifier names no image under root    (404)
+     ├── AccessDenied          the access policy refuses this client   (403)
+     └── ImageDecodeError      source exists but cannot be decoded     (422)
+
+    ConfigError                invalid settings; stops start-up, never reaches a client
+"""
+
+from __future__ import annotations
+
+
+class IIIFError(Exception):
+    """Base of every error a client may see; ``str(err)`` is a one-line reason."""
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(IIIFError):
+    """The request's syntax or a parameter value is invalid (Image API 3.0 §4, §7.3)."""
+
+
+class SizeNotAllowed(InvalidRequest):
+    """A size over the server's limits, or upscaling without ``^`` (Image API 3.0 §4.2)."""
+
+
+class NotFound(IIIFError):
+    """No image with that identifier exists under the image root."""
+
+
+class AccessDenied(IIIFError):
+    """The access policy refuses this image to this client."""
+
+
+class ImageDecodeError(IIIFError):
+    """The source file exists but is truncated, corrupt or not an image."""
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or of the wrong type; names the key."""

@@ -1,0 +1,126 @@
+"""Image information documents (info.json) for Image API 3.0 §5 and 2.1 §5. Pure.
+
+``tiles`` follow the source's own tile size when it has one, so viewers ask for
+exactly the stored tiles; ``sizes`` lists the cheap pyramid sizes within limits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .model import ApiVersion, Limits
+from .plan import Layout, scale_factors
+
+FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
+QUALITIES = ["color", "gray", "bitonal"]
+FEATURES_V3 = [
+    "baseUriRedirect",
+    "canonicalLinkHeader",
+    "cors",
+    "jsonldMediaType",
+    "mirroring",
+    "profileLinkHeader",
+    "regionByPct",
+    "regionByPx",
+    "regionSquare",
+    "rotationArbitrary",
+    "rotationBy90s",
+    "sizeByConfinedWh",
+    "sizeByH",
+    "sizeByPct",
+    "sizeByW",
+    "sizeByWh",
+    "sizeUpscaling",
+]
+FEATURES_V2 = [
+    "baseUriRedirect",
+    "canonicalLinkHeader",
+    "cors",
+    "jsonldMediaType",
+    "mirroring",
+    "profileLinkHeader",
+    "regionByPct",
+    "regionByPx",
+    "regionSquare",
+    "rotationArbitrary",
+    "rotationBy90s",
+    "sizeAboveFull",
+    "sizeByConfinedWh",
+    "sizeByDistortedWh",
+    "sizeByForcedWh",
+    "sizeByH",
+    "sizeByPct",
+    "sizeByW",
+    "sizeByWh",
+]
+
+
+def build_info(
+    version: ApiVersion,
+    service_id: str,
+    layout: Layout,
+    limits: Limits,
+    default_tile_size: int,
+    preferred_formats: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The info.json document for one image, as a JSON-ready dict."""
+    tile_w = layout.tile_width or default_tile_size
+    tile_h = layout.tile_height or default_tile_size
+    factors = scale_factors(layout.width, layout.height, tile_w, tile_h)
+    tiles = [{"width": tile_w, "height": tile_h, "scaleFactors": factors}]
+    sizes = _sizes(layout, factors, limits)
+    bounds = {
+        key: value
+        for key, value in (("maxWidth", limits.max_width), ("maxHeight", limits.max_height), ("maxArea", limits.max_area))
+        if value
+    }
+    if version is ApiVersion.V3:
+        info: dict[str, Any] = {
+            "@context": version.context,
+            "id": service_id,
+            "type": "ImageService3",
+            "protocol": "http://iiif.io/api/image",
+            "profile": "level2",
+            "width": layout.width,
+            "height": layout.height,
+            **bounds,
+            "sizes": sizes,
+            "tiles": tiles,
+            "extraFormats": FORMATS_V3_EXTRA,
+            "extraQualities": QUALITIES,
+            "extraFeatures": FEATURES_V3,
+        }
+        if preferred_formats:
+            info["preferredFormats"] = list(preferred_formats)
+        return info
+    return {
+        "@context": version.context,
+        "@id": service_id,
+        "protocol": "http://iiif.io/api/image",
+        "width": layout.width,
+        "height": layout.height,
+        "sizes": sizes,
+        "tiles": tiles,
+        "profile": [
+            version.profile_uri,
+            {
+                "formats": ["jpg", "png", *FORMATS_V3_EXTRA],
+                "qualities": ["default", *QUALITIES],
+                "supports": FEATURES_V2,
+                **bounds,
+            },
+        ],
+    }
+
+
+def _sizes(layout: Layout, factors: list[int], limits: Limits) -> list[dict[str, int]]:
+    sizes = []
+    for factor in reversed(factors):
+        w, h = math.ceil(layout.width / factor), math.ceil(layout.height / factor)
+        if (limits.max_width and w > limits.max_width) or (limits.effective_height and h > limits.effective_height):
+            continue
+        if limits.max_area and w * h > limits.max_area:
+            continue
+        sizes.append({"width": w, "height": h})
+    return sizes

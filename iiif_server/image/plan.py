@@ -1,0 +1,192 @@
+"""Pure geometry: a parsed request + the image's layout -> exactly what to read and make.
+
+Keeps IIIF's logical order (region, size, rotation, quality, format) but picks
+the physical plan: read the smallest pyramid level (or shrink-on-load factor)
+that still has at least the requested resolution, crop there, and resample
+only if the level is not already at the output scale. A tile request on the
+tile grid therefore becomes a plain crop of one stored level.
+
+Arithmetic is exact (``Fraction``) and rounds half up, so sizes match the spec
+and other servers to the pixel. No pyvips, no Flask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..errors import InvalidRequest, SizeNotAllowed
+from .model import (
+    ApiVersion,
+    BestFit,
+    Exact,
+    Format,
+    Full,
+    Height,
+    ImageRequest,
+    Limits,
+    Max,
+    Percent,
+    Quality,
+    RegionPercent,
+    RegionPixels,
+    Size,
+    Square,
+    Width,
+)
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One resolution the source can be read at: a pyramid page or a shrink-on-load factor."""
+
+    factor: int  # nominal downsampling from full resolution (1, 2, 4, ...)
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What the server knows of a source image; cached per file fingerprint."""
+
+    width: int
+    height: int
+    levels: tuple[Level, ...]  # levels[0] is full resolution
+    tile_width: int = 0  # the source's own tiles; 0 if it has none
+    tile_height: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    region: Box  # in full-resolution pixels, clipped to the image
+    size: tuple[int, int]  # output size before rotation
+    max_size: tuple[int, int]  # what ``max`` would give for this region
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    level: int  # index into Layout.levels
+    crop: Box  # on that level
+    scale: tuple[Fraction, Fraction] | None  # resample factors after crop; None: already at output scale
+    size: tuple[int, int]  # exact output size before rotation
+    mirror: bool
+    degrees: Fraction
+    quality: Quality
+    format: Format
+
+
+def round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def resolve_region(request: ImageRequest, width: int, height: int) -> Box:
+    """Region in image pixels, cropped at the image's edge (3.0 §4.1)."""
+    region = request.region
+    if isinstance(region, Full):
+        return 0, 0, width, height
+    if isinstance(region, Square):
+        side = min(width, height)
+        return (width - side) // 2, (height - side) // 2, side, side
+    if isinstance(region, RegionPixels):
+        x, y, w, h = region.x, region.y, region.w, region.h
+    else:
+        assert isinstance(region, RegionPercent)
+        x = round_half_up(region.x * width / 100)
+        y = round_half_up(region.y * height / 100)
+        w = max(1, round_half_up(region.w * width / 100))
+        h = max(1, round_half_up(region.h * height / 100))
+    if x >= width or y >= height:
+        raise InvalidRequest("region lies entirely outside the image", "region")
+    return x, y, min(w, width - x), min(h, height - y)
+
+
+def max_size(width: int, height: int, limits: Limits, upscale: bool) -> tuple[int, int]:
+    """Largest size allowed for a width×height region, aspect ratio kept (``max`` / ``^max``)."""
+    scales: list[Fraction] = [] if upscale else [Fraction(1)]
+    if limits.max_width:
+        scales.append(Fraction(limits.max_width, width))
+    if limits.effective_height:
+        scales.append(Fraction(limits.effective_height, height))
+    if limits.max_area:
+        scales.append(Fraction(math.sqrt(limits.max_area / (width * height))))
+    scale = min(scales) if scales else Fraction(1)
+    w, h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    while limits.max_area and w * h > limits.max_area and (w > 1 or h > 1):  # float sqrt may overshoot by one
+        w, h = max(1, w - 1), max(1, round_half_up(Fraction(height * (w - 1), width)))
+    return w, h
+
+
+def resolve_size(size: Size, w: int, h: int, limits: Limits) -> tuple[int, int]:
+    """Output size for a w×h region (3.0 §4.2); derived dimensions round half up, never below 1."""
+    if isinstance(size, Max):
+        return max_size(w, h, limits, size.upscale)
+    if isinstance(size, Width):
+        return size.w, max(1, round_half_up(Fraction(h * size.w, w)))
+    if isinstance(size, Height):
+        return max(1, round_half_up(Fraction(w * size.h, h))), size.h
+    if isinstance(size, Percent):
+        return max(1, round_half_up(w * size.n / 100)), max(1, round_half_up(h * size.n / 100))
+    if isinstance(size, Exact):
+        return size.w, size.h
+    assert isinstance(size, BestFit)
+    # No clamp to the region here: without ^ a best fit that would upscale is refused (400) in
+    # ``resolve``, as the official validator (size_noup) and the reference implementation require.
+    scale = min(Fraction(size.w, w), Fraction(size.h, h))
+    fit = min(size.w, max(1, round_half_up(w * scale))), min(size.h, max(1, round_half_up(h * scale)))
+    limit = max_size(w, h, limits, upscale=True)
+    return fit if fit[0] <= limit[0] and fit[1] <= limit[1] else limit
+
+
+def resolve(request: ImageRequest, width: int, height: int, limits: Limits) -> Resolved:
+    """Region and size in pixels, checked against upscaling rules and the server's limits."""
+    region = resolve_region(request, width, height)
+    _, _, w, h = region
+    out = resolve_size(request.size, w, h, limits)
+    upscale_allowed = request.version is ApiVersion.V2 or request.size.upscale
+    if not upscale_allowed and (out[0] > w or out[1] > h):
+        raise SizeNotAllowed(f"size {out[0]}x{out[1]} is larger than the region {w}x{h}; prefix it with ^ to upscale", "size")
+    if (limits.max_width and out[0] > limits.max_width) or (limits.effective_height and out[1] > limits.effective_height):
+        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxWidth/maxHeight", "size")
+    if limits.max_area and out[0] * out[1] > limits.max_area:
+        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxArea {limits.max_area}", "size")
+    return Resolved(region, out, max_size(w, h, limits, upscale=False))
+
+
+def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPlan:
+    """Choose the level to read and the crop on it (see module docstring)."""
+    x, y, w, h = resolved.region
+    out_w, out_h = resolved.size
+    needed = min(Fraction(w, out_w), Fraction(h, out_h))
+    index = max((i for i, lv in enumerate(layout.levels) if lv.factor <= needed), key=lambda i: layout.levels[i].factor, default=0)
+    level = layout.levels[index]
+    f = level.factor
+    left = min(round_half_up(Fraction(x, f)), level.width - 1)
+    top = min(round_half_up(Fraction(y, f)), level.height - 1)
+    right = max(left + 1, min(round_half_up(Fraction(x + w, f)), level.width))
+    bottom = max(top + 1, min(round_half_up(Fraction(y + h, f)), level.height))
+    crop = (left, top, right - left, bottom - top)
+    # An axis whose exact extent at this level equals the output needs no resampling:
+    # a pixel or so lost to the level's rounded-down size is padded by edge copy instead.
+    hscale = Fraction(1) if Fraction(w, f) == out_w else Fraction(out_w, crop[2])
+    vscale = Fraction(1) if Fraction(h, f) == out_h else Fraction(out_h, crop[3])
+    return RenderPlan(
+        level=index,
+        crop=crop,
+        scale=None if hscale == vscale == 1 else (hscale, vscale),
+        size=resolved.size,
+        mirror=request.rotation.mirror,
+        degrees=request.rotation.degrees % 360,
+        quality=request.quality,
+        format=request.format,
+    )
+
+
+def scale_factors(width: int, height: int, tile_width: int, tile_height: int) -> list[int]:
+    """Powers of two from 1 until the whole image fits one tile (info.json ``tiles``)."""
+    factors = [1]
+    while (math.ceil(width / factors[-1]) > tile_width or math.ceil(height / factors[-1]) > tile_height) and factors[-1] < 2**20:
+        factors.append(factors[-1] * 2)
+    return factors

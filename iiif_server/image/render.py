@@ -1,0 +1,218 @@
+"""The only serving-side pyvips importer: read a source's layout, execute a RenderPlan.
+
+Tiled TIFFs keep one open handle per pyramid level (keyed by file fingerprint),
+so a tile costs a crop of already-open pages, never a re-open or a full decode.
+Untiled formats (JPEG, PNG, strip TIFF) are opened per request with
+shrink-on-load and sequential access, which reads only what the crop needs and
+holds no decoded copy of the whole image in memory.
+
+Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
+that request only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from ..errors import ImageDecodeError
+from ..lru import LRU
+from .model import Format, Quality
+from .plan import Layout, Level, RenderPlan
+from .sources import Located
+
+log = logging.getLogger(__name__)
+
+_JPEG_SHRINKS = (1, 2, 4, 8)
+_KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    jpeg_quality: int = 85
+    webp_quality: int = 80
+    png_compression: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLayout:
+    """A Layout plus how to load each level (pyvips keyword arguments)."""
+
+    layout: Layout
+    loads: tuple[tuple[tuple[str, Any], ...], ...]
+    tiled: bool
+
+
+def configure_vips(concurrency: int) -> None:
+    """Our own handle cache replaces libvips' operation cache, which would keep stale files and decoded copies."""
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.concurrency_set(concurrency)
+
+
+class Renderer:
+    def __init__(self, options: EncodeOptions, handle_cache_size: int = 64, layout_cache_size: int = 4096) -> None:
+        self.options = options
+        self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
+        self._handles: LRU[tuple[str, str, int], pyvips.Image] = LRU(handle_cache_size)
+
+    def layout(self, source: Located) -> Layout:
+        return self._source_layout(source).layout
+
+    def render(self, source: Located, plan: RenderPlan) -> bytes:
+        try:
+            image, sequential = self._open_level(source, plan.level)
+            image = _apply(image, plan, sequential)
+            return _encode(image, plan.format, self.options)
+        except pyvips.Error as err:
+            log.error("cannot render %r (%s): %s", source.identifier, source.path, _first_line(err))
+            raise ImageDecodeError("the source image could not be decoded", "identifier") from None
+
+    # -- sources -------------------------------------------------------------------
+
+    def _source_layout(self, source: Located) -> SourceLayout:
+        return self._layouts.get_or_create((source.path, source.fingerprint), lambda: _guard(source, lambda: probe(source.path)))
+
+    def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
+        """The level's image, and whether it can only be read top to bottom."""
+        found = self._source_layout(source)
+        kwargs = dict(found.loads[level])
+        if not found.tiled:
+            return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
+        key = (source.path, source.fingerprint, level)
+        handle = self._handles.get_or_create(key, lambda: pyvips.Image.new_from_file(source.path, fail=True, **kwargs))
+        return handle, False
+
+
+def probe(path: str) -> SourceLayout:
+    """Read headers only: dimensions, pyramid levels, tile size."""
+    image = pyvips.Image.new_from_file(path)
+    loader = image.get("vips-loader")
+    width, height = image.width, image.height
+    levels = [Level(1, width, height)]
+    loads: list[tuple[tuple[str, Any], ...]] = [()]
+    fields = set(image.get_fields())
+    if loader.startswith("tiff"):
+        if "n-subifds" in fields and image.get("n-subifds") > 0:
+            for i in range(image.get("n-subifds")):
+                _add_level(levels, loads, pyvips.Image.new_from_file(path, subifd=i), width, (("subifd", i),))
+        elif image.get("n-pages") > 1:
+            for page in range(1, image.get("n-pages")):
+                sub = pyvips.Image.new_from_file(path, page=page)
+                if not _add_level(levels, loads, sub, width, (("page", page),)):
+                    break  # a multi-page document, not a pyramid: stop at the first non-reduction
+    elif loader.startswith("jpeg"):
+        for shrink in _JPEG_SHRINKS[1:]:
+            _add_level(levels, loads, pyvips.Image.new_from_file(path, shrink=shrink), width, (("shrink", shrink),))
+    tiled = "tile-width" in fields and loader.startswith("tiff")
+    tile_w = image.get("tile-width") if tiled else 0
+    tile_h = image.get("tile-height") if tiled else 0
+    return SourceLayout(Layout(width, height, tuple(levels), tile_w, tile_h), tuple(loads), tiled)
+
+
+def _add_level(levels: list[Level], loads: list[tuple[tuple[str, Any], ...]], sub: pyvips.Image, width: int, load: tuple[tuple[str, Any], ...]) -> bool:
+    """Append ``sub`` if it is a power-of-two reduction of the full image."""
+    factor = round(width / sub.width) if sub.width else 0
+    if factor < 2 or factor & (factor - 1) or abs(width / factor - sub.width) > 1 or factor <= levels[-1].factor:
+        return False
+    levels.append(Level(factor, sub.width, sub.height))
+    loads.append(load)
+    return True
+
+
+def _guard(source: Located, work: Callable[[], SourceLayout]) -> SourceLayout:
+    try:
+        return work()
+    except pyvips.Error as err:
+        log.error("cannot read %r (%s): %s", source.identifier, source.path, _first_line(err))
+        raise ImageDecodeError("the source image could not be decoded", "identifier") from None
+
+
+def _first_line(err: pyvips.Error) -> str:
+    return (str(err.detail or err.message).strip().splitlines() or ["?"])[0]
+
+
+# -- pipeline --------------------------------------------------------------------------
+
+
+def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool) -> pyvips.Image:
+    image = image.crop(*plan.crop)
+    if plan.scale is not None:
+        hscale, vscale = plan.scale
+        image = image.resize(float(hscale), vscale=float(vscale))
+    image = _fit(image, *plan.size)
+    image = _to_srgb8(image)
+    if sequential and (plan.degrees or plan.mirror):
+        image = image.copy_memory()  # rotation reads out of order; the output is bounded by the size limits
+    if plan.mirror:
+        image = image.fliphor()
+    image = _rotate(image, plan.degrees, plan.format)
+    return _quality(image, plan.quality)
+
+
+def _fit(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    """Exact output size: resampling may be a pixel off and levels are rounded down; copy edges."""
+    if image.width == width and image.height == height:
+        return image
+    if image.width > width or image.height > height:
+        image = image.crop(0, 0, min(image.width, width), min(image.height, height))
+    if image.width < width or image.height < height:
+        image = image.embed(0, 0, width, height, extend="copy")
+    return image
+
+
+def _to_srgb8(image: pyvips.Image) -> pyvips.Image:
+    """8-bit sRGB (or 8-bit grey), keeping any alpha."""
+    interpretation = image.interpretation
+    if interpretation in ("b-w", "grey16"):
+        image = image.colourspace("b-w") if interpretation == "grey16" else image
+    elif interpretation not in ("srgb",):
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return image
+
+
+def _rotate(image: pyvips.Image, degrees: Any, fmt: Format) -> pyvips.Image:
+    if degrees == 0:
+        return image
+    if degrees == 90:
+        return image.rot90()
+    if degrees == 180:
+        return image.rot180()
+    if degrees == 270:
+        return image.rot270()
+    if fmt.has_alpha and not image.hasalpha():
+        image = image.bandjoin(255)
+    background = [0] * image.bands if fmt.has_alpha else [255] * image.bands
+    return image.similarity(angle=float(degrees), background=background, interpolate=pyvips.Interpolate.new("bilinear"))
+
+
+def _quality(image: pyvips.Image, quality: Quality) -> pyvips.Image:
+    if quality in (Quality.DEFAULT, Quality.COLOR):
+        return image
+    alpha = image.extract_band(image.bands - 1) if image.hasalpha() else None
+    grey = image.colourspace("b-w") if image.bands >= 3 else image
+    grey = grey.extract_band(0)
+    if quality is Quality.BITONAL:
+        grey = (grey > 127).ifthenelse(255, 0).cast("uchar")
+    grey = grey.copy(interpretation="b-w")
+    return grey.bandjoin(alpha) if alpha is not None else grey
+
+
+def _encode(image: pyvips.Image, fmt: Format, options: EncodeOptions) -> bytes:
+    if fmt is Format.JPG:
+        if image.hasalpha():
+            image = image.flatten(background=[255] * (image.bands - 1))
+        return image.jpegsave_buffer(Q=options.jpeg_quality, **_KEEP_NONE)
+    if fmt is Format.PNG:
+        return image.pngsave_buffer(compression=options.png_compression, **_KEEP_NONE)
+    if fmt is Format.WEBP:
+        return image.webpsave_buffer(Q=options.webp_quality, **_KEEP_NONE)
+    if fmt is Format.TIF:
+        return image.tiffsave_buffer(compression="deflate", **_KEEP_NONE)
+    return image.gifsave_buffer(**_KEEP_NONE)

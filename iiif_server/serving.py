@@ -1,0 +1,52 @@
+"""Run the Flask app under gunicorn, the production server, sized from Settings.
+
+gthread workers: libvips releases the GIL while it works, so threads in a
+worker render in parallel and share its open image handles.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from .app import create_app  # imported in the worker, after fork: libvips starts its threads there
+
+        return create_app(self.settings)
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    server = settings.server
+    return {
+        "bind": f"{server.host}:{server.port}",
+        "workers": server.workers or os.cpu_count() or 1,
+        "worker_class": "gthread",
+        "threads": server.threads,
+        "timeout": server.timeout,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "max_requests": 20000,  # recycle workers now and then; jitter keeps them from restarting together
+        "max_requests_jitter": 2000,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "iiif-server",
+    }
+
+
+def serve(settings: Settings) -> None:
+    _Gunicorn(settings, gunicorn_options(settings)).run()

@@ -1,0 +1,31 @@
+"""Human-facing pages: the index of images at ``/``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template_string
+
+from ..image.model import ApiVersion
+from ..image.service import ImageService, service_path
+
+blueprint = Blueprint("web", __name__)
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>iiif_server</title>
+<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+td,th{padding:.3rem .8rem;text-align:left}tr:nth-child(even){background:#f4f4f4}</style></head>
+<body><h1>IIIF images</h1>
+<p>{{ count }} image(s) under the image root. Image API 3.0 at <code>/iiif/3/</code>, 2.1 at <code>/iiif/2/</code>.</p>
+<table><tr><th>identifier</th><th>Image API 3.0</th><th>Image API 2.1</th><th>preview</th></tr>
+{% for ident, v3, v2 in rows %}<tr><td>{{ ident }}</td>
+<td><a href="{{ v3 }}/info.json">info.json</a></td><td><a href="{{ v2 }}/info.json">info.json</a></td>
+<td><a href="{{ v3 }}/full/!400,400/0/default.jpg">thumbnail</a></td></tr>
+{% endfor %}</table></body></html>
+"""
+
+
+@blueprint.route("/")
+def index() -> str:
+    service: ImageService = current_app.extensions["iiif_server"]
+    identifiers = service.source.list_identifiers()
+    rows = [(i, service_path(ApiVersion.V3, i), service_path(ApiVersion.V2, i)) for i in identifiers]
+    return render_template_string(_INDEX, rows=rows, count=len(rows))
