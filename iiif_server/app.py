@@ -84,6 +84,8 @@ def _register_cors(app: Flask, max_age: int) -> None:
         response.headers["Access-Control-Expose-Headers"] = "Link, ETag, Last-Modified"
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "*")
+            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                "Access-Control-Request-Headers", "*"
+            )
             response.headers["Access-Control-Max-Age"] = str(max_age)
         return response

@@ -43,8 +43,20 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 @contextlib.contextmanager
 def running_server(images: Path, port: int, env: dict[str, str] | None = None, workers: int = 2) -> Iterator[str]:
     """``iiif-server serve`` in a subprocess; yields its base URL and stops it afterwards."""
-    command = [sys.executable, "-m", "iiif_server", "serve", "--images", str(images), "--port", str(port),
-               "--host", "127.0.0.1", "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "iiif_server",
+        "serve",
+        "--images",
+        str(images),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--workers",
+        str(workers),
+    ]
     full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, **(env or {})}
     process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -85,8 +97,10 @@ def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None]
             prefix = f"iiif/{version.split('.')[0]}"
             result = run_validator(base, prefix, TEST_IDENTIFIER, version, level)
             passed, failures, skipped = result["passed"], result["failed"], result["skipped"]
-            echo(f"Image API {version} level {level}: {len(passed)} passed, {len(failures)} failed, "
-                 f"{len(skipped)} above level")
+            echo(
+                f"Image API {version} level {level}: {len(passed)} passed, {len(failures)} failed, "
+                f"{len(skipped)} above level"
+            )
             for name, message in failures:
                 echo(f"  FAIL {name}: {message}")
             failed += len(failures)

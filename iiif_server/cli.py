@@ -51,8 +51,13 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     """Serve the image root over the IIIF Image API under gunicorn."""
     from .serving import serve as run
 
-    settings = _settings(config, {"server": {"host": host, "port": port, "workers": workers},
-                                  "images": {"root": Path(images).resolve() if images else None}})
+    settings = _settings(
+        config,
+        {
+            "server": {"host": host, "port": port, "workers": workers},
+            "images": {"root": Path(images).resolve() if images else None},
+        },
+    )
     if not Path(settings.images.root).is_dir():
         raise click.ClickException(f"image root {settings.images.root} is not a folder (set [images] root or --images)")
     _announce(settings)

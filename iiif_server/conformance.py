@@ -158,9 +158,7 @@ def _run_one(
     """Run one test; return None on success, else a failure message."""
     identifier, server, prefix, scheme, version = args
     suite = validator.TestSuite(validator.ValidationInfo())
-    result = validator.ImageAPI(
-        identifier, server, prefix, scheme, "", version, debug=False
-    )
+    result = validator.ImageAPI(identifier, server, prefix, scheme, "", version, debug=False)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             suite.run_test(name, result)
@@ -235,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identifier", default=DEFAULT_IDENTIFIER)
     parser.add_argument("--versions", default="2.0,3.0", help="comma separated")
     parser.add_argument("--level", type=int, default=2)
-    parser.add_argument(
-        "--test", action="append", default=[], help="extra test, repeatable"
-    )
+    parser.add_argument("--test", action="append", default=[], help="extra test, repeatable")
     parser.add_argument("--seed", type=int)
     opts = parser.parse_args(argv)
     ok = True

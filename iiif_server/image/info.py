@@ -72,7 +72,11 @@ def build_info(
     sizes = _sizes(layout, factors, limits)
     bounds = {
         key: value
-        for key, value in (("maxWidth", limits.max_width), ("maxHeight", limits.max_height), ("maxArea", limits.max_area))
+        for key, value in (
+            ("maxWidth", limits.max_width),
+            ("maxHeight", limits.max_height),
+            ("maxArea", limits.max_area),
+        )
         if value
     }
     if version is ApiVersion.V3:

@@ -213,4 +213,3 @@ def canonical_params(
     mirror = "!" if request.rotation.mirror else ""
     rotation_text = mirror + format_number(request.rotation.degrees)
     return f"{region_text}/{size_text}/{rotation_text}/{request.quality.value}.{request.format.value}"
-

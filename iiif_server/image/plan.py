@@ -147,8 +147,12 @@ def resolve(request: ImageRequest, width: int, height: int, limits: Limits) -> R
     out = resolve_size(request.size, w, h, limits)
     upscale_allowed = request.version is ApiVersion.V2 or request.size.upscale
     if not upscale_allowed and (out[0] > w or out[1] > h):
-        raise SizeNotAllowed(f"size {out[0]}x{out[1]} is larger than the region {w}x{h}; prefix it with ^ to upscale", "size")
-    if (limits.max_width and out[0] > limits.max_width) or (limits.effective_height and out[1] > limits.effective_height):
+        raise SizeNotAllowed(
+            f"size {out[0]}x{out[1]} is larger than the region {w}x{h}; prefix it with ^ to upscale", "size"
+        )
+    if (limits.max_width and out[0] > limits.max_width) or (
+        limits.effective_height and out[1] > limits.effective_height
+    ):
         raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxWidth/maxHeight", "size")
     if limits.max_area and out[0] * out[1] > limits.max_area:
         raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxArea {limits.max_area}", "size")
@@ -160,7 +164,11 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
     x, y, w, h = resolved.region
     out_w, out_h = resolved.size
     needed = min(Fraction(w, out_w), Fraction(h, out_h))
-    index = max((i for i, lv in enumerate(layout.levels) if lv.factor <= needed), key=lambda i: layout.levels[i].factor, default=0)
+    index = max(
+        (i for i, lv in enumerate(layout.levels) if lv.factor <= needed),
+        key=lambda i: layout.levels[i].factor,
+        default=0,
+    )
     level = layout.levels[index]
     f = level.factor
     left = min(round_half_up(Fraction(x, f)), level.width - 1)
@@ -187,6 +195,8 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
 def scale_factors(width: int, height: int, tile_width: int, tile_height: int) -> list[int]:
     """Powers of two from 1 until the whole image fits one tile (info.json ``tiles``)."""
     factors = [1]
-    while (math.ceil(width / factors[-1]) > tile_width or math.ceil(height / factors[-1]) > tile_height) and factors[-1] < 2**20:
+    while (math.ceil(width / factors[-1]) > tile_width or math.ceil(height / factors[-1]) > tile_height) and factors[
+        -1
+    ] < 2**20:
         factors.append(factors[-1] * 2)
     return factors

@@ -75,7 +75,9 @@ class Renderer:
     # -- sources -------------------------------------------------------------------
 
     def _source_layout(self, source: Located) -> SourceLayout:
-        return self._layouts.get_or_create((source.path, source.fingerprint), lambda: _guard(source, lambda: probe(source.path)))
+        return self._layouts.get_or_create(
+            (source.path, source.fingerprint), lambda: _guard(source, lambda: probe(source.path))
+        )
 
     def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
         """The level's image, and whether it can only be read top to bottom."""
@@ -114,7 +116,13 @@ def probe(path: str) -> SourceLayout:
     return SourceLayout(Layout(width, height, tuple(levels), tile_w, tile_h), tuple(loads), tiled)
 
 
-def _add_level(levels: list[Level], loads: list[tuple[tuple[str, Any], ...]], sub: pyvips.Image, width: int, load: tuple[tuple[str, Any], ...]) -> bool:
+def _add_level(
+    levels: list[Level],
+    loads: list[tuple[tuple[str, Any], ...]],
+    sub: pyvips.Image,
+    width: int,
+    load: tuple[tuple[str, Any], ...],
+) -> bool:
     """Append ``sub`` if it is a power-of-two reduction of the full image."""
     factor = round(width / sub.width) if sub.width else 0
     if factor < 2 or factor & (factor - 1) or abs(width / factor - sub.width) > 1 or factor <= levels[-1].factor:

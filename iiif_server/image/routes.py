@@ -60,7 +60,9 @@ def _info(service: ImageService, version: ApiVersion, identifier: str) -> Respon
     source, document = service.info(version, identifier, base_url())
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     etag = hashlib.sha1(body).hexdigest()[:32]
-    wants_ld = request.accept_mimetypes.quality("application/ld+json") > request.accept_mimetypes.quality("application/json")
+    wants_ld = request.accept_mimetypes.quality("application/ld+json") > request.accept_mimetypes.quality(
+        "application/json"
+    )
     media_type = f'application/ld+json;profile="{version.context}"' if wants_ld else "application/json"
     response = _conditional(etag, source.mtime) or Response(body, content_type=media_type)
     response.headers["Link"] = f'<{version.profile_uri}>;rel="profile"'

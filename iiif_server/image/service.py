@@ -81,7 +81,9 @@ class ImageService:
     def prepare(self, request: ImageRequest) -> Prepared:
         source, layout = self.locate(request.identifier)
         resolved = resolve(request, layout.width, layout.height, self.limits)
-        canonical = canonical_params(request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size)
+        canonical = canonical_params(
+            request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
+        )
         digest = hashlib.sha1(
             f"{source.fingerprint}|{request.version.value}|{canonical}|{self._settings_tag}".encode()
         ).hexdigest()
