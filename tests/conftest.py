@@ -1,0 +1,106 @@
+"""Fixtures: an image root synthesised with pyvips, settings, the app and its test client.
+
+The test pattern is a grid of 100×100 blocks whose colour encodes the block's
+column and row (``block_colour``), so a test can say which pixels belong where.
+Stored losslessly (deflate TIFF pyramid, PNG) pixels are exact; the JPEG copy
+is checked with a tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pyvips
+from flask import Flask
+from flask.testing import FlaskClient
+
+from iiif_server import create_app
+from iiif_server.config import Settings
+
+BLOCK = 100
+PATTERN_W, PATTERN_H = 1000, 800  # 10 × 8 blocks
+SUBFOLDER = "hiện vật"
+NFC_NAME = "KH-HV-0101 mặt trước.tif"  # stored NFC
+NFD_NAME = "bình gốm mặt sau.png"  # stored NFD
+
+
+def block_colour(col: int, row: int) -> tuple[int, int, int]:
+    """Distinct, well-separated colour of block (col, row)."""
+    return (col * 25 + 5, row * 30 + 10, 250 - col * 12 - row * 8)
+
+
+def make_pattern(width: int = PATTERN_W, height: int = PATTERN_H) -> pyvips.Image:
+    xy = pyvips.Image.xyz(width, height)
+    col = (xy[0] / BLOCK).floor()
+    row = (xy[1] / BLOCK).floor()
+    r = col * 25 + 5
+    g = row * 30 + 10
+    b = 250 - col * 12 - row * 8
+    return r.bandjoin([g, b]).cast("uchar").copy(interpretation="srgb")
+
+
+def save_pyramid(image: pyvips.Image, path: Path, compression: str = "deflate", tile: int = 256) -> None:
+    image.tiffsave(str(path), tile=True, pyramid=True, compression=compression, tile_width=tile, tile_height=tile)
+
+
+@pytest.fixture(scope="session")
+def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("iiif")
+    root = base / "images"
+    root.mkdir()
+    pattern = make_pattern()
+    save_pyramid(pattern, root / "pattern.tif")
+    pattern.tiffsave(str(root / "pattern-strip.tif"))  # plain, untiled TIFF
+    pattern.pngsave(str(root / "pattern.png"))
+    pattern.jpegsave(str(root / "pattern.jpg"), Q=95)
+    big = make_pattern(4000, 3000)  # several pyramid levels, JPEG-compressed tiles as real masters have
+    save_pyramid(big, root / "big.tif", compression="jpeg")
+    # a 400×300 PNG with alpha: left half opaque red, right half fully transparent
+    red = pyvips.Image.black(400, 300).new_from_image([255, 0, 0]).copy(interpretation="srgb")
+    alpha = (pyvips.Image.xyz(400, 300)[0] < 200).ifthenelse(255, 0).cast("uchar")
+    red.bandjoin(alpha).pngsave(str(root / "alpha.png"))
+    sub = root / SUBFOLDER
+    sub.mkdir()
+    save_pyramid(make_pattern(600, 400), sub / unicodedata.normalize("NFC", NFC_NAME))
+    make_pattern(300, 200).pngsave(str(sub / unicodedata.normalize("NFD", NFD_NAME)))
+    (root / "odd name + #1.png").write_bytes((root / "alpha.png").read_bytes())
+    # broken sources: each must fail alone
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
+    (root / "empty.png").write_bytes(b"")
+    full = (root / "pattern.tif").read_bytes()
+    (root / "truncated.tif").write_bytes(full[: len(full) // 3])
+    (root / "notes.txt").write_text("not an image")
+    # outside the root: must never be served
+    outside = base / "secret.png"
+    make_pattern(50, 50).pngsave(str(outside))
+    os.symlink(outside, root / "escape.png")
+    os.symlink(root / "pattern.png", root / "inside-link.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings(image_root: Path) -> Settings:
+    return Settings().replace(images={"root": image_root}, server={"proxy_hops": 1})
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as test_client:
+        yield test_client
+
+
+def decode(data: bytes) -> pyvips.Image:
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+def pixel(image: pyvips.Image, x: int, y: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in image(x, y))
