@@ -29,7 +29,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -41,22 +41,12 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(images: Path, port: int, env: dict[str, str] | None = None, workers: int = 2) -> Iterator[str]:
-    """``iiif-server serve`` in a subprocess; yields its base URL and stops it afterwards."""
-    command = [
-        sys.executable,
-        "-m",
-        "iiif_server",
-        "serve",
-        "--images",
-        str(images),
-        "--port",
-        str(port),
-        "--host",
-        "127.0.0.1",
-        "--workers",
-        str(workers),
-    ]
+def running_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``iiif-server ARGS --port PORT`` in a subprocess; yields its base URL and stops it afterwards.
+
+    The user's config.toml is not read (``IIIF_SERVER_CONFIG`` is empty) unless ``env`` names one.
+    """
+    command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
     full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, **(env or {})}
     process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -92,7 +82,7 @@ def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None]
     from .conformance import run_validator
 
     failed = 0
-    with test_image_root() as root, running_server(Path(root), free_port()) as base:
+    with test_image_root() as root, running_server(["serve", "--images", root, "--workers", "2"], free_port()) as base:
         for version in versions:
             prefix = f"iiif/{version.split('.')[0]}"
             result = run_validator(base, prefix, TEST_IDENTIFIER, version, level)

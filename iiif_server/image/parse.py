@@ -200,7 +200,7 @@ def canonical_params(
     if request.version is ApiVersion.V3:
         if size == max_size and not upscaled:
             size_text = "max"
-        elif size == max_size and isinstance(request.size, Max):
+        elif upscaled and isinstance(request.size, Max):
             size_text = "^max"
         else:
             size_text = f"{'^' if upscaled else ''}{width},{height}"

@@ -136,8 +136,19 @@ def resolve_size(size: Size, w: int, h: int, limits: Limits) -> tuple[int, int]:
     # ``resolve``, as the official validator (size_noup) and the reference implementation require.
     scale = min(Fraction(size.w, w), Fraction(size.h, h))
     fit = min(size.w, max(1, round_half_up(w * scale))), min(size.h, max(1, round_half_up(h * scale)))
-    limit = max_size(w, h, limits, upscale=True)
-    return fit if fit[0] <= limit[0] and fit[1] <= limit[1] else limit
+    return max_size(w, h, limits, upscale=True) if limit_exceeded(fit, limits) else fit
+
+
+def limit_exceeded(size: tuple[int, int], limits: Limits) -> str | None:
+    """Which server limit ``size`` breaks, if any."""
+    width, height = size
+    if (limits.max_width and width > limits.max_width) or (
+        limits.effective_height and height > limits.effective_height
+    ):
+        return "maxWidth/maxHeight"
+    if limits.max_area and width * height > limits.max_area:
+        return f"maxArea {limits.max_area}"
+    return None
 
 
 def resolve(request: ImageRequest, width: int, height: int, limits: Limits) -> Resolved:
@@ -150,12 +161,9 @@ def resolve(request: ImageRequest, width: int, height: int, limits: Limits) -> R
         raise SizeNotAllowed(
             f"size {out[0]}x{out[1]} is larger than the region {w}x{h}; prefix it with ^ to upscale", "size"
         )
-    if (limits.max_width and out[0] > limits.max_width) or (
-        limits.effective_height and out[1] > limits.effective_height
-    ):
-        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxWidth/maxHeight", "size")
-    if limits.max_area and out[0] * out[1] > limits.max_area:
-        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds maxArea {limits.max_area}", "size")
+    exceeded = limit_exceeded(out, limits)
+    if exceeded:
+        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds {exceeded}", "size")
     return Resolved(region, out, max_size(w, h, limits, upscale=False))
 
 

@@ -39,7 +39,7 @@ def status_for(error: IIIFError) -> int:
 def base_url() -> str:
     """Public scheme://host[/prefix]: configured, else as the (proxied) request says."""
     configured: str = current_app.config["IIIF_PUBLIC_BASE_URL"]
-    return configured or request.host_url.rstrip("/")
+    return configured or request.url_root.rstrip("/")
 
 
 @blueprint.route("/iiif/<any('2','3'):api>/<path:rest>", methods=["GET", "HEAD"])
