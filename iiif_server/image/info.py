@@ -14,7 +14,7 @@ from .plan import Layout, scale_factors
 
 FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
 QUALITIES = ["color", "gray", "bitonal"]
-FEATURES_V3 = [
+_FEATURES = [
     "baseUriRedirect",
     "canonicalLinkHeader",
     "cors",
@@ -31,29 +31,11 @@ FEATURES_V3 = [
     "sizeByPct",
     "sizeByW",
     "sizeByWh",
-    "sizeUpscaling",
 ]
-FEATURES_V2 = [
-    "baseUriRedirect",
-    "canonicalLinkHeader",
-    "cors",
-    "jsonldMediaType",
-    "mirroring",
-    "profileLinkHeader",
-    "regionByPct",
-    "regionByPx",
-    "regionSquare",
-    "rotationArbitrary",
-    "rotationBy90s",
-    "sizeAboveFull",
-    "sizeByConfinedWh",
-    "sizeByDistortedWh",
-    "sizeByForcedWh",
-    "sizeByH",
-    "sizeByPct",
-    "sizeByW",
-    "sizeByWh",
-]
+# 3.0 names upscaling with ^ "sizeUpscaling"; 2.1 upscales without asking ("sizeAboveFull")
+# and names distorted sizes twice (2.0 "sizeByForcedWh", 2.1 "sizeByDistortedWh").
+FEATURES_V3 = sorted([*_FEATURES, "sizeUpscaling"])
+FEATURES_V2 = sorted([*_FEATURES, "sizeAboveFull", "sizeByDistortedWh", "sizeByForcedWh"])
 
 
 def build_info(
