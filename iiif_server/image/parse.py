@@ -109,12 +109,12 @@ def parse_region(text: str) -> Region:
             raise InvalidRequest(f"region {text!r} has zero width or height", "region")
         return RegionPixels(x, y, w, h)
     if m := _REGION_PCT.fullmatch(text):
-        x, y, w, h = (Fraction(g) for g in m.groups())
-        if w == 0 or h == 0:
+        px, py, pw, ph = (Fraction(g) for g in m.groups())
+        if pw == 0 or ph == 0:
             raise InvalidRequest(f"region {text!r} has zero width or height", "region")
-        if x >= 100 or y >= 100:
+        if px >= 100 or py >= 100:
             raise InvalidRequest(f"region {text!r} lies outside the image", "region")
-        return RegionPercent(x, y, w, h)
+        return RegionPercent(px, py, pw, ph)
     raise InvalidRequest(f"invalid region {text!r}", "region")
 
 

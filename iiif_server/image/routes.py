@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from flask import Blueprint, Response, current_app, redirect, request
+from flask import Blueprint, current_app, redirect, request
 from werkzeug.http import http_date
+from werkzeug.wrappers import Response
 
 from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound
 from .model import ApiVersion, ImageRequest

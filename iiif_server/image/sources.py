@@ -58,9 +58,9 @@ class FileSource:
             path = self._safe_file(os.path.join(self.root, relative))
             if path:
                 return path
-        relative = self._match_normalised(parts)
-        if relative:
-            path = self._safe_file(os.path.join(self.root, relative))
+        matched = self._match_normalised(parts)
+        if matched:
+            path = self._safe_file(os.path.join(self.root, matched))
             if path:
                 return path
         raise NotFound(f"no image {identifier!r}", "identifier")
