@@ -1,0 +1,109 @@
+"""Rendering reads the right pyramid level (never the full image for a zoomed-out tile), keeps
+handles open, uses shrink-on-load, and turns decoding failures into a logged, per-image error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyvips
+from flask.testing import FlaskClient
+
+from iiif_server import create_app
+from iiif_server.config import Settings
+from iiif_server.image import render as render_module
+from tests.conftest import block_colour, decode, make_pattern, pixel
+
+
+class OpenSpy:
+    """Records every pyvips file open the renderer makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        original = pyvips.Image.new_from_file
+
+        def spy(path: str, **kwargs: Any) -> pyvips.Image:
+            self.calls.append((path, kwargs))
+            return original(path, **kwargs)
+
+        monkeypatch.setattr(render_module.pyvips.Image, "new_from_file", staticmethod(spy))
+
+
+@pytest.fixture
+def fresh_client(settings: Settings) -> FlaskClient:
+    """A new app, so layout and handle caches start empty."""
+    return create_app(settings).test_client()
+
+
+def test_zoomed_out_tile_reads_only_its_pyramid_page(
+    fresh_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh_client.get("/iiif/3/big.tif/info.json")  # layout probed (headers only)
+    spy = OpenSpy(monkeypatch)
+    response = fresh_client.get("/iiif/3/big.tif/1024,1024,1024,1024/256,/0/default.jpg")
+    assert response.status_code == 200
+    assert [kwargs.get("page") for _, kwargs in spy.calls] == [2]  # 4000 -> 1000: the scale-4 page, once
+    spy.calls.clear()
+    fresh_client.get("/iiif/3/big.tif/0,0,1024,1024/256,/0/default.jpg")
+    assert spy.calls == []  # the handle stays open: no re-open per tile
+
+
+def test_subifd_pyramids_are_used(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_pattern(2000, 1600).tiffsave(
+        str(tmp_path / "sub.tif"), tile=True, pyramid=True, subifd=True, tile_width=256, tile_height=256
+    )
+    client = create_app(settings.replace(images={"root": tmp_path})).test_client()
+    info = client.get("/iiif/3/sub.tif/info.json").get_json()
+    assert info["tiles"][0]["width"] == 256
+    spy = OpenSpy(monkeypatch)
+    image = decode(client.get("/iiif/3/sub.tif/full/500,/0/default.png").data)
+    assert [kwargs.get("subifd") for _, kwargs in spy.calls] == [1]  # 2000 / 4 = 500: second sub-IFD
+    assert (image.width, image.height) == (500, 400)
+    assert pixel(image, 25 * 3 + 12, 25 * 5 + 12) == block_colour(3, 5)  # 100 px blocks at 1/4 scale
+
+
+def test_jpeg_uses_shrink_on_load(fresh_client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_client.get("/iiif/3/pattern.jpg/info.json")
+    spy = OpenSpy(monkeypatch)
+    image = decode(fresh_client.get("/iiif/3/pattern.jpg/full/125,/0/default.png").data)
+    assert [kwargs.get("shrink") for _, kwargs in spy.calls] == [8]
+    assert all(kwargs.get("access") == "sequential" for _, kwargs in spy.calls)
+    assert (image.width, image.height) == (125, 100)
+
+
+def test_multipage_document_is_not_taken_for_a_pyramid(tmp_path: Path, settings: Settings) -> None:
+    """Pages of equal size are a document: only the first page is the image."""
+    page = make_pattern(400, 300)
+    doc = page.join(page.invert(), "vertical").copy()
+    doc.set_type(pyvips.GValue.gint_type, "page-height", 300)
+    doc.tiffsave(str(tmp_path / "doc.tif"))
+    client = create_app(settings.replace(images={"root": tmp_path})).test_client()
+    info = client.get("/iiif/3/doc.tif/info.json").get_json()
+    assert (info["width"], info["height"]) == (400, 300)
+    image = decode(client.get("/iiif/3/doc.tif/full/200,/0/default.png").data)
+    assert pixel(image, 25, 25) == block_colour(0, 0)
+
+
+def test_decode_failure_is_logged_with_the_identifier(
+    fresh_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="iiif_server.image.render"):
+        response = fresh_client.get("/iiif/3/truncated.tif/full/max/0/default.jpg")
+    assert response.status_code == 422
+    assert any("truncated.tif" in record.getMessage() for record in caplog.records)
+    assert fresh_client.get("/iiif/3/pattern.tif/full/50,/0/default.jpg").status_code == 200
+
+
+def test_unexpected_errors_never_show_a_traceback(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(settings)
+
+    def explode(*args: object) -> bytes:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(app.extensions["iiif_server"].renderer, "render", explode)
+    response = app.test_client().get("/iiif/3/pattern.tif/full/10,/0/default.jpg")
+    assert response.status_code == 500
+    assert response.data == b"internal server error\n"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
