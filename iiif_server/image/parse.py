@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import TypeVar
 
@@ -37,8 +38,8 @@ from .model import (
 )
 
 MAX_IDENTIFIER_LENGTH = 1024
-_INT = r"\d{1,9}"
-_DEC = r"\d{1,9}(?:\.\d{1,12})?|\.\d{1,12}"
+_INT = r"[0-9]{1,9}"  # ASCII digits only: int() would also take "٠" or "０"
+_DEC = r"[0-9]{1,9}(?:\.[0-9]{1,12})?|\.[0-9]{1,12}"
 _REGION_PX = re.compile(rf"({_INT}),({_INT}),({_INT}),({_INT})")
 _REGION_PCT = re.compile(rf"pct:({_DEC}),({_DEC}),({_DEC}),({_DEC})")
 _SIZE_W = re.compile(rf"({_INT}),")
@@ -174,11 +175,17 @@ def _lookup(table: dict[str, _T], text: str, parameter: str) -> _T:
 
 
 def format_number(value: Fraction) -> str:
-    """Integers as integers, else shortest decimal without trailing zeros (3.0 §4.7)."""
+    """Integers as integers, else the exact decimal without trailing zeros (3.0 §4.7).
+
+    Values come from decimal text, so the decimal expansion is finite; rounding it would make
+    the canonical URL name a different image.
+    """
     if value.denominator == 1:
         return str(value.numerator)
-    text = f"{float(value):.10f}".rstrip("0").rstrip(".")
-    return text
+    with localcontext() as context:
+        context.prec = 40
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return format(exact, "f").rstrip("0").rstrip(".")
 
 
 def canonical_params(

@@ -11,7 +11,9 @@ import hashlib
 import json
 
 from flask import Blueprint, current_app, redirect, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.http import http_date
+from werkzeug.routing import PathConverter
 from werkzeug.wrappers import Response
 
 from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound
@@ -20,6 +22,18 @@ from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, service_path
 
 blueprint = Blueprint("iiif_image", __name__)
+
+
+class AnyPath(PathConverter):
+    """Werkzeug's ``path``, but matching newlines too, so they reach the parser and get a 400."""
+
+    regex = r"[^/][\s\S]*?"
+
+
+@blueprint.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["anypath"] = AnyPath
+
 
 #: Image API 3.0 §7.3. Looked up along the error's MRO, most specific first.
 STATUS: dict[type[IIIFError], int] = {
@@ -43,7 +57,7 @@ def base_url() -> str:
     return configured or request.url_root.rstrip("/")
 
 
-@blueprint.route("/iiif/<any('2','3'):api>/<path:rest>", methods=["GET", "HEAD"])
+@blueprint.route("/iiif/<any('2','3'):api>/<anypath:rest>", methods=["GET", "HEAD"])
 def iiif(api: str, rest: str) -> Response:
     version = ApiVersion(api)
     service: ImageService = current_app.extensions["iiif_server"]
