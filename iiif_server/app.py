@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         renderer=Renderer(
             EncodeOptions(settings.output.jpeg_quality, settings.output.webp_quality, settings.output.png_compression),
             handle_cache_size=images.handle_cache_size,
+            max_untiled_pixels=images.max_untiled_pixels,
         ),
         limits=Limits(images.max_width, images.max_height, images.max_area),
         default_tile_size=images.default_tile_size,

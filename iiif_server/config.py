@@ -52,6 +52,7 @@ class ImagesSettings(_Section):
     max_height: int = Field(0, ge=0)
     max_area: int = Field(100_000_000, ge=0)
     default_tile_size: int = Field(512, ge=64, le=4096)
+    max_untiled_pixels: int = Field(250_000_000, ge=0)
     handle_cache_size: int = Field(64, ge=0)
 
 

@@ -55,8 +55,15 @@ def configure_vips(concurrency: int) -> None:
 
 
 class Renderer:
-    def __init__(self, options: EncodeOptions, handle_cache_size: int = 64, layout_cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        options: EncodeOptions,
+        handle_cache_size: int = 64,
+        layout_cache_size: int = 4096,
+        max_untiled_pixels: int = 0,
+    ) -> None:
         self.options = options
+        self.max_untiled_pixels = max_untiled_pixels
         self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
         self._handles: LRU[tuple[str, str, int], pyvips.Image] = LRU(handle_cache_size)
 
@@ -75,9 +82,16 @@ class Renderer:
     # -- sources -------------------------------------------------------------------
 
     def _source_layout(self, source: Located) -> SourceLayout:
-        return self._layouts.get_or_create(
+        found = self._layouts.get_or_create(
             (source.path, source.fingerprint), lambda: _guard(source, lambda: probe(source.path))
         )
+        pixels = found.layout.width * found.layout.height
+        if not found.tiled and self.max_untiled_pixels and pixels > self.max_untiled_pixels:
+            log.warning("refusing %r: %d untiled pixels (limit %d)", source.identifier, pixels, self.max_untiled_pixels)
+            raise ImageDecodeError(
+                "the source image is too large to serve untiled; ingest it as a pyramid", "identifier"
+            )
+        return found
 
     def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
         """The level's image, and whether it can only be read top to bottom."""

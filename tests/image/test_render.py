@@ -107,3 +107,14 @@ def test_unexpected_errors_never_show_a_traceback(settings: Settings, monkeypatc
     assert response.status_code == 500
     assert response.data == b"internal server error\n"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_oversized_untiled_sources_are_refused_but_pyramids_served(settings: Settings) -> None:
+    """A stream-decoded source over the limit would occupy a worker: refuse it, serve tiled ones."""
+    client = create_app(settings.replace(images={"max_untiled_pixels": 500_000})).test_client()
+    for identifier in ("pattern.png", "pattern.jpg", "pattern-strip.tif"):  # 800 000 px each
+        response = client.get(f"/iiif/3/{identifier}/full/100,/0/default.jpg")
+        assert response.status_code == 422
+        assert b"pyramid" in response.data
+    assert client.get("/iiif/3/pattern.tif/full/100,/0/default.jpg").status_code == 200
+    assert client.get("/iiif/3/alpha.png/full/100,/0/default.png").status_code == 200  # 120 000 px
