@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from .admin import blueprint as admin_blueprint
+from .cache.build import build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .image import routes as image_routes
@@ -33,18 +35,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     configure_vips(settings.vips.concurrency)
     images = settings.images
+    caches = build_caches(settings.cache)
+    app.extensions["iiif_caches"] = caches
     app.extensions["iiif_server"] = ImageService(
         source=FileSource(images.root, images.extensions),
         renderer=Renderer(
             EncodeOptions(settings.output.jpeg_quality, settings.output.webp_quality, settings.output.png_compression),
             handle_cache_size=images.handle_cache_size,
             max_untiled_pixels=images.max_untiled_pixels,
+            metadata=caches.tiered,
         ),
         limits=Limits(images.max_width, images.max_height, images.max_area),
         default_tile_size=images.default_tile_size,
         preferred_formats=settings.output.preferred_formats,
+        cache=caches.tiered,
+        flight=caches.flight,
     )
     app.register_blueprint(image_routes.blueprint)
+    app.register_blueprint(admin_blueprint)
     app.register_blueprint(web_blueprint)
     _register_errors(app)
     _register_cors(app, settings.http.cors_max_age)

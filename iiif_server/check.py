@@ -47,7 +47,7 @@ def running_server(args: list[str], port: int, env: dict[str, str] | None = None
     The user's config.toml is not read (``IIIF_SERVER_CONFIG`` is empty) unless ``env`` names one.
     """
     command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
-    full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, **(env or {})}
+    full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
     process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -90,6 +90,26 @@ def check(versions: str, level: int) -> None:
     sys.exit(1 if failed else 0)
 
 
+@main.group()
+def cache() -> None:
+    """Manage the derivative cache."""
+
+
+@cache.command()
+@click.argument("identifier", required=False)
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+def purge(identifier: str | None, config: str | None) -> None:
+    """Purge one image's cached derivatives (or everything) from disk or Redis.
+
+    Running servers drop their in-memory copies within a second.
+    """
+    from .cache.build import build_caches
+
+    settings = _settings(config, {})
+    count = build_caches(settings.cache, memory=False).tiered.purge(identifier)
+    click.echo(f"purged {count} entries" + (f" of {identifier!r}" if identifier else ""))
+
+
 def _announce(settings: Settings) -> None:
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")

@@ -80,6 +80,29 @@ class VipsSettings(_Section):
     concurrency: int = Field(1, ge=1)  # threads per libvips operation; many requests run in parallel anyway
 
 
+class CacheSettings(_Section):
+    memory_mb: int = Field(256, ge=0)
+    disk_dir: Path = Path("cache")
+    disk_max_mb: int = Field(2048, ge=0)
+    redis_url: str = ""
+    redis_ttl: int = Field(7 * 86400, ge=1)
+    redis_timeout: float = Field(0.5, gt=0)
+    redis_prefix: str = "iiif:"
+    wait: float = Field(10.0, gt=0)
+    lock_ttl: float = Field(30.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class AdminSettings(_Section):
+    token: str = ""
+
+
 class DemoSettings(_Section):
     root: Path = Path("demo-images")
 
@@ -90,6 +113,8 @@ class Settings(_Section):
     output: OutputSettings = OutputSettings()
     http: HttpSettings = HttpSettings()
     vips: VipsSettings = VipsSettings()
+    cache: CacheSettings = CacheSettings()
+    admin: AdminSettings = AdminSettings()
     demo: DemoSettings = DemoSettings()
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
@@ -119,7 +144,8 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise ConfigError(f"config file not found: {file}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{file}: invalid TOML: {err}") from None
-        base = file.resolve().parent
+        if file.resolve() != Path(os.devnull):  # /dev/null means "no file": paths stay cwd-relative
+            base = file.resolve().parent
         _check_sections(data, origin=str(file))
     for section, key, value in _env_overrides(environ):
         data.setdefault(section, {})[key] = _env_value(Settings.model_fields[section].annotation, key, value)
@@ -174,4 +200,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings.replace(
         images={"root": absolute(settings.images.root)},
         demo={"root": absolute(settings.demo.root)},
+        cache={"disk_dir": absolute(settings.cache.disk_dir)},
     )

@@ -84,7 +84,9 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(image_root: Path) -> Settings:
-    return Settings().replace(images={"root": image_root}, server={"proxy_hops": 1})
+    return Settings().replace(
+        images={"root": image_root}, server={"proxy_hops": 1}, cache={"disk_dir": image_root.parent / "cache"}
+    )
 
 
 @pytest.fixture(scope="session")

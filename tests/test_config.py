@@ -15,6 +15,7 @@ NO_FILE = {"IIIF_SERVER_CONFIG": os.devnull}
 
 def test_defaults_without_a_file() -> None:
     settings = load_settings(environ=NO_FILE)
+    assert settings.cache.disk_dir == Path.cwd() / "cache"  # not /dev/cache
     assert settings.server.port == 8182
     assert settings.images.max_area == 100_000_000
     assert settings.output.preferred_formats == ("jpg",)

@@ -12,6 +12,7 @@ that request only.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import pyvips
 
+from ..cache import Cache, cache_key
 from ..errors import ImageDecodeError
 from ..lru import LRU
 from .model import Format, Quality
@@ -61,9 +63,11 @@ class Renderer:
         handle_cache_size: int = 64,
         layout_cache_size: int = 4096,
         max_untiled_pixels: int = 0,
+        metadata: Cache | None = None,
     ) -> None:
         self.options = options
         self.max_untiled_pixels = max_untiled_pixels
+        self.metadata = metadata  # shared tiers: another worker or host need not probe the file again
         self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
         self._handles: LRU[tuple[str, str, int], pyvips.Image] = LRU(handle_cache_size)
 
@@ -82,15 +86,23 @@ class Renderer:
     # -- sources -------------------------------------------------------------------
 
     def _source_layout(self, source: Located) -> SourceLayout:
-        found = self._layouts.get_or_create(
-            (source.path, source.fingerprint), lambda: _guard(source, lambda: probe(source.path))
-        )
+        found = self._layouts.get_or_create((source.path, source.fingerprint), lambda: self._load_layout(source))
         pixels = found.layout.width * found.layout.height
         if not found.tiled and self.max_untiled_pixels and pixels > self.max_untiled_pixels:
             log.warning("refusing %r: %d untiled pixels (limit %d)", source.identifier, pixels, self.max_untiled_pixels)
             raise ImageDecodeError(
                 "the source image is too large to serve untiled; ingest it as a pyramid", "identifier"
             )
+        return found
+
+    def _load_layout(self, source: Located) -> SourceLayout:
+        key = cache_key(source.identifier, f"m:{source.fingerprint}")
+        stored = self.metadata.get(key) if self.metadata is not None else None
+        if stored is not None:
+            return layout_from_json(stored)
+        found = _guard(source, lambda: probe(source.path))
+        if self.metadata is not None:
+            self.metadata.put(key, layout_to_json(found))
         return found
 
     def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
@@ -128,6 +140,28 @@ def probe(path: str) -> SourceLayout:
     tile_w = image.get("tile-width") if tiled else 0
     tile_h = image.get("tile-height") if tiled else 0
     return SourceLayout(Layout(width, height, tuple(levels), tile_w, tile_h), tuple(loads), tiled)
+
+
+def layout_to_json(found: SourceLayout) -> bytes:
+    layout = found.layout
+    return json.dumps(
+        {
+            "width": layout.width,
+            "height": layout.height,
+            "levels": [[lv.factor, lv.width, lv.height] for lv in layout.levels],
+            "tile": [layout.tile_width, layout.tile_height],
+            "loads": [[list(pair) for pair in load] for load in found.loads],
+            "tiled": found.tiled,
+        }
+    ).encode()
+
+
+def layout_from_json(data: bytes) -> SourceLayout:
+    raw = json.loads(data)
+    levels = tuple(Level(*level) for level in raw["levels"])
+    layout = Layout(raw["width"], raw["height"], levels, *raw["tile"])
+    loads = tuple(tuple((key, value) for key, value in load) for load in raw["loads"])
+    return SourceLayout(layout, loads, raw["tiled"])
 
 
 def _add_level(

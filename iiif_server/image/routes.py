@@ -8,7 +8,6 @@ with 304 answered before any pixel is rendered.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from flask import Blueprint, current_app, redirect, request
 from flask.blueprints import BlueprintSetupState
@@ -72,8 +71,7 @@ def iiif(api: str, rest: str) -> Response:
 
 
 def _info(service: ImageService, version: ApiVersion, identifier: str) -> Response:
-    source, document = service.info(version, identifier, base_url())
-    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    source, body = service.info(version, identifier, base_url())
     etag = hashlib.sha1(body).hexdigest()[:32]
     wants_ld = request.accept_mimetypes.quality("application/ld+json") > request.accept_mimetypes.quality(
         "application/json"

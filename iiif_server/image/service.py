@@ -8,12 +8,13 @@ HTTP layer can answer a conditional request (304) without rendering.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from ..access import Denied, OpenPolicy, Policy
-from ..cache import Cache, NullCache
+from ..cache import Cache, NullCache, cache_key
+from ..cache.flight import SingleFlight
 from ..errors import AccessDenied
 from . import info as info_doc
 from .model import ApiVersion, ImageRequest, Limits
@@ -47,6 +48,7 @@ class ImageService:
         default_tile_size: int,
         preferred_formats: tuple[str, ...] = (),
         cache: Cache | None = None,
+        flight: SingleFlight | None = None,
         policy: Policy | None = None,
     ) -> None:
         self.source = source
@@ -55,9 +57,12 @@ class ImageService:
         self.default_tile_size = default_tile_size
         self.preferred_formats = preferred_formats
         self.cache: Cache = cache or NullCache()
+        self.flight = flight or SingleFlight(self.cache)
         self.policy: Policy = policy or OpenPolicy()
         options = renderer.options
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
+        info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
+        self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
 
     def locate(self, identifier: str) -> tuple[Located, Layout]:
         source = self.source.locate(identifier)
@@ -66,17 +71,24 @@ class ImageService:
             raise AccessDenied(decision.reason, "identifier")
         return source, self.renderer.layout(source)
 
-    def info(self, version: ApiVersion, identifier: str, base_url: str) -> tuple[Located, dict[str, Any]]:
+    def info(self, version: ApiVersion, identifier: str, base_url: str) -> tuple[Located, bytes]:
+        """The info.json document as bytes, cached: it depends on the file, the base URL and settings."""
         source, layout = self.locate(identifier)
-        document = info_doc.build_info(
-            version,
-            base_url + service_path(version, identifier),
-            layout,
-            self.limits,
-            self.default_tile_size,
-            self.preferred_formats,
-        )
-        return source, document
+        base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
+        key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}")
+        body = self.cache.get(key)
+        if body is None:
+            document = info_doc.build_info(
+                version,
+                base_url + service_path(version, identifier),
+                layout,
+                self.limits,
+                self.default_tile_size,
+                self.preferred_formats,
+            )
+            body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+            self.cache.put(key, body)
+        return source, body
 
     def prepare(self, request: ImageRequest) -> Prepared:
         source, layout = self.locate(request.identifier)
@@ -85,14 +97,16 @@ class ImageService:
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
         )
         digest = hashlib.sha1(
-            f"{source.fingerprint}|{request.version.value}|{canonical}|{self._settings_tag}".encode()
+            # ``max`` in the canonical form depends on the limits: key on the resolved pixels too
+            f"{source.fingerprint}|{request.version.value}|{canonical}|{resolved.region}|{resolved.size}|"
+            f"{self._settings_tag}".encode()
         ).hexdigest()
         return Prepared(source, plan(request, resolved, layout), canonical, digest[:32])
 
     def render(self, prepared: Prepared) -> bytes:
-        key = f"{prepared.source.identifier}|{prepared.etag}"
+        """Cached bytes, else rendered once however many ask at the same moment."""
+        key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
         body = self.cache.get(key)
         if body is None:
-            body = self.renderer.render(prepared.source, prepared.plan)
-            self.cache.put(key, body)
+            body = self.flight.run(key, lambda: self.renderer.render(prepared.source, prepared.plan))
         return body

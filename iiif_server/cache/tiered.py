@@ -1,0 +1,74 @@
+"""Memory first, then the shared tier (Redis or disk); hits from the shared tier warm memory.
+
+A purge must reach every worker's memory tier, which no process can touch from
+outside. The shared tier keeps a purge *epoch*; each worker compares it at most
+once a second and drops its memory tier when it moved. Correctness never
+depends on this (keys carry fingerprints); it makes an explicit purge total.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from . import Cache
+from .memory import MemoryCache
+
+
+class SharedTier(Cache, Protocol):
+    def epoch(self) -> str: ...
+
+    def bump_epoch(self) -> None: ...
+
+
+class TieredCache:
+    def __init__(self, memory: MemoryCache | None, shared: SharedTier | None, epoch_interval: float = 1.0) -> None:
+        self.memory = memory
+        self.shared = shared
+        self.epoch_interval = epoch_interval
+        self._epoch = shared.epoch() if shared is not None else "0"
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _check_epoch(self) -> None:
+        now = time.monotonic()
+        if self.shared is None or self.memory is None or now - self._checked < self.epoch_interval:
+            return
+        with self._lock:
+            if now - self._checked < self.epoch_interval:
+                return
+            self._checked = now
+        epoch = self.shared.epoch()
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self.memory.purge()
+
+    def get(self, key: str) -> bytes | None:
+        self._check_epoch()
+        if self.memory is not None:
+            value = self.memory.get(key)
+            if value is not None:
+                return value
+        if self.shared is not None:
+            value = self.shared.get(key)
+            if value is not None:
+                if self.memory is not None:
+                    self.memory.put(key, value)
+                return value
+        return None
+
+    def put(self, key: str, value: bytes) -> None:
+        if self.memory is not None:
+            self.memory.put(key, value)
+        if self.shared is not None:
+            self.shared.put(key, value)
+
+    def purge(self, identifier: str | None = None) -> int:
+        count = 0
+        if self.shared is not None:
+            count += self.shared.purge(identifier)
+            self.shared.bump_epoch()
+        if self.memory is not None:
+            count += self.memory.purge(identifier)
+        return count
