@@ -33,9 +33,10 @@ _EPOCH = ".epoch"  # a dot-file: eviction and purge pass it by
 
 
 class DiskCache:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, evict_in_background: bool = True) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.evict_in_background = evict_in_background
         self.root.mkdir(parents=True, exist_ok=True)
         self._written = 0
         self._lock = threading.Lock()
@@ -105,6 +106,8 @@ class DiskCache:
     # -- eviction ------------------------------------------------------------------------
 
     def _note_written(self, size: int) -> None:
+        if not self.evict_in_background:
+            return
         with self._lock:
             self._written += size
             if self._written < self.max_bytes // 10 or self._evicting:

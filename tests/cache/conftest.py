@@ -1,0 +1,111 @@
+"""Real Redis for the cache tests: the shared one on 127.0.0.1:6379 (started if silent), and
+throwaway servers on free ports for outages and maxmemory. Never skipped: no Redis is a failure."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+SHARED_URL = "redis://127.0.0.1:6379/0"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _answers(SHARED_URL):
+        server = shutil.which("redis-server")
+        if server:
+            subprocess.run(
+                [
+                    server,
+                    "--daemonize",
+                    "yes",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    "6379",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                check=False,
+                capture_output=True,
+            )
+            for _ in range(50):
+                if _answers(SHARED_URL):
+                    break
+                time.sleep(0.1)
+    if not _answers(SHARED_URL):
+        pytest.fail("no Redis answers on 127.0.0.1:6379 and none could be started (apt-get install redis-server)")
+    return SHARED_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are removed afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}:"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=name + "*"):
+        client.delete(key)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A private redis-server we may stop and start again."""
+
+    def __init__(self, *extra: str) -> None:
+        self.port = free_port()
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        assert server, "redis-server is needed for these tests"
+        self.process = subprocess.Popen(
+            [server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", *self.extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if _answers(self.url):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.stop()
