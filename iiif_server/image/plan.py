@@ -200,6 +200,29 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
     )
 
 
+def stored_tile(plan: RenderPlan, tile_width: int, tile_height: int) -> tuple[int, int] | None:
+    """(col, row) of the stored tile that *is* the response, or None.
+
+    True when the request maps one-to-one onto a tile of the chosen level: on the
+    grid, full size, no resampling, rotation or mirroring, colour kept, JPEG out.
+    Such a tile can be served as stored (see ``passthrough``).
+    """
+    x, y, w, h = plan.crop
+    if (
+        plan.scale is None
+        and not plan.mirror
+        and plan.degrees == 0
+        and plan.quality in (Quality.DEFAULT, Quality.COLOR)
+        and plan.format is Format.JPG
+        and tile_width > 0
+        and (w, h) == plan.size == (tile_width, tile_height)
+        and x % tile_width == 0
+        and y % tile_height == 0
+    ):
+        return x // tile_width, y // tile_height
+    return None
+
+
 def scale_factors(width: int, height: int, tile_width: int, tile_height: int) -> list[int]:
     """Powers of two from 1 until the whole image fits one tile (info.json ``tiles``)."""
     factors = [1]

@@ -24,7 +24,8 @@ from ..cache import Cache, cache_key
 from ..errors import ImageDecodeError
 from ..lru import LRU
 from .model import Format, Quality
-from .plan import Layout, Level, RenderPlan
+from .passthrough import TiffTiles, open_reader
+from .plan import Layout, Level, RenderPlan, stored_tile
 from .sources import Located
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,31 @@ class Renderer:
         self.options = options
         self.max_untiled_pixels = max_untiled_pixels
         self.metadata = metadata  # shared tiers: another worker or host need not probe the file again
+        self._readers: LRU[tuple[str, str], TiffTiles | bool] = LRU(handle_cache_size)
         self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
         self._handles: LRU[tuple[str, str, int], pyvips.Image] = LRU(handle_cache_size)
 
     def layout(self, source: Located) -> Layout:
         return self._source_layout(source).layout
+
+    def passthrough(self, source: Located, plan: RenderPlan) -> bytes | None:
+        """The stored JPEG tile that answers ``plan`` exactly, without decoding; None otherwise."""
+        found = self._source_layout(source)
+        if not found.tiled:
+            return None
+        layout = found.layout
+        where = stored_tile(plan, layout.tile_width, layout.tile_height)
+        if where is None:
+            return None
+        reader = self._readers.get_or_create(
+            (source.path, source.fingerprint), lambda: open_reader(source.path, source.fingerprint) or False
+        )
+        if not isinstance(reader, TiffTiles):
+            return None
+        level = reader.level_for_load(found.loads[plan.level])
+        if level is None or not level.passthrough or (level.tile_width, level.tile_height) != plan.size:
+            return None
+        return reader.jpeg(level, *where)
 
     def render(self, source: Located, plan: RenderPlan) -> bytes:
         try:

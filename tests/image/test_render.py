@@ -42,11 +42,11 @@ def test_zoomed_out_tile_reads_only_its_pyramid_page(
 ) -> None:
     fresh_client.get("/iiif/3/big.tif/info.json")  # layout probed (headers only)
     spy = OpenSpy(monkeypatch)
-    response = fresh_client.get("/iiif/3/big.tif/1024,1024,1024,1024/256,/0/default.jpg")
+    response = fresh_client.get("/iiif/3/big.tif/1024,1024,1024,1024/256,/0/default.png")  # png: no pass-through
     assert response.status_code == 200
     assert [kwargs.get("page") for _, kwargs in spy.calls] == [2]  # 4000 -> 1000: the scale-4 page, once
     spy.calls.clear()
-    fresh_client.get("/iiif/3/big.tif/0,0,1024,1024/256,/0/default.jpg")
+    fresh_client.get("/iiif/3/big.tif/0,0,1024,1024/256,/0/default.png")
     assert spy.calls == []  # the handle stays open: no re-open per tile
 
 
@@ -118,3 +118,52 @@ def test_oversized_untiled_sources_are_refused_but_pyramids_served(settings: Set
         assert b"pyramid" in response.data
     assert client.get("/iiif/3/pattern.tif/full/100,/0/default.jpg").status_code == 200
     assert client.get("/iiif/3/alpha.png/full/100,/0/default.png").status_code == 200  # 120 000 px
+
+
+def test_tile_on_the_grid_is_the_stored_jpeg_pixel_identical(
+    fresh_client: FlaskClient, image_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """big.tif is JPEG-compressed: a tile request on its grid answers with the stored bytes."""
+    from iiif_server.image.passthrough import open_reader
+
+    reader = open_reader(image_root / "big.tif")
+    assert reader is not None
+    for page, scale, col, row in [(0, 1, 3, 2), (1, 2, 1, 2), (2, 4, 2, 1)]:
+        span = 256 * scale
+        url = f"/iiif/3/big.tif/{col * span},{row * span},{span},{span}/256,256/0/default.jpg"
+        monkeypatch.setattr(render_module, "_apply", lambda *a: pytest.fail("decoded"))
+        response = fresh_client.get(url)
+        monkeypatch.undo()
+        assert response.status_code == 200 and response.content_type == "image/jpeg"
+        level = reader.level(page=page)
+        assert level is not None
+        assert response.data == reader.jpeg(level, col, row)
+        stored = pyvips.Image.new_from_file(str(image_root / "big.tif"), page=page).crop(col * 256, row * 256, 256, 256)
+        served = decode(response.data)
+        assert (served - stored).abs().max() == 0  # pixel-identical to decoding the tile
+    reader.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/iiif/3/big.tif/0,0,256,256/256,256/0/default.png",  # another format
+        "/iiif/3/big.tif/0,0,256,256/256,256/!0/default.jpg",  # mirrored
+        "/iiif/3/big.tif/0,0,256,256/256,256/90/default.jpg",  # rotated
+        "/iiif/3/big.tif/0,0,256,256/256,256/0/gray.jpg",  # another quality
+        "/iiif/3/big.tif/128,0,256,256/256,256/0/default.jpg",  # off the grid
+        "/iiif/3/big.tif/0,0,256,256/255,255/0/default.jpg",  # resampled
+        "/iiif/3/pattern.tif/0,0,256,256/256,256/0/default.jpg",  # deflate tiles: nothing to pass through
+    ],
+)
+def test_everything_else_is_rendered(fresh_client: FlaskClient, image_root: Path, url: str) -> None:
+    from iiif_server.image.passthrough import open_reader
+
+    reader = open_reader(image_root / "big.tif")
+    assert reader is not None
+    level = reader.level(page=0)
+    assert level is not None
+    response = fresh_client.get(url)
+    assert response.status_code == 200
+    assert response.data != reader.jpeg(level, 0, 0)
+    reader.close()
