@@ -25,7 +25,7 @@ def _authorise() -> None:
 
 
 @blueprint.post("/admin/cache/purge")
-@blueprint.post("/admin/cache/purge/<anypath:identifier>")
+@blueprint.post("/admin/cache/purge/<path:identifier>")
 def purge(identifier: str | None = None) -> Response:
     """Drop derivatives, info.json and metadata from every shared tier and, via the purge epoch,
     from every worker's memory tier within a second."""

@@ -13,9 +13,10 @@ from .admin import blueprint as admin_blueprint
 from .cache.build import build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
-from .image import routes as image_routes
+from .http import CORS, error_body, preflight_headers
 from .image.model import Limits
 from .image.render import EncodeOptions, Renderer, configure_vips
+from .image.routes import ImageEndpoint, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
 from .web import blueprint as web_blueprint
@@ -51,11 +52,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         cache=caches.tiered,
         flight=caches.flight,
     )
-    app.register_blueprint(image_routes.blueprint)
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(web_blueprint)
     _register_errors(app)
     _register_cors(app, settings.http.cors_max_age)
+    # The image endpoint answers /iiif/{2,3}/ before Flask sees the request: the hot path.
+    app.wsgi_app = ImageEndpoint(  # type: ignore[method-assign]
+        app.extensions["iiif_server"],
+        app.wsgi_app,
+        public_base_url=settings.server.public_base_url,
+        cache_control=settings.http.cache_control,
+        cors_max_age=settings.http.cors_max_age,
+    )
     hops = settings.server.proxy_hops
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
@@ -63,15 +71,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _plain(message: str, status: int) -> Response:
-    response = Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    body, headers = error_body(message)
+    return Response(body, status=status, headers=headers)
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(IIIFError)
     def iiif_error(error: IIIFError) -> Response:
-        return _plain(str(error), image_routes.status_for(error))
+        return _plain(str(error), status_for(error))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -90,12 +97,7 @@ def _register_cors(app: Flask, max_age: int) -> None:
 
     @app.after_request
     def cors(response: Response) -> Response:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Expose-Headers"] = "Link, ETag, Last-Modified"
+        response.headers.extend(CORS)
         if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-                "Access-Control-Request-Headers", "*"
-            )
-            response.headers["Access-Control-Max-Age"] = str(max_age)
+            response.headers.extend(preflight_headers(request.headers.get("Access-Control-Request-Headers"), max_age))
         return response

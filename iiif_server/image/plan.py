@@ -82,6 +82,11 @@ def round_half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
 
 
+def _div_half_up(numerator: int, denominator: int) -> int:
+    """round_half_up(numerator / denominator) for non-negative integers, without Fractions."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
 def resolve_region(request: ImageRequest, width: int, height: int) -> Box:
     """Region in image pixels, cropped at the image's edge (3.0 §4.1)."""
     region = request.region
@@ -105,6 +110,8 @@ def resolve_region(request: ImageRequest, width: int, height: int) -> Box:
 
 def max_size(width: int, height: int, limits: Limits, upscale: bool) -> tuple[int, int]:
     """Largest size allowed for a width×height region, aspect ratio kept (``max`` / ``^max``)."""
+    if not upscale and limit_exceeded((width, height), limits) is None:
+        return width, height  # the common case, without any arithmetic
     scales: list[Fraction] = [] if upscale else [Fraction(1)]
     if limits.max_width:
         scales.append(Fraction(limits.max_width, width))
@@ -124,9 +131,9 @@ def resolve_size(size: Size, w: int, h: int, limits: Limits) -> tuple[int, int]:
     if isinstance(size, Max):
         return max_size(w, h, limits, size.upscale)
     if isinstance(size, Width):
-        return size.w, max(1, round_half_up(Fraction(h * size.w, w)))
+        return size.w, max(1, _div_half_up(h * size.w, w))
     if isinstance(size, Height):
-        return max(1, round_half_up(Fraction(w * size.h, h))), size.h
+        return max(1, _div_half_up(w * size.h, h)), size.h
     if isinstance(size, Percent):
         return max(1, round_half_up(w * size.n / 100)), max(1, round_half_up(h * size.n / 100))
     if isinstance(size, Exact):
@@ -171,23 +178,24 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
     """Choose the level to read and the crop on it (see module docstring)."""
     x, y, w, h = resolved.region
     out_w, out_h = resolved.size
-    needed = min(Fraction(w, out_w), Fraction(h, out_h))
+    # Integer arithmetic throughout: this runs for every tile. A level may be read if its
+    # downsampling factor f is at most the request's (w / out_w and h / out_h).
     index = max(
-        (i for i, lv in enumerate(layout.levels) if lv.factor <= needed),
+        (i for i, lv in enumerate(layout.levels) if lv.factor * out_w <= w and lv.factor * out_h <= h),
         key=lambda i: layout.levels[i].factor,
         default=0,
     )
     level = layout.levels[index]
     f = level.factor
-    left = min(round_half_up(Fraction(x, f)), level.width - 1)
-    top = min(round_half_up(Fraction(y, f)), level.height - 1)
-    right = max(left + 1, min(round_half_up(Fraction(x + w, f)), level.width))
-    bottom = max(top + 1, min(round_half_up(Fraction(y + h, f)), level.height))
+    left = min(_div_half_up(x, f), level.width - 1)
+    top = min(_div_half_up(y, f), level.height - 1)
+    right = max(left + 1, min(_div_half_up(x + w, f), level.width))
+    bottom = max(top + 1, min(_div_half_up(y + h, f), level.height))
     crop = (left, top, right - left, bottom - top)
     # An axis whose exact extent at this level equals the output needs no resampling:
     # a pixel or so lost to the level's rounded-down size is padded by edge copy instead.
-    hscale = Fraction(1) if Fraction(w, f) == out_w else Fraction(out_w, crop[2])
-    vscale = Fraction(1) if Fraction(h, f) == out_h else Fraction(out_h, crop[3])
+    hscale = Fraction(1) if w == out_w * f else Fraction(out_w, crop[2])
+    vscale = Fraction(1) if h == out_h * f else Fraction(out_h, crop[3])
     return RenderPlan(
         level=index,
         crop=crop,

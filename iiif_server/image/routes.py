@@ -1,38 +1,37 @@
-"""Flask blueprint for ``/iiif/3/...`` and ``/iiif/2/...``: the only place image responses are built.
+"""The ``/iiif/3/...`` and ``/iiif/2/...`` endpoints as a plain WSGI app: the hot path.
 
-HTTP per Image API 3.0 §6-7: 303 from the base URI to info.json, JSON-LD
-content negotiation, canonical and profile Link headers, ETag/Last-Modified
-with 304 answered before any pixel is rendered.
+Every tile goes through here, so it skips Flask's request/response machinery
+(about a third of a cached tile's time when measured) and builds the response
+from the environ directly; the rest of the site stays in Flask. The logic
+lives in ``ImageService``; this module only speaks HTTP (Image API 3.0 §6-7):
+303 from the base URI, JSON-LD negotiation, canonical and profile Link headers,
+ETag/Last-Modified with 304 answered before any pixel is rendered, CORS on
+every response, and the error -> status table.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, current_app, redirect, request
-from flask.blueprints import BlueprintSetupState
-from werkzeug.http import http_date
-from werkzeug.routing import PathConverter
-from werkzeug.wrappers import Response
+from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
+from werkzeug.wsgi import get_host
 
 from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound
+from ..http import CORS, error_body, preflight_headers
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, service_path
 
-blueprint = Blueprint("iiif_image", __name__)
+log = logging.getLogger(__name__)
 
-
-class AnyPath(PathConverter):
-    """Werkzeug's ``path``, but matching newlines too, so they reach the parser and get a 400."""
-
-    regex = r"[^/][\s\S]*?"
-
-
-@blueprint.record_once
-def _register_converter(state: BlueprintSetupState) -> None:
-    state.app.url_map.converters["anypath"] = AnyPath
-
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Headers = list[tuple[str, str]]
 
 #: Image API 3.0 §7.3. Looked up along the error's MRO, most specific first.
 STATUS: dict[type[IIIFError], int] = {
@@ -41,6 +40,18 @@ STATUS: dict[type[IIIFError], int] = {
     NotFound: 404,
     ImageDecodeError: 422,
 }
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    304: "Not Modified",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
+_PREFIXES = {"/iiif/3/": ApiVersion.V3, "/iiif/2/": ApiVersion.V2}
 
 
 def status_for(error: IIIFError) -> int:
@@ -50,62 +61,122 @@ def status_for(error: IIIFError) -> int:
     return 500
 
 
-def base_url() -> str:
-    """Public scheme://host[/prefix]: configured, else as the (proxied) request says."""
-    configured: str = current_app.config["IIIF_PUBLIC_BASE_URL"]
-    return configured or request.url_root.rstrip("/")
+@lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return http_date(seconds)
 
 
-@blueprint.route("/iiif/<any('2','3'):api>/<anypath:rest>", methods=["GET", "HEAD"])
-def iiif(api: str, rest: str) -> Response:
-    version = ApiVersion(api)
-    service: ImageService = current_app.extensions["iiif_server"]
-    parsed = parse_path(version, rest)
-    if isinstance(parsed, BaseUriRequest):
-        service.locate(parsed.identifier)
-        response = redirect(base_url() + service_path(version, parsed.identifier) + "/info.json", code=303)
-        return response
-    if isinstance(parsed, InfoRequest):
-        return _info(service, version, parsed.identifier)
-    return _image(service, parsed)
+class ImageEndpoint:
+    """WSGI middleware: answers ``/iiif/{2,3}/...``, hands everything else to ``fallback``."""
 
+    def __init__(
+        self,
+        service: ImageService,
+        fallback: WSGIApp,
+        public_base_url: str = "",
+        cache_control: str = "public, max-age=86400",
+        cors_max_age: int = 86400,
+    ) -> None:
+        self.service = service
+        self.fallback = fallback
+        self.public_base_url = public_base_url
+        self.cache_control = cache_control
+        self.cors_max_age = cors_max_age
 
-def _info(service: ImageService, version: ApiVersion, identifier: str) -> Response:
-    source, body = service.info(version, identifier, base_url())
-    etag = hashlib.sha1(body).hexdigest()[:32]
-    wants_ld = request.accept_mimetypes.quality("application/ld+json") > request.accept_mimetypes.quality(
-        "application/json"
-    )
-    media_type = f'application/ld+json;profile="{version.context}"' if wants_ld else "application/json"
-    response = _conditional(etag, source.mtime) or Response(body, content_type=media_type)
-    response.headers["Link"] = f'<{version.profile_uri}>;rel="profile"'
-    response.vary.add("Accept")
-    return _cacheable(response, etag, source.mtime)
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        version = _PREFIXES.get(path[:8])
+        if version is None:
+            return self.fallback(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if method == "OPTIONS":
+                status, headers, body = (
+                    204,
+                    preflight_headers(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"), self.cors_max_age),
+                    b"",
+                )
+            elif method not in ("GET", "HEAD"):
+                status, headers, body = self._error(405, "method not allowed")
+                headers.append(("Allow", "GET, HEAD, OPTIONS"))
+            else:
+                # WSGI gives the percent-decoded path as latin-1 code points of its UTF-8 bytes.
+                rest = path[8:].encode("latin-1").decode("utf-8", "replace")
+                status, headers, body = self._handle(environ, version, rest)
+        except IIIFError as error:
+            status, headers, body = self._error(status_for(error), str(error))
+        except Exception:
+            log.exception("unhandled error for %s", path)
+            status, headers, body = self._error(500, "internal server error")
+        start_response(f"{status} {_REASONS.get(status, '')}", headers + CORS)
+        return [b"" if method == "HEAD" else body]
 
+    @staticmethod
+    def _error(status: int, message: str) -> tuple[int, Headers, bytes]:
+        body, headers = error_body(message)
+        return status, headers, body
 
-def _image(service: ImageService, parsed: ImageRequest) -> Response:
-    prepared = service.prepare(parsed)
-    canonical = f"{base_url()}{service_path(parsed.version, parsed.identifier)}/{prepared.canonical}"
-    response = _conditional(prepared.etag, prepared.source.mtime)
-    if response is None:
-        response = Response(service.render(prepared), content_type=parsed.format.media_type)
-    response.headers["Link"] = f'<{canonical}>;rel="canonical", <{parsed.version.profile_uri}>;rel="profile"'
-    return _cacheable(response, prepared.etag, prepared.source.mtime)
+    def _base_url(self, environ: dict[str, Any]) -> str:
+        """Public scheme://host[/prefix]: configured, else as the (proxied) request says."""
+        if self.public_base_url:
+            return self.public_base_url
+        script = quote(environ.get("SCRIPT_NAME", "").encode("latin-1"), safe="/")
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}{script.rstrip('/')}"
 
+    def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> tuple[int, Headers, bytes]:
+        parsed = parse_path(version, rest)
+        if isinstance(parsed, BaseUriRequest):
+            self.service.locate(parsed.identifier)
+            location = self._base_url(environ) + service_path(version, parsed.identifier) + "/info.json"
+            return 303, [("Location", location), ("Content-Length", "0")], b""
+        if isinstance(parsed, InfoRequest):
+            return self._info(environ, version, parsed.identifier)
+        return self._image(environ, parsed)
 
-def _conditional(etag: str, mtime: float) -> Response | None:
-    """A 304 if the client's copy is current (RFC 9110 §13.2.2: If-None-Match wins)."""
-    if request.if_none_match:
-        fresh = request.if_none_match.contains(etag) or request.if_none_match.star_tag
-    elif request.if_modified_since:
-        fresh = int(mtime) <= request.if_modified_since.timestamp()
-    else:
-        return None
-    return Response(status=304) if fresh else None
+    def _info(self, environ: dict[str, Any], version: ApiVersion, identifier: str) -> tuple[int, Headers, bytes]:
+        source, body = self.service.info(version, identifier, self._base_url(environ))
+        etag = hashlib.sha1(body).hexdigest()[:32]
+        accept = parse_accept_header(environ.get("HTTP_ACCEPT"))
+        wants_ld = accept.quality("application/ld+json") > accept.quality("application/json")
+        media_type = f'application/ld+json;profile="{version.context}"' if wants_ld else "application/json"
+        headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
+        return self._respond(environ, body, media_type, headers, etag, source.mtime)
 
+    def _image(self, environ: dict[str, Any], request: ImageRequest) -> tuple[int, Headers, bytes]:
+        prepared = self.service.prepare(request)
+        canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
+        links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
+        if self._fresh(environ, prepared.etag, prepared.source.mtime):
+            return 304, links + self._validators(prepared.etag, prepared.source.mtime), b""
+        body = self.service.render(prepared)
+        return self._respond(environ, body, request.format.media_type, links, prepared.etag, prepared.source.mtime)
 
-def _cacheable(response: Response, etag: str, mtime: float) -> Response:
-    response.set_etag(etag)
-    response.headers["Last-Modified"] = http_date(int(mtime))
-    response.headers["Cache-Control"] = current_app.config["IIIF_CACHE_CONTROL"]
-    return response
+    def _respond(
+        self, environ: dict[str, Any], body: bytes, media_type: str, headers: Headers, etag: str, mtime: float
+    ) -> tuple[int, Headers, bytes]:
+        validators = self._validators(etag, mtime)
+        if self._fresh(environ, etag, mtime):
+            return 304, headers + validators, b""
+        return (
+            200,
+            [
+                ("Content-Type", media_type),
+                ("Content-Length", str(len(body))),
+                *headers,
+                *validators,
+            ],
+            body,
+        )
+
+    def _validators(self, etag: str, mtime: float) -> Headers:
+        return [("ETag", f'"{etag}"'), ("Last-Modified", _http_date(int(mtime))), ("Cache-Control", self.cache_control)]
+
+    @staticmethod
+    def _fresh(environ: dict[str, Any], etag: str, mtime: float) -> bool:
+        """Is the client's copy current? (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since)."""
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match:
+            tags = parse_etags(if_none_match)
+            return tags.star_tag or tags.contains(etag)
+        if_modified_since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+        return if_modified_since is not None and int(mtime) <= if_modified_since.timestamp()
