@@ -27,7 +27,7 @@ _server_options = [
     click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml)."),
     click.option("--host", help="Address to listen on."),
     click.option("--port", type=int, help="Port to listen on."),
-    click.option("--workers", type=int, help="Worker processes (0: one per CPU core)."),
+    click.option("--workers", type=int, help="Worker processes (0: two per CPU core)."),
 ]
 
 

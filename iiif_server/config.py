@@ -31,7 +31,8 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8182, ge=1, le=65535)
-    workers: int = Field(0, ge=0)  # 0: one per CPU core
+    workers: int = Field(0, ge=0)  # 0: two per CPU core
+    max_requests: int = Field(500_000, ge=0)
     threads: int = Field(4, ge=1)
     timeout: int = Field(60, ge=1)
     public_base_url: str = ""
@@ -81,7 +82,7 @@ class VipsSettings(_Section):
 
 
 class CacheSettings(_Section):
-    memory_mb: int = Field(256, ge=0)
+    memory_mb: int = Field(128, ge=0)
     disk_dir: Path = Path("cache")
     disk_max_mb: int = Field(2048, ge=0)
     redis_url: str = ""

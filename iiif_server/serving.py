@@ -30,18 +30,26 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def default_workers() -> int:
+    """Two processes per core: gunicorn's own per-request Python work is GIL-bound, so processes
+    beat threads (measured: 4×4 served ~1.5× the requests/s of 2×4 on 2 cores, 6×4 no more)."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     server = settings.server
     return {
         "bind": f"{server.host}:{server.port}",
-        "workers": server.workers or os.cpu_count() or 1,
+        "workers": server.workers or default_workers(),
         "worker_class": "gthread",
         "threads": server.threads,
         "timeout": server.timeout,
         "graceful_timeout": 10,
         "keepalive": 5,
-        "max_requests": 20000,  # recycle workers now and then; jitter keeps them from restarting together
-        "max_requests_jitter": 2000,
+        # Recycle workers now and then (a guard against slow leaks); jitter keeps them from restarting
+        # together. Each restart drops that worker's memory tier and open handles, so not too often.
+        "max_requests": server.max_requests,
+        "max_requests_jitter": server.max_requests // 10,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "iiif-server",
