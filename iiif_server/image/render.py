@@ -1,10 +1,10 @@
 """The only serving-side pyvips importer: read a source's layout, execute a RenderPlan.
 
-Tiled TIFFs keep one open handle per pyramid level (keyed by file fingerprint),
-so a tile costs a crop of already-open pages, never a re-open or a full decode.
-Untiled formats (JPEG, PNG, strip TIFF) are opened per request with
-shrink-on-load and sequential access, which reads only what the crop needs and
-holds no decoded copy of the whole image in memory.
+Tiled TIFFs are opened at the chosen pyramid level only, so a tile costs a crop
+of one page, never a full decode; untiled formats (JPEG, PNG, strip TIFF) are
+opened with shrink-on-load and sequential access, which reads only what the
+crop needs. Handles live for one request (see ``_open_level``); what is kept
+per file is its layout and, for JPEG-tiled TIFFs, a pass-through reader.
 
 Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
 that request only.
@@ -71,7 +71,6 @@ class Renderer:
         self.metadata = metadata  # shared tiers: another worker or host need not probe the file again
         self._readers: LRU[tuple[str, str], TiffTiles | bool] = LRU(handle_cache_size)
         self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
-        self._handles: LRU[tuple[str, str, int], pyvips.Image] = LRU(handle_cache_size)
 
     def layout(self, source: Located) -> Layout:
         return self._source_layout(source).layout
@@ -127,14 +126,17 @@ class Renderer:
         return found
 
     def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
-        """The level's image, and whether it can only be read top to bottom."""
+        """The level's image, and whether it can only be read top to bottom.
+
+        Opened per request and dropped with it: libvips keeps decoded tiles attached to an open
+        image, so long-lived handles grew a worker's memory without bound (measured: +220 MB over
+        3 000 renders). Re-opening costs ~0.6 ms per rendered tile; pass-through tiles never open.
+        """
         found = self._source_layout(source)
         kwargs = dict(found.loads[level])
         if not found.tiled:
             return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
-        key = (source.path, source.fingerprint, level)
-        handle = self._handles.get_or_create(key, lambda: pyvips.Image.new_from_file(source.path, fail=True, **kwargs))
-        return handle, False
+        return pyvips.Image.new_from_file(source.path, fail=True, **kwargs), False
 
 
 def probe(path: str) -> SourceLayout:
