@@ -1,7 +1,7 @@
-"""A small thread-safe LRU map, bounded by entry count.
+"""A small thread-safe LRU map, bounded by total weight (entry count by default).
 
-Used for identifier -> path resolutions, image layouts and open image
-handles; gunicorn threads share one per worker process.
+Used for identifier -> path resolutions, image layouts and pass-through readers
+(weight 1 each), and as the memory cache tier (weight = bytes).
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+def _one(value: object) -> int:
+    return 1
+
+
 class LRU(Generic[K, V]):
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, weigh: Callable[[V], int] = _one) -> None:
         self.maxsize = maxsize
+        self.weigh = weigh
+        self.size = 0  # total weight held
         self._data: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -32,14 +38,28 @@ class LRU(Generic[K, V]):
         if self.maxsize <= 0:
             return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.size -= self.weigh(old)
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            self.size += self.weigh(value)
+            while self.size > self.maxsize and self._data:
+                _, evicted = self._data.popitem(last=False)
+                self.size -= self.weigh(evicted)
 
     def pop(self, key: K) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.size -= self.weigh(old)
+
+    def remove_if(self, doomed: Callable[[K], bool]) -> int:
+        """Remove every entry whose key matches; returns how many."""
+        with self._lock:
+            keys = [key for key in self._data if doomed(key)]
+            for key in keys:
+                self.size -= self.weigh(self._data.pop(key))
+            return len(keys)
 
     def get_or_create(self, key: K, create: Callable[[], V]) -> V:
         """Create outside the lock: two threads may both create; the later one wins, harmlessly."""

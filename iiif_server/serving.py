@@ -57,15 +57,15 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
+def limit_malloc_arenas(arenas: int = 2) -> bool:
     """glibc gives each thread its own malloc arena; with libvips' large, short-lived buffers that
     fragments into RSS that is never returned (libvips' docs advise MALLOC_ARENA_MAX=2). Set in
-    the master before forking, so every worker inherits it. A no-op off glibc."""
+    the master before forking, so every worker inherits it. False (and nothing done) off glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+        return bool(libc.mallopt(-8, arenas))  # M_ARENA_MAX; glibc returns 1 on success
     except (OSError, AttributeError):
-        pass
+        return False
 
 
 def serve(settings: Settings) -> None:
