@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 
 from iiif_server import create_app
 from iiif_server.config import Settings
+from tests.cache.conftest import RedisProcess
 from tests.conftest import decode, make_pattern, pixel
 
 TILE = "/iiif/3/pic.tif/0,0,256,256/256,/0/default.png"
@@ -131,3 +135,22 @@ def test_cli_purge(settings: Settings, root: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "purged" in result.stdout
     assert not any(p.is_file() and not p.name.startswith(".") for p in cache_dir.rglob("*"))
+
+
+def test_redis_outage_mid_load_serves_uncached_and_recovers(
+    settings: Settings, root: Path, private_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app(settings, root, redis_url=private_redis.url, redis_timeout=0.2, disk_max_mb=0, memory_mb=0)
+    client = app.test_client()
+    urls = [f"/iiif/3/pic.tif/{x * 100},0,100,100/50,/0/default.jpg" for x in range(8)]
+    first = [client.get(url).data for url in urls]
+    private_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="iiif_server.cache.redis"):
+        during = [client.get(url) for url in urls * 3]
+        assert all(response.status_code == 200 for response in during)
+        assert [response.data for response in during[:8]] == first  # rendered again, same bytes
+        assert sum("unavailable" in record.getMessage() for record in caplog.records) == 1
+        private_redis.start()
+        time.sleep(2.5)  # the outage back-off
+        client.get(urls[0])
+        assert redis.Redis.from_url(private_redis.url).dbsize() > 0  # caching again
