@@ -28,7 +28,8 @@ local function render()
   local x = math.random(0, width - w)
   local y = math.random(0, height - h)
   local rotation = ({ "0", "90", "!0", "22.5" })[math.random(1, 4)]
-  return string.format("%d,%d,%d,%d/%d,/%s/default.%s", x, y, w, h, math.random(64, 512), rotation,
+  -- never wider than the region: a valid request, no upscaling (that would be a correct 400)
+  return string.format("%d,%d,%d,%d/%d,/%s/default.%s", x, y, w, h, math.random(64, math.min(512, w)), rotation,
     formats[math.random(1, #formats)])
 end
 

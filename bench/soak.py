@@ -66,6 +66,12 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.2)
+        expected = 2 * (os.cpu_count() or 1)
+        for _ in range(100):  # gunicorn forks its workers one by one; wrk's keep-alive connections
+            if len(workers(server.pid)) >= expected:  # would all land on the early ones
+                break
+            time.sleep(0.1)
+        time.sleep(1)
         seconds = int(args.minutes * 60)
         load = subprocess.Popen(
             [
@@ -86,11 +92,6 @@ def main() -> int:
             stdout=subprocess.PIPE,
             text=True,
         )
-        expected = 2 * (os.cpu_count() or 1)
-        for _ in range(100):  # gunicorn forks its workers one by one
-            if len(workers(server.pid)) >= expected:
-                break
-            time.sleep(0.1)
         pids = workers(server.pid)
         print(f"workers {pids}; sampling RSS (MB) every {args.interval:.0f} s for {args.minutes:g} min")
         print("| t (s) | " + " | ".join(f"worker {i + 1}" for i in range(len(pids))) + " | total |")

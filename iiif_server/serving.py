@@ -1,7 +1,7 @@
 """Run the Flask app under gunicorn, the production server, sized from Settings.
 
 gthread workers: libvips releases the GIL while it works, so threads in a
-worker render in parallel and share its open image handles.
+worker render in parallel and share its caches.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "graceful_timeout": 10,
         "keepalive": 5,
         # Recycle workers now and then (a guard against slow leaks); jitter keeps them from restarting
-        # together. Each restart drops that worker's memory tier and open handles, so not too often.
+        # together. Each restart drops that worker's memory tier and readers, so not too often.
         "max_requests": server.max_requests,
         "max_requests_jitter": server.max_requests // 10,
         "errorlog": "-",
