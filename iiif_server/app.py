@@ -28,12 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
     app.url_map.merge_slashes = False  # "//etc/passwd" must reach the identifier check, not be rewritten
-    app.config.update(
-        IIIF_SETTINGS=settings,
-        IIIF_PUBLIC_BASE_URL=settings.server.public_base_url,
-        IIIF_CACHE_CONTROL=settings.http.cache_control,
-        JSON_AS_ASCII=False,
-    )
+    app.config["IIIF_SETTINGS"] = settings
     configure_vips(settings.vips.concurrency)
     images = settings.images
     caches = build_caches(settings.cache)

@@ -79,7 +79,7 @@ class RenderPlan:
 
 
 def round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
+    return _div_half_up(value.numerator, value.denominator)
 
 
 def _div_half_up(numerator: int, denominator: int) -> int:

@@ -140,23 +140,35 @@ class ImageEndpoint:
         wants_ld = accept.quality("application/ld+json") > accept.quality("application/json")
         media_type = f'application/ld+json;profile="{version.context}"' if wants_ld else "application/json"
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
-        return self._respond(environ, body, media_type, headers, etag, source.mtime)
+        return self._respond(environ, lambda: body, media_type, headers, etag, source.mtime)
 
     def _image(self, environ: dict[str, Any], request: ImageRequest) -> tuple[int, Headers, bytes]:
         prepared = self.service.prepare(request)
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
-        if self._fresh(environ, prepared.etag, prepared.source.mtime):
-            return 304, links + self._validators(prepared.etag, prepared.source.mtime), b""
-        body = self.service.render(prepared)
-        return self._respond(environ, body, request.format.media_type, links, prepared.etag, prepared.source.mtime)
+        return self._respond(
+            environ,
+            lambda: self.service.render(prepared),
+            request.format.media_type,
+            links,
+            prepared.etag,
+            prepared.source.mtime,
+        )
 
     def _respond(
-        self, environ: dict[str, Any], body: bytes, media_type: str, headers: Headers, etag: str, mtime: float
+        self,
+        environ: dict[str, Any],
+        body_of: Callable[[], bytes],
+        media_type: str,
+        headers: Headers,
+        etag: str,
+        mtime: float,
     ) -> tuple[int, Headers, bytes]:
+        """304 if the client's copy is current, decided before ``body_of`` renders anything."""
         validators = self._validators(etag, mtime)
         if self._fresh(environ, etag, mtime):
             return 304, headers + validators, b""
+        body = body_of()
         return (
             200,
             [
