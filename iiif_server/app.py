@@ -19,7 +19,11 @@ from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.routes import ImageEndpoint, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
+from .presentation.catalogue import CHANGES_FILE, Catalogue
+from .presentation.changes import ChangeLog
+from .presentation.routes import blueprint as presentation_blueprint
 from .web import blueprint as web_blueprint
+from .web.viewer import blueprint as viewer_blueprint
 
 log = logging.getLogger("iiif_server")
 
@@ -47,8 +51,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         cache=caches.tiered,
         flight=caches.flight,
     )
+    app.extensions["iiif_catalogue"] = Catalogue(
+        settings.manifests,
+        source=app.extensions["iiif_server"].source,
+        renderer=app.extensions["iiif_server"].renderer,
+        cache=caches.tiered,
+        changes=ChangeLog(settings.manifests.state_dir / CHANGES_FILE),
+    )
     app.register_blueprint(admin_blueprint)
+    app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)
+    app.register_blueprint(viewer_blueprint)
     _register_errors(app)
     _register_cors(app, settings.http.cors_max_age)
     # The image endpoint answers /iiif/{2,3}/ before Flask sees the request: the hot path.

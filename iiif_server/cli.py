@@ -110,6 +110,53 @@ def purge(identifier: str | None, config: str | None) -> None:
     click.echo(f"purged {count} entries" + (f" of {identifier!r}" if identifier else ""))
 
 
+@main.group()
+def manifests() -> None:
+    """Build and publish IIIF Presentation 3.0 manifests from the collection export."""
+
+
+@manifests.command("build")
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option("--source", type=click.Path(dir_okay=False), help="Collection export (CSV or JSON) to build from.")
+@click.option("--images", type=click.Path(file_okay=False), help="Image root the export's image paths are under.")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Write the static tree (manifests, collections, changes)."
+)
+@click.option("--base-url", help="Public base URL of the static tree, e.g. https://iiif.example.org.")
+@click.option("--validate", is_flag=True, help="Validate every document against the Presentation 3.0 JSON Schema.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any row was skipped (or any document is invalid).")
+def manifests_build(
+    config: str | None,
+    source: str | None,
+    images: str | None,
+    out: str | None,
+    base_url: str | None,
+    validate: bool,
+    strict: bool,
+) -> None:
+    """Build every manifest and collection, record changes for harvesters, print a summary.
+
+    Rows with problems are listed with their row number and skipped; the rest still build.
+    """
+    from .presentation.report import run_build
+
+    settings = _settings(
+        config,
+        {
+            "images": {"root": Path(images).resolve() if images else None},
+            "manifests": {"source": Path(source).resolve() if source else None},
+        },
+    )
+    base = (base_url or settings.server.public_base_url).rstrip("/")
+    if out and not base.startswith(("http://", "https://")):
+        raise click.ClickException("--out needs --base-url (or [server] public_base_url): ids are absolute URLs")
+    try:
+        failed = run_build(settings, Path(out) if out else None, base, validate, echo=click.echo)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    sys.exit(1 if strict and failed else 0)
+
+
 def _announce(settings: Settings) -> None:
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")

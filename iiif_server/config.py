@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .presentation.records import GROUPABLE, ColumnMap
 
 ENV_PREFIX = "IIIF_SERVER_"
 CONFIG_ENV = "IIIF_SERVER_CONFIG"  # path of the config file; not a setting itself
@@ -104,6 +105,35 @@ class AdminSettings(_Section):
     token: str = ""
 
 
+class ManifestsSettings(_Section):
+    source: Path = Path("manifests/collection.csv")
+    state_dir: Path = Path("manifests/state")
+    publish: tuple[str, ...] = ("public",)
+    collections: tuple[str, ...] = ("object_type", "site")
+    paged_types: tuple[str, ...] = ("tư liệu",)
+    extra_rights: tuple[str, ...] = ()
+    collection_label_vi: str = "Bộ sưu tập di sản"
+    collection_label_en: str = "Heritage collection"
+    provider_id: str = "https://heritage.example.org/#museum"
+    provider_label_vi: str = "Bảo tàng Di sản tỉnh (demo)"
+    provider_label_en: str = "Provincial Heritage Museum (demo)"
+    provider_homepage: str = "https://heritage.example.org/"
+    item_homepage: str = ""
+    thumbnail_size: int = Field(400, ge=16, le=4096)
+    check_interval: float = Field(5.0, ge=0)
+    page_size: int = Field(100, ge=1, le=10_000)
+    cache_control: str = "public, max-age=60"
+    columns: ColumnMap = ColumnMap()
+
+    @field_validator("collections")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in GROUPABLE]
+        if unknown:
+            raise ValueError(f"cannot group by {unknown}; choose from {list(GROUPABLE)}")
+        return value
+
+
 class DemoSettings(_Section):
     root: Path = Path("demo-images")
 
@@ -116,6 +146,7 @@ class Settings(_Section):
     vips: VipsSettings = VipsSettings()
     cache: CacheSettings = CacheSettings()
     admin: AdminSettings = AdminSettings()
+    manifests: ManifestsSettings = ManifestsSettings()
     demo: DemoSettings = DemoSettings()
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
@@ -202,4 +233,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         images={"root": absolute(settings.images.root)},
         demo={"root": absolute(settings.demo.root)},
         cache={"disk_dir": absolute(settings.cache.disk_dir)},
+        manifests={"source": absolute(settings.manifests.source), "state_dir": absolute(settings.manifests.state_dir)},
     )

@@ -4,13 +4,17 @@ Every image is made by libvips from noise and geometry (no downloads): a
 bronze drum face as a 10240×8192 JPEG-compressed pyramidal TIFF (the shape of
 a real access master), a glazed jar as a plain JPEG, a seal with a transparent
 background as PNG, and scans in sub-folders whose names carry spaces and
-Vietnamese diacritics. Existing files are never overwritten.
+Vietnamese diacritics; and the scans of the demo collection in
+``manifests/collection.csv`` (relic sites, artefacts with several views, a
+stele, festival photographs, a four-page decree). Existing files are never
+overwritten.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pyvips
@@ -103,6 +107,67 @@ def stone_statue(width: int = 6000, height: int = 4500, seed: int = 13) -> pyvip
     return figure.ifthenelse(stone, backdrop)
 
 
+def brick_gate(width: int = 2400, height: int = 1600) -> pyvips.Image:
+    """A citadel gate: staggered laterite bricks around an arched opening."""
+    xy = pyvips.Image.xyz(width, height)
+    x, y = xy[0], xy[1]
+    row = (y / 60).floor()
+    stagger = (row % 2) * 60
+    brick = ((y % 60) < 54) & (((x + stagger) % 120) < 114)
+    arch = ((x - width / 2).abs() < width * 0.15) & (y > height * 0.45) | (
+        ((x - width / 2) ** 2 + (y - height * 0.45) ** 2) ** 0.5 < width * 0.15
+    )
+    laterite = _colourise(_texture(width, height, 48, 17), [120, 55, 30], [200, 120, 70])
+    mortar = _colourise(_texture(width, height, 32, 19) * 0.4, [150, 145, 130], [200, 195, 180])
+    shadow = _colourise(_texture(width, height, 256, 23) * 0.2, [10, 10, 12], [40, 38, 36])
+    return arch.ifthenelse(shadow, brick.ifthenelse(laterite, mortar))
+
+
+def stele(width: int = 1600, height: int = 2400, seed: int = 29) -> pyvips.Image:
+    """A stone stele with rows of incised glyphs."""
+    xy = pyvips.Image.xyz(width, height)
+    x, y = xy[0], xy[1]
+    in_text = (x > width * 0.1) & (x < width * 0.9) & (y > height * 0.1) & (y < height * 0.9) & ((y % 90) < 55)
+    glyphs = in_text & (pyvips.Image.perlin(width, height, cell_size=24, seed=seed) > 0.25)
+    stone = _colourise(_texture(width, height, 96, seed + 1), [95, 95, 100], [175, 172, 168])
+    carved = _colourise(_texture(width, height, 64, seed + 2) * 0.3, [40, 40, 44], [80, 78, 76])
+    return glyphs.ifthenelse(carved, stone)
+
+
+def paper_page(seed: int, width: int = 1600, height: int = 2240) -> pyvips.Image:
+    """A page of a royal decree: columns of ink on dó paper, with a red seal."""
+    xy = pyvips.Image.xyz(width, height)
+    x, y = xy[0], xy[1]
+    column = ((x % 160) < 90) & (x > width * 0.12) & (x < width * 0.88) & (y > height * 0.08) & (y < height * 0.9)
+    ink = column & (pyvips.Image.perlin(width, height, cell_size=20, seed=seed) > 0.2)
+    seal = ((x - width * 0.7) ** 2 + (y - height * 0.75) ** 2) ** 0.5 < width * 0.09
+    paper = _colourise(_texture(width, height, 128, seed + 1) * 0.5 + 0.5, [190, 165, 120], [240, 225, 190])
+    red = _colourise(_texture(width, height, 32, seed + 2) * 0.5, [150, 20, 25], [210, 60, 55])
+    black = _colourise(_texture(width, height, 16, seed + 3) * 0.3, [20, 18, 16], [60, 55, 50])
+    return seal.ifthenelse(red, ink.ifthenelse(black, paper))
+
+
+def festival_photo(seed: int, width: int = 2000, height: int = 1333) -> pyvips.Image:
+    """A festival photograph: bright banners and a crowd, as colour noise bands."""
+    bands = [pyvips.Image.perlin(width, height, cell_size=cell, seed=seed + i) for i, cell in enumerate((90, 60, 120))]
+    colour = (bands[0].bandjoin([bands[1], bands[2]]) + 1) * 127.5
+    sky = _colourise(pyvips.Image.xyz(width, height)[1] / height, [90, 140, 210], [200, 220, 240])
+    crowd = pyvips.Image.xyz(width, height)[1] > height * 0.45
+    return crowd.ifthenelse(colour.cast("uchar").copy(interpretation="srgb"), sky)
+
+
+def _photo(n: int) -> pyvips.Image:
+    return _label(festival_photo(60 + n), f"Lễ hội Tháp Bà, ảnh {n} (demo)")
+
+
+def _page(n: int) -> pyvips.Image:
+    return _label(paper_page(70 + n), f"Sắc phong, trang {n} (demo)")
+
+
+def _jpeg(path: Path, image: pyvips.Image) -> None:
+    image.jpegsave(str(path), Q=90)
+
+
 def _pyramid(path: Path, image: pyvips.Image) -> None:
     image.tiffsave(str(path), tile=True, pyramid=True, compression="jpeg", Q=85, tile_width=256, tile_height=256)
 
@@ -117,6 +182,24 @@ DEMO_IMAGES: dict[str, tuple[Maker, Callable[[Path, pyvips.Image], None]]] = {
         lambda: _label(stone_statue(4000, 5000, seed=21), "Tháp Bà Ponagar (demo)"),
         _pyramid,
     ),
+    # the rest of the demo collection (manifests/collection.csv)
+    "Di tích Tháp Bà Ponagar/tháp nam.jpg": (
+        lambda: _label(stone_statue(1800, 2400, seed=31), "Tháp Nam (demo)"),
+        _jpeg,
+    ),
+    "dien-khanh/cong-tien.tif": (lambda: _label(brick_gate(), "Cổng Tiền, thành Diên Khánh (demo)"), _pyramid),
+    "hien-vat/KH-HV-0101 mặt sau.tif": (
+        lambda: _label(stone_statue(1800, 2400, seed=41), "KH-HV-0101 mặt sau (demo)"),
+        _pyramid,
+    ),
+    "hien-vat/KH-HV-0101 mặt bên.tif": (
+        lambda: _label(stone_statue(1400, 2400, seed=43), "KH-HV-0101 mặt bên (demo)"),
+        _pyramid,
+    ),
+    "hien-vat/KH-HV-0104-recto.tif": (lambda: _label(stele(seed=51), "KH-HV-0104 recto (demo)"), _pyramid),
+    "hien-vat/KH-HV-0104-verso.tif": (lambda: _label(stele(seed=53), "KH-HV-0104 verso (demo)"), _pyramid),
+    **{f"le-hoi/0{n}.jpg": (partial(_photo, n), _jpeg) for n in (1, 2, 3)},
+    **{f"tu-lieu/sac-phong/00{n}.tif": (partial(_page, n), _pyramid) for n in (1, 2, 3, 4)},
 }
 
 

@@ -20,7 +20,10 @@ from flask.testing import FlaskClient
 
 from iiif_server import create_app
 from iiif_server.config import Settings
+from iiif_server.demo import DEMO_IMAGES, build_demo_images
 
+REPO = Path(__file__).resolve().parent.parent
+DEMO_EXPORT = REPO / "manifests" / "collection.csv"  # the demo collection `iiif-server demo` publishes
 BLOCK = 100
 PATTERN_W, PATTERN_H = 1000, 800  # 10 × 8 blocks
 SUBFOLDER = "hiện vật"
@@ -85,7 +88,10 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def settings(image_root: Path) -> Settings:
     return Settings().replace(
-        images={"root": image_root}, server={"proxy_hops": 1}, cache={"disk_dir": image_root.parent / "cache"}
+        images={"root": image_root},
+        server={"proxy_hops": 1},
+        cache={"disk_dir": image_root.parent / "cache"},
+        manifests={"source": image_root.parent / "no-export.csv", "state_dir": image_root.parent / "state"},
     )
 
 
@@ -106,3 +112,20 @@ def decode(data: bytes) -> pyvips.Image:
 
 def pixel(image: pyvips.Image, x: int, y: int) -> tuple[int, ...]:
     return tuple(int(v) for v in image(x, y))
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo images, synthesised once per test session (about 15 s)."""
+    root = tmp_path_factory.mktemp("demo") / "images"
+    assert sorted(build_demo_images(root)) == sorted(DEMO_IMAGES)
+    return root
+
+
+def demo_env(demo_root: Path, state_dir: Path) -> dict[str, str]:
+    """Environment for ``iiif-server demo`` on the session's demo images, with its own change history."""
+    return {
+        "IIIF_SERVER_DEMO_ROOT": str(demo_root),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(DEMO_EXPORT),
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(state_dir),
+    }

@@ -14,6 +14,7 @@ import pyvips
 
 from iiif_server.check import free_port, running_server
 from iiif_server.demo import DEMO_IMAGES
+from tests.conftest import demo_env
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -36,8 +37,9 @@ def test_serve_runs_under_gunicorn(image_root: Path) -> None:
         assert _get(f"{base}/iiif/3/pattern.png/full/100,/0/default.png")[0] == 200
 
 
-def test_demo_builds_images_once_and_serves_them(tmp_path: Path) -> None:
-    env = {"IIIF_SERVER_DEMO_ROOT": str(tmp_path / "demo")}
+def test_demo_serves_images_and_manifests_without_rebuilding(demo_root: Path, tmp_path: Path) -> None:
+    stamp = {p: p.stat().st_mtime_ns for p in demo_root.rglob("*") if p.is_file()}
+    env = demo_env(demo_root, tmp_path / "state")
     with running_server(["demo", "--workers", "1"], free_port(), env=env) as base:
         page = _get(base + "/")[2].decode()
         for name in DEMO_IMAGES:
@@ -47,16 +49,18 @@ def test_demo_builds_images_once_and_serves_them(tmp_path: Path) -> None:
         assert info["tiles"][0]["width"] == 256
         jar = json.loads(_get(f"{base}/iiif/3/gom-chu-dau.jpg/info.json")[2])
         assert jar["tiles"][0]["width"] == 512  # a plain JPEG: the default tile size
-    drum = pyvips.Image.new_from_file(str(tmp_path / "demo" / "trong-dong-ngoc-lu.tif"))
+        manifest = json.loads(_get(f"{base}/iiif/manifests/KH-HV-0001")[2])
+        assert manifest["label"]["vi"] == ["Trống đồng Ngọc Lũ"]
+        assert manifest["items"][0]["width"] == info["width"]
+        top = json.loads(_get(f"{base}/iiif/collections/top")[2])
+        assert top["type"] == "Collection" and top["items"]
+    drum = pyvips.Image.new_from_file(str(demo_root / "trong-dong-ngoc-lu.tif"))
     assert drum.get("n-pages") > 5 and drum.get("tile-width") == 256  # a real pyramid
-    seal = pyvips.Image.new_from_file(str(tmp_path / "demo" / "an-ngoc.png"))
+    seal = pyvips.Image.new_from_file(str(demo_root / "an-ngoc.png"))
     assert seal.hasalpha()
     subfolders = [name for name in DEMO_IMAGES if "/" in name and " " in name.split("/")[0]]
     assert subfolders and any(not folder.isascii() for folder in subfolders)
-    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "demo").rglob("*") if p.is_file()}
-    with running_server(["demo", "--workers", "1"], free_port(), env=env):
-        pass
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "demo").rglob("*") if p.is_file()} == stamp
+    assert {p: p.stat().st_mtime_ns for p in demo_root.rglob("*") if p.is_file()} == stamp  # never rebuilt
 
 
 def test_invalid_configuration_stops_with_the_key_named(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ def test_repository_config_matches_the_defaults_in_code() -> None:
             **NO_FILE,
             "IIIF_SERVER_IMAGES_ROOT": str(repo / "demo-images"),
             "IIIF_SERVER_DEMO_ROOT": str(repo / "demo-images"),
+            "IIIF_SERVER_MANIFESTS_SOURCE": str(repo / "manifests" / "collection.csv"),
+            "IIIF_SERVER_MANIFESTS_STATE_DIR": str(repo / "manifests" / "state"),
         }
     )
     assert from_file == defaults

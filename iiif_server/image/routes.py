@@ -16,13 +16,11 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
-from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
-from werkzeug.wsgi import get_host
+from werkzeug.http import http_date
 
 from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound
-from ..http import CORS, error_body, preflight_headers
+from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, service_path
@@ -117,11 +115,7 @@ class ImageEndpoint:
         return status, headers, body
 
     def _base_url(self, environ: dict[str, Any]) -> str:
-        """Public scheme://host[/prefix]: configured, else as the (proxied) request says."""
-        if self.public_base_url:
-            return self.public_base_url
-        script = quote(environ.get("SCRIPT_NAME", "").encode("latin-1"), safe="/")
-        return f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}{script.rstrip('/')}"
+        return base_url(environ, self.public_base_url)
 
     def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> tuple[int, Headers, bytes]:
         parsed = parse_path(version, rest)
@@ -136,9 +130,7 @@ class ImageEndpoint:
     def _info(self, environ: dict[str, Any], version: ApiVersion, identifier: str) -> tuple[int, Headers, bytes]:
         source, body = self.service.info(version, identifier, self._base_url(environ))
         etag = hashlib.sha1(body).hexdigest()[:32]
-        accept = parse_accept_header(environ.get("HTTP_ACCEPT"))
-        wants_ld = accept.quality("application/ld+json") > accept.quality("application/json")
-        media_type = f'application/ld+json;profile="{version.context}"' if wants_ld else "application/json"
+        media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context)
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
         return self._respond(environ, lambda: body, media_type, headers, etag, source.mtime)
 
@@ -166,7 +158,7 @@ class ImageEndpoint:
     ) -> tuple[int, Headers, bytes]:
         """304 if the client's copy is current, decided before ``body_of`` renders anything."""
         validators = self._validators(etag, mtime)
-        if self._fresh(environ, etag, mtime):
+        if is_fresh(environ, etag, mtime):
             return 304, headers + validators, b""
         body = body_of()
         return (
@@ -182,13 +174,3 @@ class ImageEndpoint:
 
     def _validators(self, etag: str, mtime: float) -> Headers:
         return [("ETag", f'"{etag}"'), ("Last-Modified", _http_date(int(mtime))), ("Cache-Control", self.cache_control)]
-
-    @staticmethod
-    def _fresh(environ: dict[str, Any], etag: str, mtime: float) -> bool:
-        """Is the client's copy current? (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since)."""
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match:
-            tags = parse_etags(if_none_match)
-            return tags.star_tag or tags.contains(etag)
-        if_modified_since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
-        return if_modified_since is not None and int(mtime) <= if_modified_since.timestamp()

@@ -1,0 +1,262 @@
+"""Records -> IIIF Presentation 3.0 Manifests and Collections, with iiif-prezi3's models.
+
+Pure: every input is a value (records, image sizes, a ``Publisher`` from
+settings, the base URL). Ids are ``{base}/iiif/manifests/{inventory}``,
+``{base}/iiif/collections/{path}``; images point at this server's Image API,
+3.0 first with a 2.1 service alongside for older viewers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from iiif_prezi3 import (
+    Annotation,
+    AnnotationBody,
+    AnnotationPage,
+    Canvas,
+    Collection,
+    CollectionRef,
+    Homepage,
+    KeyValueString,
+    Manifest,
+    ManifestRef,
+    Provider,
+    ServiceV2,
+    ServiceV3,
+)
+from iiif_prezi3.skeleton import Class
+
+from .records import Record, Text
+
+MANIFESTS = "iiif/manifests"
+COLLECTIONS = "iiif/collections"
+TOP = "top"
+
+#: Labels of the metadata pairs, in display order: (record field, Vietnamese, English, value language).
+METADATA = (
+    ("object_type", "Loại hình", "Object type", "vi"),
+    ("heritage_rank", "Xếp hạng", "Heritage rank", "vi"),
+    ("date", "Niên đại", "Date", "none"),
+    ("period", "Thời kỳ", "Period", "vi"),
+    ("material", "Chất liệu", "Material", "vi"),
+    ("dimensions", "Kích thước (cm)", "Dimensions (cm)", "none"),
+    ("site", "Địa điểm", "Site", "vi"),
+    ("inventory_number", "Số hiệu", "Inventory number", "none"),
+)
+#: Labels of the collections grouping records by a field.
+GROUP_LABELS = {
+    "object_type": Text("Theo loại hình", "By object type"),
+    "site": Text("Theo địa điểm", "By site"),
+    "heritage_rank": Text("Theo xếp hạng", "By heritage rank"),
+    "period": Text("Theo thời kỳ", "By period"),
+    "material": Text("Theo chất liệu", "By material"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One scan as the image server knows it: identifier and full-size dimensions."""
+
+    identifier: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    """What every manifest says about who publishes it (``[manifests]`` settings)."""
+
+    provider_id: str
+    provider_label: Text
+    provider_homepage: str
+    collection_label: Text
+    item_homepage: str = ""  # template with {inventory_number}; empty: this server's viewer page
+    thumbnail_size: int = 400
+    paged_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A collection a resource is part of, or an item of a collection."""
+
+    id: str
+    label: Text
+
+
+def slug(value: str) -> str:
+    """ASCII path segment of a Vietnamese value: ``Di tích kiến trúc`` -> ``di-tich-kien-truc``."""
+    plain = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "x"
+
+
+def manifest_path(inventory_number: str) -> str:
+    return f"{MANIFESTS}/{quote(inventory_number, safe='')}"
+
+
+def collection_path(*parts: str) -> str:
+    return "/".join((COLLECTIONS, *parts))
+
+
+def image_service(base: str, identifier: str, version: int = 3) -> str:
+    return f"{base}/iiif/{version}/{quote(identifier, safe='')}"
+
+
+def _label(text: Text, fallback: str) -> dict[str, list[str]]:
+    return text.language_map() or {"none": [fallback]}
+
+
+def _services(base: str, identifier: str) -> list[ServiceV3 | ServiceV2]:
+    return [
+        ServiceV3(id=image_service(base, identifier, 3), type="ImageService3", profile="level2"),
+        ServiceV2(
+            id=image_service(base, identifier, 2),
+            type="ImageService2",
+            profile="http://iiif.io/api/image/2/level2.json",
+        ),
+    ]
+
+
+def thumbnail(base: str, image: ImageRef, size: int) -> AnnotationBody:
+    """A thumbnail no larger than ``size`` pixels, never upscaled, with its image service."""
+    scale = min(1.0, size / max(image.width, image.height))
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    return AnnotationBody(
+        id=f"{image_service(base, image.identifier)}/full/{width},{height}/0/default.jpg",
+        type="Image",
+        format="image/jpeg",
+        width=width,
+        height=height,
+        service=_services(base, image.identifier)[:1],
+    )
+
+
+def _metadata(record: Record) -> list[KeyValueString]:
+    pairs = []
+    for name, vi, en, language in METADATA:
+        value = record.field(name)
+        if value:
+            if name == "dimensions":
+                value = value.replace(" x ", " × ")
+            pairs.append(KeyValueString(label={"vi": [vi], "en": [en]}, value={language: [value]}))
+    return pairs
+
+
+def _canvas(manifest_id: str, base: str, index: int, image: ImageRef, paged: bool) -> Canvas:
+    canvas_id = f"{manifest_id}/canvas/{index}"
+    body = AnnotationBody(
+        id=f"{image_service(base, image.identifier)}/full/max/0/default.jpg",
+        type="Image",
+        format="image/jpeg",
+        width=image.width,
+        height=image.height,
+        service=_services(base, image.identifier),
+    )
+    painting = Annotation(
+        id=f"{manifest_id}/annotation/{index}", type="Annotation", motivation="painting", body=body, target=canvas_id
+    )
+    vi, en = ("Trang", "Page") if paged else ("Ảnh", "Image")
+    return Canvas(
+        id=canvas_id,
+        label={"vi": [f"{vi} {index}"], "en": [f"{en} {index}"]},
+        width=image.width,
+        height=image.height,
+        items=[AnnotationPage(id=f"{manifest_id}/page/{index}", type="AnnotationPage", items=[painting])],
+    )
+
+
+def build_manifest(
+    record: Record, images: Sequence[ImageRef], base: str, publisher: Publisher, part_of: Sequence[Ref] = ()
+) -> Manifest:
+    """The Manifest of one record: one Canvas per scan, in the export's order."""
+    manifest_id = f"{base}/{manifest_path(record.inventory_number)}"
+    paged = record.object_type in publisher.paged_types and len(images) > 1
+    title = _label(record.title, record.inventory_number)
+    attribution = record.attribution or publisher.provider_label
+    homepage = (
+        publisher.item_homepage.format(inventory_number=quote(record.inventory_number, safe=""))
+        if publisher.item_homepage
+        else f"{base}/viewer?manifest={quote(manifest_id, safe='')}"
+    )
+    manifest = Manifest(
+        id=manifest_id,
+        label=title,
+        metadata=_metadata(record) or None,
+        summary=record.description.language_map() or None,
+        requiredStatement=KeyValueString(
+            label={"vi": ["Ghi công"], "en": ["Attribution"]}, value=attribution.language_map()
+        ),
+        rights=record.rights or None,
+        navDate=record.nav_date,
+        provider=[
+            Provider(
+                id=publisher.provider_id,
+                type="Agent",
+                label=publisher.provider_label.language_map(),
+                homepage=[
+                    Homepage(
+                        id=publisher.provider_homepage,
+                        type="Text",
+                        label=publisher.provider_label.language_map(),
+                        format="text/html",
+                    )
+                ],
+            )
+        ],
+        homepage=[Homepage(id=homepage, type="Text", label=title, format="text/html")],
+        thumbnail=[thumbnail(base, images[0], publisher.thumbnail_size)],
+        behavior=["paged"] if paged else None,
+        partOf=[_part_of(base, ref) for ref in part_of] or None,
+        items=[_canvas(manifest_id, base, n, image, paged) for n, image in enumerate(images, start=1)],
+    )
+    return manifest
+
+
+def _part_of(base: str, ref: Ref) -> Class:
+    return Class(id=f"{base}/{ref.id}", type="Collection", label=_label(ref.label, ref.id))
+
+
+def manifest_ref(base: str, record: Record, first_image: ImageRef, publisher: Publisher) -> ManifestRef:
+    return ManifestRef(
+        id=f"{base}/{manifest_path(record.inventory_number)}",
+        type="Manifest",
+        label=_label(record.title, record.inventory_number),
+        thumbnail=[thumbnail(base, first_image, publisher.thumbnail_size)],
+    )
+
+
+def build_collection(
+    path: str,
+    label: Text,
+    items: Sequence[ManifestRef | CollectionRef],
+    base: str,
+    publisher: Publisher,
+    first_image: ImageRef | None,
+    part_of: Sequence[Ref] = (),
+) -> Collection:
+    return Collection(
+        id=f"{base}/{path}",
+        label=_label(label, path),
+        thumbnail=[thumbnail(base, first_image, publisher.thumbnail_size)] if first_image else None,
+        provider=None,
+        partOf=[_part_of(base, ref) for ref in part_of] or None,
+        items=list(items),
+    )
+
+
+def collection_ref(collection: Collection) -> CollectionRef:
+    return CollectionRef(
+        id=collection.id, type="Collection", label=collection.label, thumbnail=collection.thumbnail or None
+    )
+
+
+def to_bytes(resource: Manifest | Collection) -> bytes:
+    """Compact UTF-8 JSON-LD with the Presentation 3 context; key order as built, so bytes are stable."""
+    document = json.loads(resource.jsonld())
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,61 @@
+"""Read a collection export file (CSV or JSON) into numbered rows for ``records.parse_records``.
+
+CSV: UTF-8 (an Excel byte-order mark is skipped), comma-separated, first line
+the header; a row's number is its spreadsheet row (header = row 1), so staff
+find it at once. JSON: a list of objects with the same keys as the CSV
+columns (or ``{"records": [...]}``); a record's number is its 1-based
+position. ``images`` may be a list there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    header: tuple[str, ...]
+    rows: list[tuple[int, Mapping[str, object]]]
+
+
+def read_export(path: Path) -> Export:
+    """The whole export; a file that cannot be read at all is a ConfigError naming it."""
+    try:
+        if path.suffix.lower() == ".json":
+            return _read_json(path)
+        return _read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read collection export {path}: {err}") from None
+
+
+def _read_csv(path: Path) -> Export:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows: list[tuple[int, Mapping[str, object]]] = []
+        for record in reader:
+            if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
+                continue  # blank line
+            rows.append((reader.line_num, record))
+        return Export(tuple(reader.fieldnames or ()), rows)
+
+
+def _read_json(path: Path) -> Export:
+    data = json.loads(path.read_text(encoding="utf-8-sig"))
+    if isinstance(data, dict):
+        data = data.get("records")
+    if not isinstance(data, list):
+        raise ConfigError(f"collection export {path}: expected a list of records or {{'records': [...]}}")
+    rows: list[tuple[int, Mapping[str, object]]] = []
+    header: dict[str, None] = {}
+    for index, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            item = {}  # reported by the record parser as a row with no inventory number
+        header.update(dict.fromkeys(str(key) for key in item))
+        rows.append((index, item))
+    return Export(tuple(header), rows)

@@ -1,0 +1,94 @@
+"""``iiif-server manifests build``: build with a progress bar, then say what was built and skipped.
+
+Staff read the summary to fix their export: every skipped row is listed with its
+row number and reason, withheld records with why, then the changes published.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ..cache.build import build_caches
+from ..config import Settings
+from ..image.render import EncodeOptions, Renderer
+from ..image.sources import FileSource
+from .catalogue import CHANGES_FILE, Catalogue, Snapshot
+from .changes import ChangeLog
+from .publish import write_tree
+from .validate import problems
+
+
+def catalogue_for(settings: Settings, memory_cache: bool = True) -> Catalogue:
+    """A catalogue on the configured image root and caches, as the server builds one."""
+    caches = build_caches(settings.cache, memory=memory_cache)
+    renderer = Renderer(EncodeOptions(), max_untiled_pixels=settings.images.max_untiled_pixels, metadata=caches.tiered)
+    return Catalogue(
+        settings.manifests,
+        source=FileSource(settings.images.root, settings.images.extensions),
+        renderer=renderer,
+        cache=caches.tiered,
+        changes=ChangeLog(settings.manifests.state_dir / CHANGES_FILE),
+    )
+
+
+def run_build(settings: Settings, out: Path | None, base: str, validate: bool, echo: Callable[[str], None]) -> int:
+    """Build (and write, and validate); returns how many rows or documents failed."""
+    catalogue = catalogue_for(settings, memory_cache=False)
+    before = catalogue.changes.count() if catalogue.changes else 0
+    started = time.monotonic()
+    with click.progressbar(length=1, label="building manifests", show_pos=True, show_eta=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        snapshot = catalogue.build(progress=progress)
+    seconds = time.monotonic() - started
+    echo(
+        f"built {snapshot.manifests} manifests and {snapshot.collections} collections "
+        f"from {settings.manifests.source} in {seconds:.1f} s"
+    )
+    _summary(snapshot, echo)
+    failed = len(snapshot.problems)
+    if catalogue.changes is not None:
+        added = catalogue.changes.activities(before, max(0, catalogue.changes.count() - before))
+        kinds = Counter(a.type for a in added)
+        detail = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "none"
+        echo(f"changes published: {detail} (stream: {catalogue.changes.count()} activities)")
+    if validate:
+        invalid = _validate(snapshot, base or "https://iiif.invalid", echo)
+        failed += invalid
+    if out is not None:
+        count = write_tree(snapshot, out, base, catalogue.changes, settings.manifests.page_size)
+        echo(f"wrote {count} files under {out} for {base}/")
+    return failed
+
+
+def _summary(snapshot: Snapshot, echo: Callable[[str], None]) -> None:
+    if snapshot.withheld:
+        echo(f"withheld {len(snapshot.withheld)} (access level not published):")
+        for record, reason in snapshot.withheld:
+            echo(f"  row {record.row} ({record.inventory_number}): {reason}")
+    if snapshot.problems:
+        echo(f"skipped {len(snapshot.problems)} row(s):")
+        for problem in snapshot.problems:
+            echo(f"  {problem}")
+    else:
+        echo("skipped 0 rows")
+
+
+def _validate(snapshot: Snapshot, base: str, echo: Callable[[str], None]) -> int:
+    invalid = 0
+    for document in snapshot.documents.values():
+        found = problems(json.loads(document.render(base)))
+        if found:
+            invalid += 1
+            echo(f"  invalid {document.path}: {found[0]}")
+    echo(f"validated {len(snapshot.documents)} documents against the Presentation 3.0 schema: {invalid} invalid")
+    return invalid

@@ -1,0 +1,104 @@
+"""HTTP for the presentation layer: Manifests, Collections and the Change Discovery stream.
+
+    /iiif/manifests/{inventory number}
+    /iiif/collections/top, /iiif/collections/by-{field}, /iiif/collections/{field}/{value}
+    /iiif/activity/all-changes, /iiif/activity/page-{n}
+
+No URL is a prefix of another, so ``iiif-server manifests build --out`` can write
+the same tree as plain files for static hosting.
+
+JSON-LD negotiation, ETag/304 and CORS as for info.json; ids carry the public
+base URL of the request (configured, or as a trusted proxy says). Errors are
+IIIFErrors, mapped to status in one place (``app._register_errors``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, request
+
+from ..errors import NotFound
+from ..http import base_url, is_fresh, json_media_type
+from . import discovery
+from .catalogue import Catalogue
+from .changes import ChangeLog
+
+PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
+STREAM, PAGE = discovery.STREAM, discovery.PAGE
+
+blueprint = Blueprint("presentation", __name__)
+
+
+def _catalogue() -> Catalogue:
+    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    return catalogue
+
+
+def _base() -> str:
+    return base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+
+
+def _json(body: bytes, etag_seed: str, context: str) -> Response:
+    etag = hashlib.sha1(etag_seed.encode()).hexdigest()[:32]
+    cache_control = current_app.config["IIIF_SETTINGS"].manifests.cache_control
+    headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Vary": "Accept"}
+    if is_fresh(request.environ, etag):
+        return Response(status=304, headers=headers)
+    media_type = json_media_type(request.headers.get("Accept"), context)
+    return Response(body, status=200, headers=headers, content_type=media_type)
+
+
+def _document(path: str) -> Response:
+    document = _catalogue().current().documents.get(path)
+    if document is None:
+        raise NotFound(f"no {path.split('/')[1][:-1]} {path.split('/', 2)[2]!r}", "identifier")
+    base = _base()
+    return _json(document.render(base), f"{document.etag}|{base}", PRESENTATION_CONTEXT)
+
+
+@blueprint.route("/iiif/manifests/<path:inventory_number>")
+def manifest(inventory_number: str) -> Response:
+    return _document(f"iiif/manifests/{quote(inventory_number, safe='')}")
+
+
+@blueprint.route("/iiif/collections/<path:name>")
+def collection(name: str) -> Response:
+    return _document(f"iiif/collections/{name}")
+
+
+@blueprint.route(f"/{STREAM}")
+def activity_stream() -> Response:
+    log = _changelog()
+    total = log.count()
+    page_size = current_app.config["IIIF_SETTINGS"].manifests.page_size
+    base = _base()
+    document = discovery.ordered_collection(base, STREAM, total, page_size)
+    return _json(discovery.to_bytes(document), f"c|{total}|{page_size}|{base}", discovery.DISCOVERY_CONTEXT)
+
+
+@blueprint.route(f"/{PAGE}<int:page>")
+def activity_page(page: int) -> Response:
+    log = _changelog()
+    _catalogue().current()  # record any change made since the last look before listing
+    total = log.count()
+    page_size = current_app.config["IIIF_SETTINGS"].manifests.page_size
+    if page >= max(1, discovery.page_count(total, page_size)):
+        raise NotFound(f"no activity page {page}", "page")
+    activities = log.activities(page * page_size, page_size)
+    base = _base()
+    document = discovery.ordered_collection_page(base, STREAM, page, activities, total, page_size)
+    return _json(
+        discovery.to_bytes(document),
+        f"p|{page}|{total}|{page_size}|{len(activities)}|{base}",
+        discovery.DISCOVERY_CONTEXT,
+    )
+
+
+def _changelog() -> ChangeLog:
+    log = _catalogue().changes
+    if log is None:
+        raise NotFound("change discovery is not enabled", "page")
+    _catalogue().current()
+    return log
