@@ -120,6 +120,10 @@ def _name_variants(parts: list[str], extensions: tuple[str, ...]) -> list[str]:
     return variants
 
 
+def fingerprint(info: os.stat_result) -> str:
+    """Size, mtime and inode: any replacement of a file changes at least one."""
+    return f"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"
+
+
 def _located(identifier: str, path: str, info: os.stat_result) -> Located:
-    fingerprint = f"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"
-    return Located(identifier, path, fingerprint, info.st_mtime, info.st_size)
+    return Located(identifier, path, fingerprint(info), info.st_mtime, info.st_size)

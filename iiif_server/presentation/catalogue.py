@@ -31,7 +31,7 @@ from ..cache import Cache, NullCache, cache_key
 from ..config import ManifestsSettings
 from ..errors import ConfigError, IIIFError
 from ..image.render import Renderer
-from ..image.sources import FileSource, Located
+from ..image.sources import FileSource, Located, fingerprint
 from . import build
 from .build import ImageRef, Publisher, Ref
 from .changes import ChangeLog
@@ -64,7 +64,7 @@ class Inputs:
     """What a snapshot was built from, to tell cheaply whether it is still current."""
 
     export: tuple[int, int, int] | None  # (size, mtime_ns, inode) of the export; None: no export
-    images: dict[str, str]  # identifier -> fingerprint ("" when it did not resolve)
+    images: dict[str, Located | None]  # identifier -> the file it resolved to (None: it did not)
 
 
 @dataclass(slots=True)
@@ -129,7 +129,11 @@ class Catalogue:
             if snapshot is not None and self._clock() - snapshot.checked < self.settings.check_interval:
                 return snapshot
             if snapshot is None or self._changed(snapshot.inputs):
-                snapshot = self.build()
+                try:
+                    snapshot = self.build()
+                except ConfigError as error:  # keep serving what was built; retried at the next check
+                    log.error("manifests not rebuilt: %s", error)
+                    snapshot = snapshot or Snapshot(inputs=Inputs(_stat(self.settings.source), {}))
             snapshot.checked = self._clock()
             self._snapshot = snapshot
             return snapshot
@@ -139,11 +143,14 @@ class Catalogue:
         snapshot = Snapshot()
         path = self.settings.source
         export_id = _stat(path)
-        images: dict[str, str] = {}
+        images: dict[str, Located | None] = {}
         if export_id is None:
-            log.warning("no collection export at %s: no manifests are published", path)
-        else:
-            self._build_records(path, snapshot, images, progress)
+            # An error, not an empty catalogue: a missing file (mid-copy, unmounted) must not withdraw
+            # everything. An export with no rows does.
+            raise ConfigError(f"no collection export at {path}")
+        self._build_records(path, snapshot, images, progress)
+        if _stat(path) != export_id:
+            raise ConfigError(f"collection export {path} changed while it was read; it is read again shortly")
         snapshot.inputs = Inputs(export_id, images)
         self._build_collections(snapshot)
         if self.changes is not None:
@@ -152,7 +159,9 @@ class Catalogue:
 
     # -- building ----------------------------------------------------------------
 
-    def _build_records(self, path: Path, snapshot: Snapshot, images: dict[str, str], progress: Progress | None) -> None:
+    def _build_records(
+        self, path: Path, snapshot: Snapshot, images: dict[str, Located | None], progress: Progress | None
+    ) -> None:
         export = read_export(path)
         missing = missing_columns(export.header, self.settings.columns)
         if missing:
@@ -187,16 +196,18 @@ class Catalogue:
         ]
         snapshot.problems.sort(key=lambda p: p.row)
 
-    def _locate_all(self, record: Record, images: dict[str, str], problems: list[Problem]) -> list[Located] | None:
+    def _locate_all(
+        self, record: Record, images: dict[str, Located | None], problems: list[Problem]
+    ) -> list[Located] | None:
         found = []
         for identifier in record.images:
             try:
                 where = self.source.locate(identifier)
             except IIIFError:
-                images[identifier] = ""
+                images[identifier] = None
                 problems.append(Problem(record.row, record.inventory_number, f"image file not found: {identifier}"))
                 return None
-            images[identifier] = where.fingerprint
+            images[identifier] = where
             found.append(where)
         return found
 
@@ -288,12 +299,17 @@ class Catalogue:
     def _changed(self, inputs: Inputs) -> bool:
         if _stat(self.settings.source) != inputs.export:
             return True
-        for identifier, fingerprint in inputs.images.items():
+        for identifier, located in inputs.images.items():
+            if located is None:  # named but missing: has it arrived?
+                try:
+                    self.source.locate(identifier)
+                except IIIFError:
+                    continue
+                return True
             try:
-                now = self.source.locate(identifier).fingerprint
-            except IIIFError:
-                now = ""
-            if now != fingerprint:
+                if fingerprint(os.stat(located.path)) != located.fingerprint:
+                    return True
+            except OSError:
                 return True
         return False
 

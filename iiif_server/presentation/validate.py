@@ -40,7 +40,7 @@ _SHORT.maxlist = 3
 
 @cache
 def _validator() -> Validator:
-    """The compiled validator, built on first use: loading and checking the schema costs ~10 ms."""
+    """The validator, built once on first use (about 1 ms) so importing this module stays free."""
     text = files("iiif_server.presentation").joinpath("schema/iiif_3_0.json").read_text("utf-8")
     schema = json.loads(text)
     cls = validators.validator_for(schema)  # the Draft its "$schema" declares (draft-07)
@@ -50,11 +50,14 @@ def _validator() -> Validator:
 
 def problems(document: Mapping[str, Any], *, limit: int | None = MAX_PROBLEMS) -> list[str]:
     """One line per problem (``path: message``), at most ``limit`` (None: all); empty means valid."""
-    instance = document if isinstance(document, dict) else dict(document)  # jsonschema's "object" is dict
+    # jsonschema's "object" is dict; anything not a Mapping goes through to be reported as such.
+    instance = dict(document) if isinstance(document, Mapping) and not isinstance(document, dict) else document
     out: list[str] = []
+    seen: set[str] = set()
     for error in _leaves(_validator().iter_errors(instance)):
         line = f"{_path(error)}: {_message(error)}"
-        if line not in out:  # allOf branches repeat the same check (e.g. ``label`` twice)
+        if line not in seen:  # allOf branches repeat the same check (e.g. ``label`` twice)
+            seen.add(line)
             out.append(line)
             if len(out) == limit:
                 break
@@ -83,7 +86,7 @@ def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
         meant = [subs for subs in branches.values() if not any(_wrong_kind(sub) for sub in subs)]
         if len(meant) == 1:
             yield from _leaves(meant[0])
-        elif meant and _is_object(error.instance):
+        elif meant and isinstance(error.instance, dict):
             # Several shapes fit the ``type`` (e.g. an object with no ``type``): let jsonschema pick.
             yield from _leaves([best_match([sub for subs in meant for sub in subs])])
         else:
@@ -93,11 +96,7 @@ def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
 def _wrong_kind(error: ValidationError) -> bool:
     """Whether a branch rejects the instance as the wrong kind of thing, not as a broken one."""
     here = list(error.relative_path)
-    return (not here and error.validator == "type") or (here == ["type"] and error.validator != "required")
-
-
-def _is_object(instance: object) -> bool:
-    return isinstance(instance, dict)
+    return (not here and error.validator == "type") or here == ["type"]
 
 
 def _path(error: ValidationError) -> str:
@@ -106,8 +105,8 @@ def _path(error: ValidationError) -> str:
 
 def _message(error: ValidationError) -> str:
     """jsonschema's message, with the offending value abbreviated and schema's explanation added."""
-    if error.validator in ("oneOf", "anyOf"):
-        kind = error.instance.get("type") if _is_object(error.instance) else None
+    if error.validator in ("oneOf", "anyOf") and error.context:  # no context: valid under several oneOf branches
+        kind = error.instance.get("type") if isinstance(error.instance, dict) else None
         message = (
             f"{kind!r} is not allowed here"
             if isinstance(kind, str)

@@ -200,3 +200,20 @@ def test_bad_rows_do_not_stop_the_rest(collection_client: FlaskClient, collectio
     assert "malformed date" in reasons[10]
     assert snapshot.manifests == 3  # the three good public records still build
     assert get_json(collection_client, "/iiif/manifests/KH-TL-0001")["id"].endswith("KH-TL-0001")
+
+
+def test_a_broken_or_missing_export_withdraws_nothing(collection_client: FlaskClient, collection: Path) -> None:
+    """A half-copied or mangled export must not tell harvesters that everything was deleted."""
+    stream = get_json(collection_client, "/iiif/activity/all-changes")
+    export = collection / "export.csv"
+    export.write_text("inventory_no,title_vi\nKH-DT-0001,Tháp\n", encoding="utf-8")  # no images column
+    assert get_json(collection_client, "/iiif/manifests/KH-DT-0001")["label"]["vi"] == ["Tháp Bà Ponagar"]
+    export.unlink()
+    assert get_json(collection_client, "/iiif/activity/all-changes")["totalItems"] == stream["totalItems"]
+    assert get_json(collection_client, "/iiif/manifests/KH-DT-0001")["label"]["vi"] == ["Tháp Bà Ponagar"]
+    write_export(export, [])  # an export with no rows does withdraw everything
+    after = get_json(collection_client, "/iiif/activity/all-changes")
+    page = get_json(collection_client, after["last"]["id"].removeprefix(BASE))
+    assert after["totalItems"] > stream["totalItems"]
+    assert page["orderedItems"][-1]["type"] == "Delete"
+    assert collection_client.get("/iiif/manifests/KH-DT-0001").status_code == 404
