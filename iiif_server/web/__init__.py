@@ -1,4 +1,4 @@
-"""Human-facing pages: the index of images at ``/``."""
+"""Human-facing pages: the index at ``/`` of published manifests (with a viewer link) and of images."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, render_template_string
 
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
+from ..presentation.build import manifest_path
+from ..presentation.catalogue import Catalogue
 
 blueprint = Blueprint("web", __name__)
 
@@ -13,7 +15,15 @@ _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>iiif_server</title>
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 td,th{padding:.3rem .8rem;text-align:left}tr:nth-child(even){background:#f4f4f4}</style></head>
-<body><h1>IIIF images</h1>
+<body><h1>iiif_server</h1>
+<h2>Manifests</h2>
+<p>{{ manifests|length }} published from the collection export. Collections: <a href="/iiif/collections/top">top</a>;
+changes for harvesters: <a href="/iiif/activity/all-changes">Change Discovery</a>.</p>
+<table><tr><th>inventory number</th><th>title</th><th>manifest</th><th>viewer</th></tr>
+{% for inventory, title, url in manifests %}<tr><td>{{ inventory }}</td><td>{{ title }}</td>
+<td><a href="{{ url }}">manifest</a></td><td><a href="/viewer?manifest={{ url|urlencode }}">Mirador</a></td></tr>
+{% endfor %}</table>
+<h2>Images</h2>
 <p>{{ count }} image(s) under the image root. Image API 3.0 at <code>/iiif/3/</code>, 2.1 at <code>/iiif/2/</code>.</p>
 <table><tr><th>identifier</th><th>Image API 3.0</th><th>Image API 2.1</th><th>preview</th></tr>
 {% for ident, v3, v2 in rows %}<tr><td>{{ ident }}</td>
@@ -28,4 +38,9 @@ def index() -> str:
     service: ImageService = current_app.extensions["iiif_server"]
     identifiers = service.source.list_identifiers()
     rows = [(i, service_path(ApiVersion.V3, i), service_path(ApiVersion.V2, i)) for i in identifiers]
-    return render_template_string(_INDEX, rows=rows, count=len(rows))
+    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    manifests = [
+        (r.inventory_number, r.title.vi or r.title.en, "/" + manifest_path(r.inventory_number))
+        for r in catalogue.current().published
+    ]
+    return render_template_string(_INDEX, rows=rows, count=len(rows), manifests=manifests)

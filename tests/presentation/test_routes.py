@@ -217,3 +217,10 @@ def test_a_broken_or_missing_export_withdraws_nothing(collection_client: FlaskCl
     assert after["totalItems"] > stream["totalItems"]
     assert page["orderedItems"][-1]["type"] == "Delete"
     assert collection_client.get("/iiif/manifests/KH-DT-0001").status_code == 404
+
+
+def test_index_page_lists_published_manifests_with_a_viewer_link(collection_client: FlaskClient) -> None:
+    page = collection_client.get("/").get_data(as_text=True)
+    assert "3 published from the collection export" in page
+    assert '<a href="/viewer?manifest=/iiif/manifests/KH-TL-0001">Mirador</a>' in page
+    assert "KH-HV-0103" not in page  # withheld
