@@ -36,13 +36,17 @@ def read_export(path: Path) -> Export:
 
 def _read_csv(path: Path) -> Export:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.reader(handle)
+        header = next(reader, [])
         rows: list[tuple[int, Mapping[str, object]]] = []
-        for record in reader:
-            if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
+        # One spreadsheet row per record, blank ones included; a quoted cell may span several lines.
+        for number, cells in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in cells):
                 continue  # blank line
-            rows.append((reader.line_num, record))
-        return Export(tuple(reader.fieldnames or ()), rows)
+            record: dict[str, object] = dict.fromkeys(header)
+            record.update(zip(header, cells, strict=False))  # cells beyond the header are ignored
+            rows.append((number, record))
+        return Export(tuple(header), rows)
 
 
 def _read_json(path: Path) -> Export:

@@ -20,14 +20,15 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 
 #: Presentation 3.0 §3.3.3 ``rights``: Creative Commons licences and marks, RightsStatements.org.
-_CC = re.compile(r"^https?://creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d\.\d)(/[a-z]{2,3})?/?$")
+_CC = re.compile(r"https?://creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d\.\d)(/[a-z]{2,3})?/?", re.ASCII)
 _RS = re.compile(
-    r"^https?://rightsstatements\.org/(vocab|page)/"
-    r"(InC|InC-OW-EU|InC-EDU|InC-NC|InC-RUU|NoC-CR|NoC-NC|NoC-OKLR|NoC-US|CNE|UND|NKC)/(\d\.\d)/?$"
+    r"https?://rightsstatements\.org/(vocab|page)/"
+    r"(InC|InC-OW-EU|InC-EDU|InC-NC|InC-RUU|NoC-CR|NoC-NC|NoC-OKLR|NoC-US|CNE|UND|NKC)/(\d\.\d)/?",
+    re.ASCII,
 )
 #: Record fields collections can group by.
 GROUPABLE = ("object_type", "site", "heritage_rank", "period", "material")
-_DATE = re.compile(r"^(-?\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_DATE = re.compile(r"(-?\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
 
 
 class ColumnMap(BaseModel):
@@ -128,11 +129,11 @@ def canonical_rights(uri: str, extra: Iterable[str] = ()) -> str | None:
     """The canonical form of a recognised rights URI, or None (spec: http, trailing slash)."""
     if uri in extra:
         return uri
-    cc = _CC.match(uri)
+    cc = _CC.fullmatch(uri)
     if cc:
         kind, name, version, port = cc.groups()
         return f"http://creativecommons.org/{kind}/{name}/{version}{port or ''}/"
-    rs = _RS.match(uri)
+    rs = _RS.fullmatch(uri)
     if rs:
         return f"http://rightsstatements.org/vocab/{rs.group(2)}/{rs.group(3)}/"
     return None
@@ -143,7 +144,7 @@ def parse_date(value: str) -> datetime | None:
 
     Raises ValueError for anything else: free-text periods belong in the period column.
     """
-    match = _DATE.match(value)
+    match = _DATE.fullmatch(value)
     if not match:
         raise ValueError(f"malformed date {value!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
     year, month, day = int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1)
@@ -158,7 +159,7 @@ def parse_date(value: str) -> datetime | None:
 def split_images(value: object) -> tuple[str, ...]:
     """``a.tif; b.tif`` (or a JSON list) -> paths in order, duplicates dropped."""
     parts = value if isinstance(value, list) else str(value or "").split(";")
-    paths = (clean(part).strip("/") for part in parts)
+    paths = (clean(part).strip("/ ") for part in parts)  # clean leaves " " as the only whitespace
     return tuple(dict.fromkeys(p for p in paths if p))
 
 

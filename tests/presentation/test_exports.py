@@ -242,7 +242,6 @@ def test_a_quoted_cell_over_several_lines_is_one_cell(tmp_path: Path) -> None:
     assert record.description.vi == "Dòng một Dòng hai"
 
 
-@pytest.mark.xfail(reason="exports._read_csv numbers rows by reader.line_num: the LAST physical line of a record")
 def test_rows_after_a_multi_line_cell_keep_their_spreadsheet_numbers(tmp_path: Path) -> None:
     text = 'inventory_no,description_vi,images\nA,"Dòng một\nDòng hai",a.tif\nB,x,b.tif\n\nC,y,c.tif\n'
     export = read_export(write(tmp_path / "export.csv", text))

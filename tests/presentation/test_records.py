@@ -408,7 +408,6 @@ def test_split_images(value: object, expected: tuple[str, ...]) -> None:
     assert split_images(value) == expected
 
 
-@pytest.mark.xfail(reason="records.split_images strips spaces before slashes, not after: '/ a.tif' -> ' a.tif'")
 @pytest.mark.parametrize("cell", ["dir/a.tif; / dir/a.tif", "dir/a.tif;dir/a.tif /"])
 def test_spaces_next_to_outer_slashes_are_stripped(cell: str) -> None:
     assert split_images(cell) == ("dir/a.tif",)
@@ -475,7 +474,6 @@ def test_unrecognised_rights_uris(uri: str) -> None:
     assert canonical_rights(uri) is None
 
 
-@pytest.mark.xfail(reason="records' patterns use Unicode \\d: non-ASCII digits pass and stay in the 'canonical' URI")
 @pytest.mark.parametrize(
     "uri",
     [
@@ -488,7 +486,6 @@ def test_rights_versions_are_ascii_digits(uri: str) -> None:
     assert canonical_rights(uri) is None
 
 
-@pytest.mark.xfail(reason="records' patterns use Unicode \\d and '$' (which allows a final newline)")
 @pytest.mark.parametrize(
     "uri", ["http://creativecommons.org/licenses/by/4.0/\n", "http://rightsstatements.org/vocab/InC/1.0/\n"]
 )
@@ -497,7 +494,6 @@ def test_rights_with_a_final_newline_are_not_canonical(uri: str) -> None:
     assert canonical_rights(uri) is None
 
 
-@pytest.mark.xfail(reason="records._DATE uses Unicode \\d ('\u0661\u0668\u0665\u0660' is 1850) and '$'")
 @pytest.mark.parametrize("value", ["\u0661\u0668\u0665\u0660", "\uff11\uff18\uff15\uff10", "1850\n"])
 def test_dates_are_ascii_digits_only(value: str) -> None:
     with pytest.raises(ValueError, match="malformed date"):
@@ -802,7 +798,7 @@ def test_split_images_gives_unique_clean_paths(parts: list[str]) -> None:
 
 @given(st.lists(st.text(alphabet=st.sampled_from("ab/;é\u0301."), max_size=8), max_size=6))
 def test_split_images_without_spaces_matches_a_simple_model(parts: list[str]) -> None:
-    """Spaces are left out: next to an outer slash they are the xfail above."""
+    """Spaces are left out of the alphabet: those next to an outer slash have their own test."""
     cell = ";".join(parts)
     expected: list[str] = []
     for part in cell.split(";"):
