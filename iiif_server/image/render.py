@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyvips
 
@@ -28,6 +28,7 @@ from .passthrough import TiffTiles, open_reader
 from .plan import Layout, Level, RenderPlan, stored_tile
 from .sources import Located
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _JPEG_SHRINKS = (1, 2, 4, 8)
@@ -62,7 +63,7 @@ class Renderer:
         self,
         options: EncodeOptions,
         handle_cache_size: int = 64,
-        layout_cache_size: int = 4096,
+        layout_cache_size: int = 16384,
         max_untiled_pixels: int = 0,
         metadata: Cache | None = None,
     ) -> None:
@@ -105,15 +106,42 @@ class Renderer:
 
     # -- sources -------------------------------------------------------------------
 
+    def dimensions(self, source: Located) -> tuple[int, int]:
+        """Full width and height, for manifests: from a known layout, else one header read.
+
+        A manifest build touches thousands of images once; probing every pyramid level (about
+        four opens per file) is left to the first info.json or tile request.
+        """
+        found = self._layouts.get((source.path, source.fingerprint))
+        if found is None and self.metadata is not None:
+            stored = self.metadata.get(cache_key(source.identifier, f"m:{source.fingerprint}"))
+            found = layout_from_json(stored) if stored is not None else None
+        if found is not None:
+            self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
+            return found.layout.width, found.layout.height
+        key = cache_key(source.identifier, f"s:{source.fingerprint}")
+        stored = self.metadata.get(key) if self.metadata is not None else None
+        if stored is not None:
+            width, height, tiled = (int(part) for part in stored.split(b","))
+        else:
+            width, height, tiled = _guard(source, lambda: header(source.path))
+            if self.metadata is not None:
+                self.metadata.put(key, f"{width},{height},{int(tiled)}".encode())
+        self._refuse_untiled(source, width, height, bool(tiled))
+        return width, height
+
     def _source_layout(self, source: Located) -> SourceLayout:
         found = self._layouts.get_or_create((source.path, source.fingerprint), lambda: self._load_layout(source))
-        pixels = found.layout.width * found.layout.height
-        if not found.tiled and self.max_untiled_pixels and pixels > self.max_untiled_pixels:
+        self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
+        return found
+
+    def _refuse_untiled(self, source: Located, width: int, height: int, tiled: bool) -> None:
+        pixels = width * height
+        if not tiled and self.max_untiled_pixels and pixels > self.max_untiled_pixels:
             log.warning("refusing %r: %d untiled pixels (limit %d)", source.identifier, pixels, self.max_untiled_pixels)
             raise ImageDecodeError(
                 "the source image is too large to serve untiled; ingest it as a pyramid", "identifier"
             )
-        return found
 
     def _load_layout(self, source: Located) -> SourceLayout:
         key = cache_key(source.identifier, f"m:{source.fingerprint}")
@@ -137,6 +165,13 @@ class Renderer:
         if not found.tiled:
             return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
         return pyvips.Image.new_from_file(source.path, fail=True, **kwargs), False
+
+
+def header(path: str) -> tuple[int, int, bool]:
+    """Width, height and whether it is a tiled TIFF: one open, no pixels."""
+    image = pyvips.Image.new_from_file(path)
+    tiled = image.get("vips-loader").startswith("tiff") and "tile-width" in image.get_fields()
+    return image.width, image.height, tiled
 
 
 def probe(path: str) -> SourceLayout:
@@ -203,7 +238,7 @@ def _add_level(
     return True
 
 
-def _guard(source: Located, work: Callable[[], SourceLayout]) -> SourceLayout:
+def _guard(source: Located, work: Callable[[], T]) -> T:
     try:
         return work()
     except pyvips.Error as err:

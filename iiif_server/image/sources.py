@@ -33,7 +33,7 @@ class Located:
 class FileSource:
     """Serves files whose extension is allowed, found under ``root`` only."""
 
-    def __init__(self, root: Path, extensions: tuple[str, ...], cache_size: int = 4096) -> None:
+    def __init__(self, root: Path, extensions: tuple[str, ...], cache_size: int = 32768) -> None:
         self.root = os.path.realpath(root)
         self.extensions = tuple(e.lower() for e in extensions)
         self._paths: LRU[str, str] = LRU(cache_size)

@@ -180,6 +180,7 @@ class Catalogue:
             snapshot.published.append(record)
             located[record.inventory_number] = found
         groups = self._groups(snapshot.published)
+
         for done, record in enumerate(snapshot.published, start=1):
             refs = [Ref(build.collection_path(*g), Text(v)) for g, v in groups.memberships(record)]
             try:
@@ -223,8 +224,7 @@ class Catalogue:
         return body
 
     def _image(self, located: Located) -> ImageRef:
-        layout = self.renderer.layout(located)
-        return ImageRef(located.identifier, layout.width, layout.height)
+        return ImageRef(located.identifier, *self.renderer.dimensions(located))
 
     def _groups(self, records: list[Record]) -> Groups:
         return Groups(self.settings.collections, records)

@@ -12,8 +12,12 @@ import pyvips
 from flask.testing import FlaskClient
 
 from iiif_server import create_app
+from iiif_server.cache.memory import MemoryCache
 from iiif_server.config import Settings
+from iiif_server.errors import ImageDecodeError
 from iiif_server.image import render as render_module
+from iiif_server.image.render import EncodeOptions, Renderer
+from iiif_server.image.sources import FileSource
 from tests.conftest import block_colour, decode, make_pattern, pixel
 
 
@@ -167,3 +171,36 @@ def test_everything_else_is_rendered(fresh_client: FlaskClient, image_root: Path
     assert response.status_code == 200
     assert response.data != reader.jpeg(level, 0, 0)
     reader.close()
+
+
+def test_dimensions_for_manifests_open_each_file_once_and_agree_with_the_layout(
+    image_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    source = FileSource(image_root, (".tif", ".jpg", ".png"))
+    shared = MemoryCache(1 << 20)
+    opened: list[str] = []
+    real = pyvips.Image.new_from_file
+
+    def counting(path: str, **options: Any) -> pyvips.Image:
+        opened.append(path)
+        return real(path, **options)
+
+    monkeypatch.setattr(pyvips.Image, "new_from_file", counting)
+    for name in ("big.tif", "pattern.jpg", "pattern.png"):
+        located = source.locate(name)
+        opened.clear()
+        assert Renderer(EncodeOptions(), metadata=shared).dimensions(located) == (
+            (4000, 3000) if name == "big.tif" else (1000, 800)
+        )
+        assert len(opened) == 1  # one header read, not a probe of every level
+        opened.clear()
+        assert Renderer(EncodeOptions(), metadata=shared).dimensions(located) == (
+            Renderer(EncodeOptions()).layout(located).width,
+            Renderer(EncodeOptions()).layout(located).height,
+        )
+    opened.clear()
+    Renderer(EncodeOptions(), metadata=shared).dimensions(source.locate("big.tif"))
+    assert opened == []  # another worker finds the size in the shared tier
+    with pytest.raises(ImageDecodeError, match="too large to serve untiled"):
+        Renderer(EncodeOptions(), max_untiled_pixels=1000).dimensions(source.locate("pattern.png"))
