@@ -110,6 +110,24 @@ def purge(identifier: str | None, config: str | None) -> None:
     click.echo(f"purged {count} entries" + (f" of {identifier!r}" if identifier else ""))
 
 
+def _prime_manifests(settings: Settings) -> None:
+    """Build the manifests once before the workers start: their first builds then come from the cache."""
+    if not settings.manifests.source.is_file():
+        click.echo(f"no collection export at {settings.manifests.source}: no manifests published")
+        return
+    from .presentation.report import catalogue_for
+
+    try:
+        snapshot = catalogue_for(settings, memory_cache=False).build()
+    except ConfigError as err:
+        click.echo(f"manifests not built: {err}", err=True)
+        return
+    click.echo(
+        f"manifests: {snapshot.manifests} published, {len(snapshot.withheld)} withheld, "
+        f"{len(snapshot.problems)} row(s) skipped (details: iiif-server manifests build)"
+    )
+
+
 @main.group()
 def manifests() -> None:
     """Build and publish IIIF Presentation 3.0 manifests from the collection export."""
@@ -158,5 +176,6 @@ def manifests_build(
 
 
 def _announce(settings: Settings) -> None:
+    _prime_manifests(settings)
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")
