@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -260,3 +260,87 @@ def to_bytes(resource: Manifest | Collection) -> bytes:
     """Compact UTF-8 JSON-LD with the Presentation 3 context; key order as built, so bytes are stable."""
     document = json.loads(resource.jsonld())
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Groups:
+    """Records grouped by each configured field: field -> value -> (slug, records), values sorted."""
+
+    def __init__(self, fields: tuple[str, ...], records: list[Record]) -> None:
+        self.by_field: dict[str, dict[str, tuple[str, list[Record]]]] = {}
+        self._slug: dict[tuple[str, str], str] = {}
+        for name in fields:
+            values: dict[str, list[Record]] = {}
+            for record in records:
+                value = record.field(name)
+                if value:
+                    values.setdefault(value, []).append(record)
+            slugs: dict[str, str] = {}
+            taken: set[str] = set()
+            for value in sorted(values, key=lambda v: (slug(v), v)):
+                candidate, n = slug(value), 2
+                while candidate in taken:
+                    candidate, n = f"{slug(value)}-{n}", n + 1
+                taken.add(candidate)
+                slugs[value] = candidate
+                self._slug[(name, value)] = candidate
+            if values:
+                self.by_field[name] = {value: (slugs[value], values[value]) for value in slugs}
+
+    def memberships(self, record: Record) -> list[tuple[tuple[str, str], str]]:
+        """((field slug, value slug), value) of every collection the record is in."""
+        found = []
+        for name in self.by_field:
+            value = record.field(name)
+            if value:
+                found.append(((slug(name), self._slug[(name, value)]), value))
+        return found
+
+
+def collection_tree(
+    records: Sequence[Record],
+    groups: Groups,
+    thumbnails: Mapping[str, ImageRef],
+    base: str,
+    publisher: Publisher,
+) -> dict[str, Collection]:
+    """top -> one collection per grouping field -> one per value -> Manifest references; keyed by path."""
+    tree: dict[str, Collection] = {}
+
+    def refs(members: Sequence[Record]) -> list[ManifestRef | CollectionRef]:
+        return [
+            manifest_ref(base, r, thumbnails[r.inventory_number], publisher)
+            for r in members
+            if r.inventory_number in thumbnails
+        ]
+
+    def first_thumbnail(members: Sequence[Record]) -> ImageRef | None:
+        return next((thumbnails[r.inventory_number] for r in members if r.inventory_number in thumbnails), None)
+
+    top_path = collection_path(TOP)
+    top_label = publisher.collection_label
+    top_items: list[ManifestRef | CollectionRef] = []
+    for name, values in groups.by_field.items():
+        group_path = collection_path(f"by-{slug(name)}")
+        group_label = GROUP_LABELS.get(name, Text(name, name))
+        value_refs: list[ManifestRef | CollectionRef] = []
+        for value, (value_slug, members) in values.items():
+            value_path = collection_path(slug(name), value_slug)
+            tree[value_path] = build_collection(
+                value_path,
+                Text(value),
+                refs(members),
+                base,
+                publisher,
+                first_thumbnail(members),
+                [Ref(group_path, group_label)],
+            )
+            value_refs.append(collection_ref(tree[value_path]))
+        everyone = [r for _, members in values.values() for r in members]
+        tree[group_path] = build_collection(
+            group_path, group_label, value_refs, base, publisher, first_thumbnail(everyone), [Ref(top_path, top_label)]
+        )
+        top_items.append(collection_ref(tree[group_path]))
+    if not groups.by_field:
+        top_items = refs(records)
+    tree[top_path] = build_collection(top_path, top_label, top_items, base, publisher, first_thumbnail(records))
+    return tree

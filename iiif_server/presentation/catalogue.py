@@ -25,15 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iiif_prezi3 import Collection
-
 from ..cache import Cache, NullCache, cache_key
 from ..config import ManifestsSettings
 from ..errors import ConfigError, IIIFError
 from ..image.render import Renderer
 from ..image.sources import FileSource, Located, fingerprint
 from . import build
-from .build import ImageRef, Publisher, Ref
+from .build import Groups, ImageRef, Publisher, Ref
 from .changes import ChangeLog
 from .exports import read_export
 from .records import Problem, Record, Text, missing_columns, parse_records
@@ -230,69 +228,17 @@ class Catalogue:
         return Groups(self.settings.collections, records)
 
     def _build_collections(self, snapshot: Snapshot) -> None:
-        records = snapshot.published
-        groups = self._groups(records)
-        first_image = {r.inventory_number: r.images[0] for r in records}
-        thumbs: dict[str, ImageRef] = {}
-
-        def thumb(record: Record) -> ImageRef | None:
-            identifier = first_image[record.inventory_number]
-            if identifier not in thumbs:
-                try:
-                    thumbs[identifier] = self._image(self.source.locate(identifier))
-                except IIIFError:
-                    return None
-            return thumbs[identifier]
-
-        def manifest_refs(members: list[Record]) -> list:
-            refs = []
-            for record in members:
-                image = thumb(record)
-                if image is not None:
-                    refs.append(build.manifest_ref(BASE, record, image, self.publisher))
-            return refs
-
-        top_path = build.collection_path(build.TOP)
-        top_label = self.publisher.collection_label
-        top_items: list = []
-        for name, values in groups.by_field.items():
-            group_path = build.collection_path(f"by-{build.slug(name)}")
-            group_label = build.GROUP_LABELS.get(name, Text(name, name))
-            value_refs = []
-            for value, (value_slug, members) in values.items():
-                value_path = build.collection_path(build.slug(name), value_slug)
-                collection = build.build_collection(
-                    value_path,
-                    Text(value),
-                    manifest_refs(members),
-                    BASE,
-                    self.publisher,
-                    thumb(members[0]),
-                    [Ref(group_path, group_label)],
-                )
-                self._add(snapshot, value_path, collection)
-                value_refs.append(build.collection_ref(collection))
-            group = build.build_collection(
-                group_path,
-                group_label,
-                value_refs,
-                BASE,
-                self.publisher,
-                thumb(next(iter(values.values()))[1][0]) if values else None,
-                [Ref(top_path, top_label)],
-            )
-            self._add(snapshot, group_path, group)
-            top_items.append(build.collection_ref(group))
-        if not groups.by_field:
-            top_items = manifest_refs(records)
-        top = build.build_collection(
-            top_path, top_label, top_items, BASE, self.publisher, thumb(records[0]) if records else None
+        thumbnails: dict[str, ImageRef] = {}
+        for record in snapshot.published:
+            try:
+                thumbnails[record.inventory_number] = self._image(self.source.locate(record.images[0]))
+            except IIIFError:
+                continue  # vanished since its manifest was built: listed at the next rebuild
+        tree = build.collection_tree(
+            snapshot.published, self._groups(snapshot.published), thumbnails, BASE, self.publisher
         )
-        self._add(snapshot, top_path, top)
-
-    @staticmethod
-    def _add(snapshot: Snapshot, path: str, collection: Collection) -> None:
-        snapshot.documents[path] = _document(path, "Collection", build.to_bytes(collection))
+        for path, collection in tree.items():
+            snapshot.documents[path] = _document(path, "Collection", build.to_bytes(collection))
 
     # -- freshness ---------------------------------------------------------------
 
@@ -312,40 +258,6 @@ class Catalogue:
             except OSError:
                 return True
         return False
-
-
-class Groups:
-    """Records grouped by each configured field: field -> value -> (slug, records), values sorted."""
-
-    def __init__(self, fields: tuple[str, ...], records: list[Record]) -> None:
-        self.by_field: dict[str, dict[str, tuple[str, list[Record]]]] = {}
-        self._slug: dict[tuple[str, str], str] = {}
-        for name in fields:
-            values: dict[str, list[Record]] = {}
-            for record in records:
-                value = record.field(name)
-                if value:
-                    values.setdefault(value, []).append(record)
-            slugs: dict[str, str] = {}
-            taken: set[str] = set()
-            for value in sorted(values, key=lambda v: (build.slug(v), v)):
-                candidate, n = build.slug(value), 2
-                while candidate in taken:
-                    candidate, n = f"{build.slug(value)}-{n}", n + 1
-                taken.add(candidate)
-                slugs[value] = candidate
-                self._slug[(name, value)] = candidate
-            if values:
-                self.by_field[name] = {value: (slugs[value], values[value]) for value in slugs}
-
-    def memberships(self, record: Record) -> list[tuple[tuple[str, str], str]]:
-        """((field slug, value slug), value) of every collection the record is in."""
-        found = []
-        for name in self.by_field:
-            value = record.field(name)
-            if value:
-                found.append(((build.slug(name), self._slug[(name, value)]), value))
-        return found
 
 
 def _document(path: str, kind: str, body: bytes) -> Document:
