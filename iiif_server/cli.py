@@ -175,6 +175,48 @@ def manifests_build(
     sys.exit(1 if strict and failed else 0)
 
 
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option("--images", type=click.Path(file_okay=False), help="Image root to put the masters under.")
+@click.option("--into", default="", help="Folder under the image root (layout below it is kept).")
+@click.option("--workers", type=int, default=0, help="Conversion processes (0: [ingest] workers, else one per core).")
+@click.option("--replace", is_flag=True, help="Replace masters made from other originals (the old ones are kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (progress goes to stderr).")
+def ingest(
+    sources: tuple[Path, ...],
+    config: str | None,
+    images: str | None,
+    into: str,
+    workers: int,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Convert scans (files or folder trees) into pyramidal TIFF masters, with a fixity record.
+
+    Exits 1 if any file failed; rerunning skips what is done.
+    """
+    from .ingest.report import run_ingest
+
+    settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
+    Path(settings.images.root).mkdir(parents=True, exist_ok=True)
+    failed = run_ingest(settings, list(sources), into, replace, workers, as_json, echo=click.echo)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("path", default="")
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option("--images", type=click.Path(file_okay=False), help="Image root whose masters to verify.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(path: str, config: str | None, images: str | None, as_json: bool) -> None:
+    """Re-hash recorded masters (all, or those under PATH) and report every missing or altered one."""
+    from .ingest.report import run_verify
+
+    settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
+    sys.exit(1 if run_verify(settings, path, as_json, echo=click.echo) else 0)
+
+
 def _announce(settings: Settings) -> None:
     _prime_manifests(settings)
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"

@@ -134,6 +134,21 @@ class ManifestsSettings(_Section):
         return value
 
 
+class IngestSettings(_Section):
+    quality: int = Field(90, ge=1, le=100)
+    compression: str = "jpeg"
+    alpha_compression: str = "deflate"
+    tile_size: int = Field(256, ge=64, le=4096)
+    workers: int = Field(0, ge=0)
+
+    @field_validator("compression", "alpha_compression")
+    @classmethod
+    def _known_compression(cls, value: str) -> str:
+        if value not in ("jpeg", "deflate", "lzw", "webp", "zstd", "none"):
+            raise ValueError("choose jpeg, deflate, lzw, webp, zstd or none")
+        return value
+
+
 class DemoSettings(_Section):
     root: Path = Path("demo-images")
 
@@ -147,6 +162,7 @@ class Settings(_Section):
     cache: CacheSettings = CacheSettings()
     admin: AdminSettings = AdminSettings()
     manifests: ManifestsSettings = ManifestsSettings()
+    ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:

@@ -1,0 +1,213 @@
+"""A batch of scans -> masters under the image root: plan, convert in a process pool, record, report.
+
+Nothing is lost and nothing is overwritten silently:
+- a master is written to a temporary file beside its target and renamed into place (atomic on
+  one filesystem), so an interrupted run never leaves half a master under a real name;
+- a file whose master already exists from the same original (same sha256) is skipped, so rerunning
+  an interrupted batch finishes only the rest;
+- a master made from a different original is replaced only with ``replace``: the old one is moved to
+  ``.versions/`` under the root and the replacement is recorded in the fixity catalogue;
+- a file that cannot be converted is reported with its reason; the batch goes on.
+
+``process`` is what one worker does for one file, in a pool here or on an RQ worker elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from .convert import EXTENSIONS, ConvertError, MasterOptions, to_master
+from .fixity import VERSIONS_DIR, Entry, FixityCatalogue, now, sha256_of
+
+INGESTED, REPLACED, SKIPPED, FAILED = "ingested", "replaced", "skipped", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    source: str  # absolute path of the scan
+    identifier: str  # the master's path under the image root (NFC, "/"-separated, ".tif")
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    source: str
+    identifier: str
+    status: str  # ingested | replaced | skipped | failed
+    reason: str
+    size: int
+    seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def master_name(relative: str) -> str:
+    """``hiện vật/KH-0101 mặt trước.JPG`` -> ``hiện vật/KH-0101 mặt trước.tif``: NFC, so identifiers are predictable."""
+    stem, _ = os.path.splitext(unicodedata.normalize("NFC", relative.replace(os.sep, "/")))
+    return f"{stem}.tif"
+
+
+def plan(sources: Iterable[Path], into: str = "") -> tuple[list[Job], list[Outcome]]:
+    """Jobs for files and folder trees (layout kept relative to each folder); refusals as outcomes."""
+    prefix = master_name(into + "/x").rsplit("/", 1)[0].strip("/") if into.strip("/") else ""
+    jobs: list[Job] = []
+    refused: list[Outcome] = []
+    claimed: dict[str, str] = {}
+    for source in sources:
+        source = source.resolve()
+        if source.is_dir():
+            found = sorted(_walk(source))
+            pairs = [(path, os.path.relpath(path, source)) for path in found]
+        elif source.is_file():
+            pairs = [(source, source.name)]
+        else:
+            refused.append(Outcome(str(source), "", FAILED, "no such file or folder", 0))
+            continue
+        for path, relative in pairs:
+            if os.path.splitext(path.name)[1].lower() not in EXTENSIONS:
+                refused.append(Outcome(str(path), "", FAILED, "not an image file (unknown extension)", _size(path)))
+                continue
+            identifier = "/".join(p for p in (prefix, master_name(relative)) if p)
+            if identifier in claimed:
+                reason = f"same master name as {claimed[identifier]}"
+                refused.append(Outcome(str(path), identifier, FAILED, reason, _size(path)))
+                continue
+            claimed[identifier] = str(path)
+            jobs.append(Job(str(path), identifier, _size(path)))
+    return jobs, refused
+
+
+def process(job: Job, root: str, options: MasterOptions, replace: bool) -> Outcome:
+    """Make (or skip, or refuse) one master. Safe to run anywhere the root is mounted, any number at once."""
+    started = time.monotonic()
+    source, target = Path(job.source), Path(root) / job.identifier
+
+    def outcome(status: str, reason: str, width: int = 0, height: int = 0) -> Outcome:
+        return Outcome(job.source, job.identifier, status, reason, job.size, time.monotonic() - started, width, height)
+
+    try:
+        size = source.stat().st_size
+        if size == 0:
+            return outcome(FAILED, "empty file (0 bytes)")
+        source_sha = sha256_of(source)
+    except OSError as err:
+        return outcome(FAILED, f"cannot read: {err.strerror or err}")
+    catalogue = FixityCatalogue(Path(root))
+    existing = catalogue.get(job.identifier)
+    if target.exists():
+        if existing is not None and existing.source_sha256 == source_sha:
+            if target.stat().st_size == existing.master_size:
+                return outcome(SKIPPED, "already ingested from this original", existing.width, existing.height)
+        elif not replace:
+            why = "from a different original" if existing else "that ingest did not make"
+            return outcome(
+                FAILED, f"a master {why} already exists; --replace keeps it in {VERSIONS_DIR}/ and replaces it"
+            )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial.tif")
+    try:
+        converted = to_master(source, partial, options)
+        _fsync(partial)
+        master_sha = sha256_of(partial)
+        master_size = partial.stat().st_size
+        previous_version = _keep_previous(Path(root), job.identifier, target) if target.exists() else None
+        os.replace(partial, target)
+        _fsync(target.parent)
+    except ConvertError as err:
+        return outcome(FAILED, str(err))
+    except OSError as err:
+        return outcome(FAILED, f"cannot write the master: {err.strerror or err}")
+    finally:
+        partial.unlink(missing_ok=True)
+    entry = Entry(
+        job.identifier,
+        job.source,
+        source_sha,
+        size,
+        master_sha,
+        master_size,
+        converted.width,
+        converted.height,
+        "; ".join(converted.notes),
+        now(),
+    )
+    catalogue.record(entry, existing, previous_version)
+    status = REPLACED if previous_version else INGESTED
+    reason = f"previous master kept as {previous_version}" if previous_version else "; ".join(converted.notes)
+    return outcome(status, reason, converted.width, converted.height)
+
+
+def run(
+    jobs: list[Job],
+    root: Path,
+    options: MasterOptions,
+    replace: bool = False,
+    workers: int = 0,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every job in a pool of ``workers`` processes (0: one per core); outcomes in completion order."""
+    workers = workers or os.cpu_count() or 1
+    outcomes: list[Outcome] = []
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            outcomes.append(process(job, str(root), options, replace))
+            if on_done:
+                on_done(outcomes[-1])
+        return outcomes
+    # spawn: a forked child would inherit libvips' threads and locks mid-flight
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(process, job, str(root), options, replace) for job in jobs]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            if on_done:
+                on_done(outcomes[-1])
+    return outcomes
+
+
+def _keep_previous(root: Path, identifier: str, target: Path) -> str:
+    """A hard link to the current master in ``.versions/``; returns where, under the root.
+
+    A link, not a move: the master stays served until the rename replaces it in one step.
+    """
+    stamp = now().replace(":", "").replace("-", "")
+    kept = f"{VERSIONS_DIR}/{identifier[:-4]}.{stamp}.tif"
+    (root / kept).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(target, root / kept)
+    except OSError:
+        shutil.copy2(target, root / kept)
+    return kept
+
+
+def _walk(folder: Path) -> Iterable[Path]:
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith("."):
+                yield Path(here) / name
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

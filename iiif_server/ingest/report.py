@@ -1,0 +1,126 @@
+"""``iiif-server ingest`` and ``verify`` for people and scripts: progress, summary table, JSON, notifications.
+
+After a batch, replaced masters are purged from the derivative cache (their keys already change
+with the file's fingerprint; the purge frees the space at once) and every published manifest that
+shows a replaced master gets an ``Update`` in the Change Discovery stream, so harvesters fetch it
+again even when its JSON did not change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ..cache.build import build_caches
+from ..config import Settings
+from ..errors import ConfigError
+from ..presentation.build import manifest_path
+from .batch import FAILED, REPLACED, Outcome, plan, run
+from .convert import MasterOptions
+from .fixity import FixityCatalogue, sha256_of
+
+log = logging.getLogger(__name__)
+
+
+def options_of(settings: Settings) -> MasterOptions:
+    ingest = settings.ingest
+    return MasterOptions(ingest.quality, ingest.compression, ingest.alpha_compression, ingest.tile_size)
+
+
+def run_ingest(
+    settings: Settings,
+    sources: list[Path],
+    into: str,
+    replace: bool,
+    workers: int,
+    as_json: bool,
+    echo: Callable[[str], None],
+) -> int:
+    """Ingest; returns how many files failed."""
+    root = Path(settings.images.root)
+    jobs, refused = plan(sources, into)
+    total = sum(job.size for job in jobs)
+    outcomes: list[Outcome] = list(refused)
+    with click.progressbar(
+        length=max(total, 1),
+        label=f"ingesting {len(jobs)} files ({total / 1e6:,.0f} MB)",
+        show_eta=True,
+        show_percent=True,
+        file=sys.stderr,  # stdout may carry the JSON summary
+    ) as bar:
+
+        def done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            bar.update(outcome.size)
+
+        run(jobs, root, options_of(settings), replace, workers or settings.ingest.workers, on_done=done)
+    replaced = [o.identifier for o in outcomes if o.status == REPLACED]
+    touched = notify(settings, replaced) if replaced else []
+    counts = Counter(o.status for o in outcomes)
+    if as_json:
+        summary = {"counts": counts, "outcomes": [o.as_dict() for o in outcomes], "updated": touched}
+        echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        _table(outcomes, counts, touched, echo)
+    return counts[FAILED]
+
+
+def notify(settings: Settings, identifiers: list[str]) -> list[str]:
+    """Purge replaced masters' derivatives; publish an Update for each manifest showing one."""
+    tiered = build_caches(settings.cache, memory=False).tiered
+    for identifier in identifiers:
+        tiered.purge(identifier)
+    if not settings.manifests.source.is_file():
+        return []
+    from ..presentation.report import catalogue_for  # the manifest layer only when there are manifests
+
+    catalogue = catalogue_for(settings, memory_cache=False)
+    try:
+        snapshot = catalogue.build()
+    except ConfigError as err:
+        log.error("manifests not rebuilt after ingest: %s", err)
+        return []
+    wanted = set(identifiers)
+    touched = []
+    for record in snapshot.published:
+        if wanted.intersection(record.images) and catalogue.changes is not None:
+            path = manifest_path(record.inventory_number)
+            if catalogue.changes.touch(path, "Manifest") is not None:
+                touched.append(path)
+    return touched
+
+
+def _table(outcomes: list[Outcome], counts: Counter[str], touched: list[str], echo: Callable[[str], None]) -> None:
+    width = max([len(o.identifier or o.source) for o in outcomes] + [10])
+    echo(f"{'status':<9} {'master':<{width}} {'MB':>8} {'s':>6}  detail")
+    for o in sorted(outcomes, key=lambda o: (o.status != FAILED, o.identifier or o.source)):
+        echo(f"{o.status:<9} {o.identifier or o.source:<{width}} {o.size / 1e6:>8.1f} {o.seconds:>6.1f}  {o.reason}")
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("ingested", "replaced", "skipped", "failed"))
+    echo(f"\n{summary}" + (f"; {len(touched)} manifest(s) updated for harvesters" if touched else ""))
+
+
+def run_verify(settings: Settings, prefix: str, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Re-hash every recorded master (under ``prefix``); returns how many are missing or altered."""
+    root = Path(settings.images.root)
+    entries = FixityCatalogue(root).entries(prefix.strip("/"))
+    problems: list[dict[str, str]] = []
+    with click.progressbar(entries, label=f"verifying {len(entries)} masters", file=sys.stderr) as bar:
+        for entry in bar:
+            path = root / entry.identifier
+            if not path.is_file():
+                problems.append({"identifier": entry.identifier, "problem": "missing"})
+            elif sha256_of(path) != entry.master_sha256:
+                problems.append({"identifier": entry.identifier, "problem": "checksum mismatch"})
+    if as_json:
+        echo(json.dumps({"verified": len(entries), "problems": problems}, ensure_ascii=False))
+    else:
+        for problem in problems:
+            echo(f"{problem['problem']:<18} {problem['identifier']}")
+        echo(f"verified {len(entries)} masters: {len(problems)} problem(s)")
+    return len(problems)
