@@ -176,13 +176,15 @@ def manifests_build(
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
 @click.option("--images", type=click.Path(file_okay=False), help="Image root to put the masters under.")
 @click.option("--into", default="", help="Folder under the image root (layout below it is kept).")
 @click.option("--workers", type=int, default=0, help="Conversion processes (0: [ingest] workers, else one per core).")
 @click.option("--replace", is_flag=True, help="Replace masters made from other originals (the old ones are kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (progress goes to stderr).")
+@click.option("--queue", "queue", is_flag=True, help="Enqueue one job per file on Redis for `iiif-server worker`.")
+@click.option("--status", "show_status", is_flag=True, help="Show the ingest queue: waiting, running, failed.")
 def ingest(
     sources: tuple[Path, ...],
     config: str | None,
@@ -191,17 +193,46 @@ def ingest(
     workers: int,
     replace: bool,
     as_json: bool,
+    queue: bool,
+    show_status: bool,
 ) -> None:
     """Convert scans (files or folder trees) into pyramidal TIFF masters, with a fixity record.
 
-    Exits 1 if any file failed; rerunning skips what is done.
+    Exits 1 if any file failed; rerunning skips what is done. With --queue, the files are
+    converted by `iiif-server worker` processes on any machine that shares the storage.
     """
-    from .ingest.report import run_ingest
+    from .ingest.report import run_ingest, run_queue, show_queue
 
     settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
+    try:
+        if show_status:
+            show_queue(settings, as_json, echo=click.echo)
+            return
+        if not sources:
+            raise click.UsageError("give the scans to ingest (files or folders), or --status")
+        if queue:
+            run_queue(settings, list(sources), into, replace, as_json, echo=click.echo)
+            return
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
     Path(settings.images.root).mkdir(parents=True, exist_ok=True)
     failed = run_ingest(settings, list(sources), into, replace, workers, as_json, echo=click.echo)
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option("--images", type=click.Path(file_okay=False), help="Image root to put the masters under.")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(config: str | None, images: str | None, burst: bool) -> None:
+    """Process queued ingest jobs (see `ingest --queue`); run one per core on any machine sharing the storage."""
+    from .ingest.queue import work
+
+    settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
+    try:
+        work(settings, burst=burst)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @main.command()

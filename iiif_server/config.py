@@ -140,6 +140,16 @@ class IngestSettings(_Section):
     alpha_compression: str = "deflate"
     tile_size: int = Field(256, ge=64, le=4096)
     workers: int = Field(0, ge=0)
+    queue_url: str = ""
+    queue_name: str = "iiif-ingest"
+    job_timeout: int = Field(3600, ge=10)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("compression", "alpha_compression")
     @classmethod

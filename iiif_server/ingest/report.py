@@ -71,6 +71,39 @@ def run_ingest(
     return counts[FAILED]
 
 
+def run_queue(
+    settings: Settings, sources: list[Path], into: str, replace: bool, as_json: bool, echo: Callable[[str], None]
+) -> None:
+    """Plan here, convert on the workers: one job per file."""
+    from .queue import enqueue
+
+    jobs, refused = plan([source.resolve() for source in sources], into)
+    queued, waiting = enqueue(settings, jobs, replace)
+    if as_json:
+        refusals = [o.as_dict() for o in refused]
+        echo(json.dumps({"queued": queued, "already_waiting": waiting, "refused": refusals}, ensure_ascii=False))
+        return
+    for outcome in refused:
+        echo(f"not queued: {outcome.source}: {outcome.reason}")
+    echo(f"queued {queued} file(s), {waiting} already waiting; `iiif-server worker` converts them")
+
+
+def show_queue(settings: Settings, as_json: bool, echo: Callable[[str], None]) -> None:
+    from .queue import status
+
+    found = status(settings)
+    if as_json:
+        echo(json.dumps(found, ensure_ascii=False))
+        return
+    outcomes = ", ".join(f"{n} {kind}" for kind, n in sorted(found["outcomes"].items())) or "none yet"
+    echo(f"queue {found['queue']}: {found['queued']} waiting, {found['running']} running, {found['finished']} done")
+    echo(f"outcomes: {outcomes}")
+    for failure in found["failed_files"]:
+        echo(f"failed   {failure['source']}: {failure['reason']}")
+    for crash in found["crashed"]:
+        echo(f"crashed  {crash['job']}: {crash['error']}")
+
+
 def notify(settings: Settings, identifiers: list[str]) -> list[str]:
     """Purge replaced masters' derivatives; publish an Update for each manifest showing one."""
     tiered = build_caches(settings.cache, memory=False).tiered

@@ -1,0 +1,118 @@
+"""Ingest across machines on RQ: one Redis job per file, run by ``iiif-server worker`` wherever the storage is.
+
+A job is the same ``batch.process`` the in-process pool runs, so results, refusals and idempotency
+are the same: a job that runs twice (a retry, a re-enqueued batch) skips a master it already made.
+Job ids are derived from the file and its master, so enqueueing a batch again does not queue what
+is still waiting. Unexpected crashes (a worker killed, storage gone) are retried with backoff;
+a file that cannot be converted is an outcome, not a crash, and is not retried.
+
+Sources are given as absolute paths: every worker must see the scans and the image root at the
+same paths (a shared mount). Each worker converts with its own ``[ingest]`` settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+
+from ..config import Settings, load_settings
+from ..errors import ConfigError
+from .batch import FAILED, REPLACED, Job, process
+
+_WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+_settings: Settings | None = None  # the worker's, inherited by each job's work-horse process
+
+
+def connect(settings: Settings) -> tuple[Redis, Queue]:
+    url = settings.ingest.queue_url or settings.cache.redis_url
+    if not url:
+        raise ConfigError("ingest --queue needs Redis: set [ingest] queue_url (or [cache] redis_url)")
+    redis = Redis.from_url(url)
+    return redis, Queue(settings.ingest.queue_name, connection=redis)
+
+
+def job_id(job: Job) -> str:
+    return "ingest-" + hashlib.sha1(f"{job.source}\0{job.identifier}".encode()).hexdigest()[:32]
+
+
+def enqueue(settings: Settings, jobs: list[Job], replace: bool) -> tuple[int, int]:
+    """Queue every job not already waiting; returns (queued, already waiting)."""
+    redis, queue = connect(settings)
+    queued = waiting = 0
+    for job in jobs:
+        identity = job_id(job)
+        try:
+            if RQJob.fetch(identity, connection=redis).get_status() in _WAITING:
+                waiting += 1
+                continue
+        except NoSuchJobError:
+            pass
+        queue.enqueue(
+            ingest_job,
+            job.source,
+            job.identifier,
+            job.size,
+            replace,
+            job_id=identity,
+            description=f"ingest {job.source} -> {job.identifier}",
+            retry=Retry(max=3, interval=[10, 60, 300]),
+            job_timeout=settings.ingest.job_timeout,
+            result_ttl=7 * 86400,
+            failure_ttl=30 * 86400,
+        )
+        queued += 1
+    return queued, waiting
+
+
+def ingest_job(source: str, identifier: str, size: int, replace: bool) -> dict[str, Any]:
+    """What a worker runs for one file: the outcome as a dict (kept as the job's result)."""
+    settings = _settings or load_settings()
+    from .report import notify, options_of
+
+    outcome = process(Job(source, identifier, size), str(settings.images.root), options_of(settings), replace)
+    if outcome.status == REPLACED:
+        notify(settings, [identifier])
+    return outcome.as_dict()
+
+
+def work(settings: Settings, burst: bool = False) -> None:
+    """Process jobs until stopped (or, with ``burst``, until the queue is empty)."""
+    global _settings
+    _settings = settings
+    redis, queue = connect(settings)
+    Worker([queue], connection=redis).work(burst=burst, logging_level="INFO")
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """How many jobs wait, run, finished and crashed; the files that failed, with reasons."""
+    redis, queue = connect(settings)
+    finished = queue.finished_job_registry.get_job_ids()
+    outcomes: Counter[str] = Counter()
+    failures: list[dict[str, str]] = []
+    for job in RQJob.fetch_many(finished, connection=redis):
+        result = job.return_value() if job is not None else None
+        if isinstance(result, dict):
+            outcomes[str(result.get("status"))] += 1
+            if result.get("status") == FAILED:
+                failures.append({"source": str(result["source"]), "reason": str(result["reason"])})
+    crashed = []
+    for job in RQJob.fetch_many(queue.failed_job_registry.get_job_ids(), connection=redis):
+        if job is not None:
+            last = (job.exc_info or "").strip().splitlines()[-1:] or ["?"]
+            crashed.append({"job": job.description or job.id, "error": last[0]})
+    return {
+        "queue": queue.name,
+        "queued": queue.count,
+        "running": queue.started_job_registry.count,
+        "finished": len(finished),
+        "outcomes": dict(outcomes),
+        "failed_files": failures,
+        "crashed": crashed,
+    }
