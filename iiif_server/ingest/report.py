@@ -47,17 +47,24 @@ def run_ingest(
     jobs, refused = plan(sources, into)
     total = sum(job.size for job in jobs)
     outcomes: list[Outcome] = list(refused)
+    finished = [0]
+
+    def files_done(_: Outcome | None) -> str:
+        return f"{finished[0]}/{len(jobs)} files"
+
     with click.progressbar(
         length=max(total, 1),
-        label=f"ingesting {len(jobs)} files ({total / 1e6:,.0f} MB)",
+        label=f"ingesting {total / 1e6:,.0f} MB",
         show_eta=True,
         show_percent=True,
+        item_show_func=files_done,
         file=sys.stderr,  # stdout may carry the JSON summary
     ) as bar:
 
         def done(outcome: Outcome) -> None:
             outcomes.append(outcome)
-            bar.update(outcome.size)
+            finished[0] += 1
+            bar.update(outcome.size, outcome)
 
         run(jobs, root, options_of(settings), replace, workers or settings.ingest.workers, on_done=done)
     replaced = [o.identifier for o in outcomes if o.status == REPLACED]
