@@ -54,7 +54,10 @@ def open_scan(path: Path) -> pyvips.Image:
     fields = set(image.get_fields())
     if "n-pages" in fields and image.get("n-pages") > 1 and image.get("vips-loader").startswith("tiff"):
         pages = image.get("n-pages")
-        second = pyvips.Image.new_from_file(str(path), page=1)
+        try:
+            second = pyvips.Image.new_from_file(str(path), page=1)
+        except pyvips.Error as err:
+            raise ConvertError(f"not a readable image: {_first_line(err)}") from None
         if second.width * 2 > image.width + 2:  # not a pyramid's reduced level: another page
             raise ConvertError(f"multi-page TIFF ({pages} pages): split it into one file per page and ingest those")
     return image
@@ -104,10 +107,13 @@ def _to_8bit_srgb(image: pyvips.Image) -> tuple[pyvips.Image, list[str]]:
     grey = interpretation in ("b-w", "grey16") or colour.bands == 1
     has_profile = "icc-profile-data" in image.get_fields()
     if interpretation == "cmyk":
-        colour = colour.icc_transform("srgb", embedded=has_profile, input_profile="cmyk", intent="relative")
+        colour = colour.icc_transform("srgb", embedded=has_profile, input_profile="cmyk", intent="relative", depth=8)
         notes.append("CMYK converted to sRGB" + (" through its embedded ICC profile" if has_profile else ""))
-    elif has_profile and not grey:
-        colour = colour.icc_transform("srgb", embedded=True, intent="relative")
+    elif has_profile:
+        # depth=8: icc_transform keeps 16-bit input 16-bit, and the cast below would then clip it to white
+        colour = colour.icc_transform("srgb", embedded=True, intent="relative", depth=8)
+        if grey:  # a grey profile (gamma, dot gain) maps to neutral sRGB: back to one band
+            colour = colour.colourspace("b-w")
         notes.append("embedded ICC profile converted to sRGB")
     elif colour.format == "ushort" or interpretation in ("rgb16", "grey16"):
         colour = colour.colourspace("b-w" if grey else "srgb")
