@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -65,8 +66,18 @@ JPEG_Q = 92
 ROTATED_EVERY = 4
 #: The ``[ingest]`` defaults ours runs with; the CLI and the bare runner are given the same.
 QUALITY, TILE = 90, 256
-SAVE_ARGS = ["--tile", "--tile-width", str(TILE), "--tile-height", str(TILE), "--pyramid",
-             "--compression", "jpeg", "--Q", str(QUALITY)]  # fmt: skip
+SAVE_ARGS = [
+    "--tile",
+    "--tile-width",
+    str(TILE),
+    "--tile-height",
+    str(TILE),
+    "--pyramid",
+    "--compression",
+    "jpeg",
+    "--Q",
+    str(QUALITY),
+]
 SAVE_SUFFIX = f"[tile,tile-width={TILE},tile-height={TILE},pyramid,compression=jpeg,Q={QUALITY}]"
 #: Foreign CPU share (of the whole machine) above which a run is flagged: it competed with other work.
 FOREIGN_CPU_WARN = 0.05
@@ -121,7 +132,8 @@ def timed(name, fn):
         finally:
             stages[key] = stages.get(key, 0.0) + time.perf_counter() - t
     return wrapper
-batch.sha256_of = timed(lambda a: "sha256 master" if ".partial." in Path(a[0]).name else "sha256 source", batch.sha256_of)
+which = lambda a: "sha256 master" if ".partial." in Path(a[0]).name else "sha256 source"
+batch.sha256_of = timed(which, batch.sha256_of)
 batch.to_master = timed("convert (libvips)", batch.to_master)
 batch._fsync = timed("fsync", batch._fsync)
 batch.FixityCatalogue.__init__ = timed("catalogue open", batch.FixityCatalogue.__init__)
@@ -276,26 +288,15 @@ def _tree_sample(pid: int) -> tuple[int, int]:
     return total, threads
 
 
-def _cpu_ticks() -> dict[int, tuple[int, int]]:
-    """pid -> (session id, user + system ticks so far), for every process now."""
-    ticks: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                ticks[int(entry.name)] = (int(fields[3]), int(fields[11]) + int(fields[12]))
-    return ticks
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process, dead or alive), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
-def _foreign_share(before: dict[int, tuple[int, int]], seconds: float, own_sessions: set[int]) -> float:
-    """Share of the machine used during the run by processes outside our sessions (those still alive)."""
-    me = os.getpid()
-    used = sum(
-        cpu - before.get(pid, (sid, 0))[1]
-        for pid, (sid, cpu) in _cpu_ticks().items()
-        if sid not in own_sessions and pid != me
-    )
-    return used / os.sysconf("SC_CLK_TCK") / max(seconds, 1e-9) / (os.cpu_count() or 1)
+def _own_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process: the RSS sampler thread
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(run: Run, input_set: InputSet, out: Path, logs: Path, env: dict[str, str]) -> None:
@@ -303,7 +304,7 @@ def measure(run: Run, input_set: InputSet, out: Path, logs: Path, env: dict[str,
     report = logs / f"{input_set.name}-{run.runner}-{run.rep}.json"
     log = logs / f"{input_set.name}-{run.runner}-{run.rep}.log"
     run.load_before = round(os.getloadavg()[0], 2)
-    before = _cpu_ticks()
+    busy_before, own_before = _busy_seconds(), _own_seconds()
     started = time.monotonic()
     peak = [0, 0]
     with log.open("wb") as handle:
@@ -335,8 +336,11 @@ def measure(run: Run, input_set: InputSet, out: Path, logs: Path, env: dict[str,
             done.set()
             sampler.join()
     elapsed = time.monotonic() - started
-    run.foreign_cpu = round(_foreign_share(before, elapsed, {proc.pid}), 3)
     numbers = json.loads(report.read_text())
+    # Whatever the machine did besides the measured tree (and this process) competed with it: other people's
+    # tests and benchmarks, short-lived processes included. Share of all cores over the run.
+    foreign = _busy_seconds() - busy_before - numbers["cpu_s"] - (_own_seconds() - own_before)
+    run.foreign_cpu = round(max(0.0, foreign) / elapsed / (os.cpu_count() or 1), 3)
     run.exit_code = numbers["exit"]
     run.wall_s = round(numbers["wall_s"], 3)
     run.cpu_s, run.user_s, run.sys_s = (round(numbers[k], 2) for k in ("cpu_s", "user_s", "sys_s"))
@@ -402,8 +406,21 @@ def commands(input_set: InputSet, runner: str, out: Path, logs: Path) -> list[st
     per_process = math.ceil(len(input_set.files) / input_set.workers)
     listing = logs / f"{input_set.name}-bare-files.txt"
     listing.write_text("\n".join(str(f) for f in input_set.files) + "\n")
-    return ["xargs", "-a", str(listing), "-d", "\n", "-P", workers, "-n", str(per_process),
-            str(PYTHON), "-c", BARE, str(out)]  # fmt: skip
+    return [
+        "xargs",
+        "-a",
+        str(listing),
+        "-d",
+        "\n",
+        "-P",
+        workers,
+        "-n",
+        str(per_process),
+        str(PYTHON),
+        "-c",
+        BARE,
+        str(out),
+    ]
 
 
 def fresh(path: Path) -> Path:
@@ -447,7 +464,8 @@ def benchmark_set(input_set: InputSet, runners: Sequence[str], reps: int, work: 
             print(
                 f"  {input_set.name:<6} rep {rep + 1} {runner:<5} {run.wall_s:7.2f} s  {run.mp_per_s:7.1f} MP/s  "
                 f"cpu {run.cpu_s:6.1f} s  rss {run.max_rss_mb:5.0f}/{run.tree_rss_mb:5.0f} MB  "
-                f"thr {run.max_threads:2d}  out {run.output_bytes / 1e6:6.0f} MB  sync {run.sync_after_s:.1f} s{flag}{bad}",
+                f"thr {run.max_threads:2d}  out {run.output_bytes / 1e6:6.0f} MB  "
+                f"sync {run.sync_after_s:.1f} s{flag}{bad}",
                 flush=True,
             )
             runs.append(run)
@@ -514,8 +532,13 @@ def cli_baseline(input_set: InputSet, work: Path, limit: int) -> float:
 def summarise(input_sets: Sequence[InputSet], runs: Sequence[Run], runners: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for input_set in input_sets:
-        row: dict[str, Any] = {"input_set": input_set.name, "label": input_set.label, "workers": input_set.workers,
-                               "megapixels": round(input_set.megapixels, 1), "files": len(input_set.files)}  # fmt: skip
+        row: dict[str, Any] = {
+            "input_set": input_set.name,
+            "label": input_set.label,
+            "workers": input_set.workers,
+            "megapixels": round(input_set.megapixels, 1),
+            "files": len(input_set.files),
+        }
         for runner in runners:
             mine = [r for r in runs if r.input_set == input_set.name and r.runner == runner]
             if not mine:
@@ -563,8 +586,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {mps(row.get('bare'))} | {ratio(row.get('ratio_ours_bare'))} | {ratio(row.get('ratio_bare_cli'))} "
             f"| {rss(row.get('ours'))} | {rss(row.get('cli'))} |"
         )
-    lines += ["", "| input set | runner | median wall s (all) | CPU s | output MB | sync after s | max foreign CPU |",
-              "|---|---|--:|--:|--:|--:|--:|"]  # fmt: skip
+    lines += [
+        "",
+        "| input set | runner | median wall s (all) | CPU s | output MB | sync after s | max foreign CPU |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
     for row in rows:
         for runner in RUNNERS:
             cell = row.get(runner)
@@ -604,13 +630,25 @@ def _output(cmd: Sequence[str]) -> str:
 
 
 def versions() -> dict[str, Any]:
-    ours = _output([str(PYTHON), "-c", "import pyvips; v = pyvips.version; print(v(0), v(1), v(2), sep='.'); "
-                    "print(pyvips.vips_lib.vips_concurrency_get()); print(pyvips.__version__)"]).splitlines()  # fmt: skip
+    ours = _output(
+        [
+            str(PYTHON),
+            "-c",
+            "import pyvips; v = pyvips.version; print(v(0), v(1), v(2), sep='.'); "
+            "print(pyvips.vips_lib.vips_concurrency_get()); print(pyvips.__version__)",
+        ]
+    ).splitlines()
     libs = REPO / ".venv" / "lib"
     wheel_jpeg = ""
     for so in libs.glob("python*/site-packages/pyvips_binary.libs/libvips*.so*"):
-        wheel_jpeg = next((line for line in _output(["strings", str(so)]).splitlines()
-                           if line.startswith(("mozjpeg version", "libjpeg-turbo version"))), "")  # fmt: skip
+        wheel_jpeg = next(
+            (
+                line
+                for line in _output(["strings", str(so)]).splitlines()
+                if line.startswith(("mozjpeg version", "libjpeg-turbo version"))
+            ),
+            "",
+        )
     debian = _output(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", "libvips42", "libjpeg62-turbo", "libtiff6"])
     return {
         "ours_libvips": ours[0] if ours else "",
@@ -634,8 +672,13 @@ def machine() -> dict[str, Any]:
                 break
     commit = _output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = _output(["git", "-C", str(REPO), "status", "--porcelain"])
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "commit": commit + ("-dirty" if dirty else ""), "load_before": os.getloadavg()}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit + ("-dirty" if dirty else ""),
+        "load_before": os.getloadavg(),
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -673,8 +716,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         input_sets.append(describe("jpegs", label, folder, args.workers))
     runners = [r for r in RUNNERS if not (r == "bare" and args.no_bare)]
     info = {"machine": machine(), "versions": versions()}
-    print(f"ours: libvips {info['versions']['ours_libvips']} ({info['versions']['ours_jpeg_codec']}); "
-          f"cli: {info['versions']['cli']}; load {info['machine']['load_before'][0]:.2f}", flush=True)  # fmt: skip
+    print(
+        f"ours: libvips {info['versions']['ours_libvips']} ({info['versions']['ours_jpeg_codec']}); "
+        f"cli: {info['versions']['cli']}; load {info['machine']['load_before'][0]:.2f}",
+        flush=True,
+    )
     runs: list[Run] = []
     breakdowns: dict[str, dict[str, Any]] = {}
     try:
@@ -703,17 +749,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"ingest-{stamp}.json"
-    inputs = [{"name": s.name, "label": s.label, "path": str(s.path), "files": len(s.files), "workers": s.workers,
-               "megapixels": round(s.megapixels, 1), "bytes": s.bytes, "rotated": sum(s.rotated)}
-              for s in input_sets]  # fmt: skip
-    settings = {"reps": args.reps, "quality": QUALITY, "tile": TILE, "cli_save_args": SAVE_ARGS,
-                "ours_env": {"IIIF_SERVER_CONFIG": "/dev/null"}}  # fmt: skip
+    inputs = [
+        {
+            "name": s.name,
+            "label": s.label,
+            "path": str(s.path),
+            "files": len(s.files),
+            "workers": s.workers,
+            "megapixels": round(s.megapixels, 1),
+            "bytes": s.bytes,
+            "rotated": sum(s.rotated),
+        }
+        for s in input_sets
+    ]
+    settings = {
+        "reps": args.reps,
+        "quality": QUALITY,
+        "tile": TILE,
+        "cli_save_args": SAVE_ARGS,
+        "ours_env": {"IIIF_SERVER_CONFIG": "/dev/null"},
+    }
     path.write_text(
         json.dumps(
-            {**info, "settings": settings, "inputs": inputs, "summary": rows, "runs": [asdict(r) for r in runs],
-             "breakdown": breakdowns, "table": text, "total_s": round(time.monotonic() - started, 1)},
-            indent=2, ensure_ascii=False,
-        )  # fmt: skip
+            {
+                **info,
+                "settings": settings,
+                "inputs": inputs,
+                "summary": rows,
+                "runs": [asdict(r) for r in runs],
+                "breakdown": breakdowns,
+                "table": text,
+                "total_s": round(time.monotonic() - started, 1),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
     )
     print(f"\nwrote {_shown(path)} ({time.monotonic() - started:.0f} s in all)")
     return 2 if any(r.problems for r in runs) else 0

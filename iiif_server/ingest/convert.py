@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pyvips
 
+from . import jp2
+
 log = logging.getLogger(__name__)
 
-EXTENSIONS = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpx", ".webp")
+EXTENSIONS = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".webp", *jp2.SUFFIXES)
 
 
 class ConvertError(Exception):
@@ -47,6 +49,11 @@ class Converted:
 
 def open_scan(path: Path) -> pyvips.Image:
     """The scan's first image, streamed; refuses what would not make one faithful master."""
+    if path.suffix.lower() in jp2.SUFFIXES:
+        try:
+            return jp2.open_jp2(path)
+        except (jp2.JP2Error, pyvips.Error) as err:
+            raise ConvertError(f"not a readable JPEG 2000 image: {err}") from None
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
     except pyvips.Error as err:
@@ -66,7 +73,7 @@ def open_scan(path: Path) -> pyvips.Image:
 def to_master(source: Path, target: Path, options: MasterOptions) -> Converted:
     """Write the master of ``source`` to ``target`` (the caller makes that a temporary name)."""
     image = open_scan(source)
-    loader = image.get("vips-loader")
+    loader = "jp2 (OpenJPEG)" if source.suffix.lower() in jp2.SUFFIXES else image.get("vips-loader")
     image, notes = _orient(source, image)
     image, more = _to_8bit_srgb(image)
     notes += more
