@@ -3,7 +3,7 @@
 One command (see bench/README.md)::
 
     .venv/bin/python bench/ingest.py [--reps 3] [--jpegs 200] [--only scan,jpegs] [--workers 2]
-                                     [--no-bare] [--no-breakdown] [--work DIR]
+                                     [--no-bare] [--no-deb] [--no-breakdown] [--work DIR]
 
 It synthesises two input sets once (reused on a rerun): one 20 000 × 15 000 uncompressed, untiled RGB TIFF
 (a raw scan, ~900 MB) and a folder of camera-like 4000 × 3000 JPEGs (Q92, every fourth with EXIF orientation
@@ -16,7 +16,8 @@ JPEG-Q90 pyramidal TIFFs with
   per file (``vips autorot IN 'OUT[…]'`` for files with an EXIF orientation, so both do the same work), N
   files at a time with ``xargs -P N``;
 - **bare** (diagnostic): the same save from a few lines of pyvips, N processes, on the *same* libvips as ours,
-  so "ours vs bare" is our overhead and "bare vs cli" is the libvips build.
+  so "ours vs bare" is our overhead and "bare vs cli" is the libvips build;
+- **ours-deb** (diagnostic): ours with pyvips in ABI mode on Debian's libvips, the CLI's: like for like.
 
 Megapixels/s are input pixels over wall time. Peak RSS is the largest process of the run (``RUSAGE_CHILDREN``
 of a wrapper process) and the sampled peak of the whole process tree. After every run the page cache is
@@ -81,7 +82,17 @@ SAVE_ARGS = [
 SAVE_SUFFIX = f"[tile,tile-width={TILE},tile-height={TILE},pyramid,compression=jpeg,Q={QUALITY}]"
 #: Foreign CPU share (of the whole machine) above which a run is flagged: it competed with other work.
 FOREIGN_CPU_WARN = 0.05
-RUNNERS = ("ours", "cli", "bare")
+RUNNERS = ("ours", "cli", "bare", "ours-deb")
+#: Put first on PYTHONPATH for ``ours-deb``: pyvips then cannot import its compiled binding and falls back to
+#: ABI mode, which dlopen()s ``libvips.so.42`` -- Debian's, the library the ``vips`` command uses.
+#: (key, numerator, denominator) of the throughput ratios reported.
+RATIOS = (
+    ("ratio_ours_cli", "ours", "cli"),  # the headline: target >= 0.9
+    ("ratio_oursdeb_cli", "ours-deb", "cli"),  # the same, both on Debian's libvips
+    ("ratio_ours_bare", "ours", "bare"),  # our overhead over libvips, both on the wheel's libvips
+    ("ratio_bare_cli", "bare", "cli"),  # the libvips build (wheel vs Debian), no Python overhead to speak of
+)
+DEB_SITECUSTOMIZE = 'import sys\nsys.modules["_libvips"] = None  # pyvips ABI mode on the system libvips\n'
 
 #: Runs one measured command and reports what the kernel knows about its whole tree: wall time, CPU time and
 #: the largest resident set of any descendant (RUSAGE_CHILDREN covers every waited-for descendant).
@@ -390,7 +401,7 @@ def check_outputs(input_set: InputSet, out: Path, runner: str) -> list[str]:
 
 def commands(input_set: InputSet, runner: str, out: Path, logs: Path) -> list[str]:
     workers = str(input_set.workers)
-    if runner == "ours":
+    if runner in ("ours", "ours-deb"):
         return [str(CLI), "ingest", str(input_set.path), "--images", str(out), "--workers", workers, "--json"]
     if runner == "cli":
         lines = []
@@ -437,9 +448,28 @@ def warm(files: Sequence[Path]) -> None:
                 pass
 
 
-def benchmark_set(input_set: InputSet, runners: Sequence[str], reps: int, work: Path, logs: Path) -> list[Run]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IIIF_SERVER_", "VIPS_"))}
+def child_env(runner: str, work: Path) -> dict[str, str]:
+    """No IIIF_SERVER_* or VIPS_* settings from outside (libvips' defaults on every side), no config file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IIIF_SERVER_", "VIPS_", "PYTHON"))}
     env["IIIF_SERVER_CONFIG"] = "/dev/null"
+    if runner == "ours-deb":
+        env["PYTHONPATH"] = str(work / "deb-libvips")
+    return env
+
+
+def deb_libvips(work: Path) -> str:
+    """Set up ``ours-deb``; the libvips version pyvips then loads ('' if it does not load Debian's)."""
+    folder = work / "deb-libvips"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(DEB_SITECUSTOMIZE)
+    probe = "import pyvips; v = pyvips.version; print(pyvips.API_mode, f'{v(0)}.{v(1)}.{v(2)}')"
+    found = subprocess.run(
+        [str(PYTHON), "-c", probe], capture_output=True, text=True, env=child_env("ours-deb", work), check=False
+    ).stdout.split()
+    return found[1] if found[:1] == ["False"] else ""
+
+
+def benchmark_set(input_set: InputSet, runners: Sequence[str], reps: int, work: Path, logs: Path) -> list[Run]:
     warm(input_set.files)
     os.sync()
     runs: list[Run] = []
@@ -449,9 +479,11 @@ def benchmark_set(input_set: InputSet, runners: Sequence[str], reps: int, work: 
         order = list(runners[shift:]) + list(runners[:shift])  # each runner takes each place in turn
         for place, runner in enumerate(order):
             out = fresh(work / "out" / f"{input_set.name}-{runner}")
+            if sys.stdout.isatty():
+                print(f"  {input_set.name:<6} rep {rep + 1} {runner:<8} …", end="\r", flush=True)
             run = Run(input_set.name, runner, rep, place, [], input_set.workers)
             run.command = commands(input_set, runner, out, logs)
-            measure(run, input_set, out, logs, env)
+            measure(run, input_set, out, logs, child_env(runner, work))
             if runner not in checked:
                 run.problems += check_outputs(input_set, out, runner)
                 checked.add(runner)
@@ -462,7 +494,7 @@ def benchmark_set(input_set: InputSet, runners: Sequence[str], reps: int, work: 
             flag = f"  ⚠ foreign CPU {run.foreign_cpu:.0%}" if run.foreign_cpu > FOREIGN_CPU_WARN else ""
             bad = f"  ✗ {'; '.join(run.problems)}" if run.problems else ""
             print(
-                f"  {input_set.name:<6} rep {rep + 1} {runner:<5} {run.wall_s:7.2f} s  {run.mp_per_s:7.1f} MP/s  "
+                f"  {input_set.name:<6} rep {rep + 1} {runner:<8} {run.wall_s:7.2f} s  {run.mp_per_s:7.1f} MP/s  "
                 f"cpu {run.cpu_s:6.1f} s  rss {run.max_rss_mb:5.0f}/{run.tree_rss_mb:5.0f} MB  "
                 f"thr {run.max_threads:2d}  out {run.output_bytes / 1e6:6.0f} MB  "
                 f"sync {run.sync_after_s:.1f} s{flag}{bad}",
@@ -476,8 +508,7 @@ def breakdown(input_set: InputSet, work: Path, limit: int) -> dict[str, Any]:
     """Stages of ours for ``limit`` files of the set, sequentially in one process."""
     out = fresh(work / "out" / f"{input_set.name}-breakdown")
     source = input_set.path
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IIIF_SERVER_", "VIPS_"))}
-    env["IIIF_SERVER_CONFIG"] = "/dev/null"
+    env = child_env("ours", work)
     try:
         started = time.monotonic()
         done = subprocess.run(
@@ -548,19 +579,19 @@ def summarise(input_sets: Sequence[InputSet], runs: Sequence[Run], runners: Sequ
                 "median_wall_s": round(wall, 2),
                 "walls_s": [r.wall_s for r in mine],
                 "mp_per_s": round(input_set.megapixels / wall, 2),
+                "best_mp_per_s": round(input_set.megapixels / min(r.wall_s for r in mine), 2),
                 "cpu_s": round(statistics.median(r.cpu_s for r in mine), 2),
                 "max_rss_mb": max(r.max_rss_mb for r in mine),
                 "tree_rss_mb": max(r.tree_rss_mb for r in mine),
+                "max_threads": max(r.max_threads for r in mine),
                 "output_mb": round(statistics.median(r.output_bytes for r in mine) / 1e6, 1),
                 "sync_after_s": round(statistics.median(r.sync_after_s for r in mine), 2),
                 "foreign_cpu_max": max(r.foreign_cpu for r in mine),
             }
-        if "ours" in row and "cli" in row:
-            row["ratio_ours_cli"] = round(row["ours"]["mp_per_s"] / row["cli"]["mp_per_s"], 3)
-        if "ours" in row and "bare" in row:
-            row["ratio_ours_bare"] = round(row["ours"]["mp_per_s"] / row["bare"]["mp_per_s"], 3)
-        if "bare" in row and "cli" in row:
-            row["ratio_bare_cli"] = round(row["bare"]["mp_per_s"] / row["cli"]["mp_per_s"], 3)
+        for key, top, bottom in RATIOS:
+            if top in row and bottom in row:
+                row[key] = round(row[top]["mp_per_s"] / row[bottom]["mp_per_s"], 3)
+                row[f"best_{key}"] = round(row[top]["best_mp_per_s"] / row[bottom]["best_mp_per_s"], 3)
         rows.append(row)
     return rows
 
@@ -572,24 +603,32 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     def mps(cell: dict[str, Any] | None) -> str:
         return f"{cell['mp_per_s']:.1f}" if cell else "–"
 
-    def ratio(value: float | None) -> str:
-        return "–" if value is None else (f"**{value:.2f}×**" if value < 0.9 else f"{value:.2f}×")
+    def ratio(row: dict[str, Any], key: str) -> str:
+        value, best = row.get(key), row.get(f"best_{key}")
+        if value is None:
+            return "–"
+        text = f"{value:.2f}× ({best:.2f}×)"
+        return f"**{text}**" if value < 0.9 else text
 
     lines = [
-        "| input set | ours MP/s | CLI MP/s | ratio ours/CLI | bare pyvips MP/s | ours/bare | bare/CLI "
-        "| ours peak RSS MB (proc / tree) | CLI peak RSS MB (proc / tree) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| input set | ours MP/s | CLI MP/s | **ours/CLI** | ours on Debian's libvips MP/s | same-libvips ours/CLI "
+        "| bare pyvips MP/s | ours/bare | bare/CLI | ours peak RSS MB (proc / tree) | CLI peak RSS MB (proc / tree) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['label']} | {mps(row.get('ours'))} | {mps(row.get('cli'))} | {ratio(row.get('ratio_ours_cli'))} "
-            f"| {mps(row.get('bare'))} | {ratio(row.get('ratio_ours_bare'))} | {ratio(row.get('ratio_bare_cli'))} "
+            f"| {row['label']} | {mps(row.get('ours'))} | {mps(row.get('cli'))} | {ratio(row, 'ratio_ours_cli')} "
+            f"| {mps(row.get('ours-deb'))} | {ratio(row, 'ratio_oursdeb_cli')} "
+            f"| {mps(row.get('bare'))} | {ratio(row, 'ratio_ours_bare')} | {ratio(row, 'ratio_bare_cli')} "
             f"| {rss(row.get('ours'))} | {rss(row.get('cli'))} |"
         )
     lines += [
         "",
-        "| input set | runner | median wall s (all) | CPU s | output MB | sync after s | max foreign CPU |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "Ratios: of medians (of best runs). MP/s: input megapixels over median wall time.",
+        "",
+        "| input set | runner | median wall s (all) | best MP/s | CPU s | threads | peak RSS MB (proc / tree) "
+        "| output MB | sync after s | max foreign CPU |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         for runner in RUNNERS:
@@ -598,7 +637,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
                 walls = ", ".join(f"{w:.1f}" for w in cell["walls_s"])
                 warn = " ⚠" if cell["foreign_cpu_max"] > FOREIGN_CPU_WARN else ""
                 lines.append(
-                    f"| {row['input_set']} | {runner} | {cell['median_wall_s']:.2f} ({walls}) | {cell['cpu_s']:.1f} "
+                    f"| {row['input_set']} | {runner} | {cell['median_wall_s']:.2f} ({walls}) "
+                    f"| {cell['best_mp_per_s']:.1f} | {cell['cpu_s']:.1f} | {cell['max_threads']} | {rss(cell)} "
                     f"| {cell['output_mb']:.0f} | {cell['sync_after_s']:.1f} | {cell['foreign_cpu_max']:.0%}{warn} |"
                 )
     return "\n".join(lines)
@@ -689,6 +729,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="processes for the JPEG folder, on every side")
     parser.add_argument("--only", default="scan,jpegs", help="input sets: scan, jpegs (comma-separated)")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare-pyvips diagnostic runner")
+    parser.add_argument("--no-deb", action="store_true", help="skip ours on Debian's libvips (pyvips ABI mode)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the stage-by-stage run of ours")
     parser.add_argument("--breakdown-jpegs", type=int, default=40, help="JPEGs the breakdown converts")
     return parser.parse_args(argv)
@@ -714,11 +755,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = ensure_jpegs(work, args.jpegs)
         label = f"{args.jpegs} camera JPEGs {JPEG_W}×{JPEG_H}, N={args.workers}"
         input_sets.append(describe("jpegs", label, folder, args.workers))
-    runners = [r for r in RUNNERS if not (r == "bare" and args.no_bare)]
+    skip = {"bare"} if args.no_bare else set()
     info = {"machine": machine(), "versions": versions()}
+    if not args.no_deb:
+        info["versions"]["ours_deb_libvips"] = deb_libvips(work)
+        if not info["versions"]["ours_deb_libvips"].startswith(info["versions"]["cli"].removeprefix("vips-")[:4]):
+            print("ours-deb: pyvips did not load the CLI's libvips; skipping that runner", file=sys.stderr)
+            skip.add("ours-deb")
+    else:
+        skip.add("ours-deb")
+    runners = [r for r in RUNNERS if r not in skip]
     print(
         f"ours: libvips {info['versions']['ours_libvips']} ({info['versions']['ours_jpeg_codec']}); "
-        f"cli: {info['versions']['cli']}; load {info['machine']['load_before'][0]:.2f}",
+        f"cli: {info['versions']['cli']}; ours-deb: libvips {info['versions'].get('ours_deb_libvips') or '–'}; "
+        f"runners {', '.join(runners)}; load {info['machine']['load_before'][0]:.2f}",
         flush=True,
     )
     runs: list[Run] = []

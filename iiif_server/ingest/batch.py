@@ -158,6 +158,7 @@ def run(
 ) -> list[Outcome]:
     """Every job in a pool of ``workers`` processes (0: one per core); outcomes in completion order."""
     workers = workers or os.cpu_count() or 1
+    FixityCatalogue(root)  # created once here: workers racing to create it would trip over its set-up
     outcomes: list[Outcome] = []
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
@@ -167,9 +168,13 @@ def run(
         return outcomes
     # spawn: a forked child would inherit libvips' threads and locks mid-flight
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(process, job, str(root), options, replace) for job in jobs]
+        futures = {pool.submit(process, job, str(root), options, replace): job for job in jobs}
         for future in as_completed(futures):
-            outcomes.append(future.result())
+            try:
+                outcomes.append(future.result())
+            except Exception as err:  # a worker died or broke: this file fails, the batch goes on
+                job = futures[future]
+                outcomes.append(Outcome(job.source, job.identifier, FAILED, f"worker error: {err}", job.size))
             if on_done:
                 on_done(outcomes[-1])
     return outcomes

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pyvips
 
-from . import jp2
+from . import jp2_suffixes
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".webp", *jp2.SUFFIXES)
+EXTENSIONS = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".webp", *jp2_suffixes.SUFFIXES)
 
 
 class ConvertError(Exception):
@@ -49,13 +49,15 @@ class Converted:
 
 def open_scan(path: Path) -> pyvips.Image:
     """The scan's first image, streamed; refuses what would not make one faithful master."""
-    if path.suffix.lower() in jp2.SUFFIXES:
+    if path.suffix.lower() in jp2_suffixes.SUFFIXES:
+        from . import jp2  # numpy and glymur only when a JPEG 2000 scan comes
+
         try:
             return jp2.open_jp2(path)
         except (jp2.JP2Error, pyvips.Error) as err:
             raise ConvertError(f"not a readable JPEG 2000 image: {err}") from None
     try:
-        image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
+        image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="warning")
     except pyvips.Error as err:
         raise ConvertError(f"not a readable image: {_first_line(err)}") from None
     fields = set(image.get_fields())
@@ -72,8 +74,9 @@ def open_scan(path: Path) -> pyvips.Image:
 
 def to_master(source: Path, target: Path, options: MasterOptions) -> Converted:
     """Write the master of ``source`` to ``target`` (the caller makes that a temporary name)."""
+    pyvips.cache_set_max(0)  # one pass over each file: libvips' operation cache only holds memory
     image = open_scan(source)
-    loader = "jp2 (OpenJPEG)" if source.suffix.lower() in jp2.SUFFIXES else image.get("vips-loader")
+    loader = "jp2 (OpenJPEG)" if source.suffix.lower() in jp2_suffixes.SUFFIXES else image.get("vips-loader")
     image, notes = _orient(source, image)
     image, more = _to_8bit_srgb(image)
     notes += more
@@ -86,7 +89,6 @@ def to_master(source: Path, target: Path, options: MasterOptions) -> Converted:
         "pyramid": True,
         "compression": compression,
         "bigtiff": image.width * image.height * image.bands > 3_000_000_000,
-        "strip": False,
     }
     if compression in ("jpeg", "webp"):
         save["Q"] = options.quality
@@ -102,7 +104,7 @@ def _orient(path: Path, image: pyvips.Image) -> tuple[pyvips.Image, list[str]]:
     if orientation in (1, 0):
         return image, []
     # Rotations by 90° read columns: they need random access, so reopen without "sequential".
-    whole = pyvips.Image.new_from_file(str(path), fail=True)
+    whole = pyvips.Image.new_from_file(str(path), fail_on="warning")
     return whole.autorot(), [f"EXIF orientation {orientation} applied"]
 
 

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import pyvips
 
-SUFFIXES = (".jp2", ".j2k", ".jpx", ".jpf")
+from .jp2_suffixes import SUFFIXES
+
+__all__ = ["SUFFIXES", "JP2Error", "colr_icc", "open_jp2"]
 STRIP_PIXELS = 4_000_000  # decoded per step (~12 bytes each inside OpenJPEG for RGB)
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # bands -> PNG colour type: grey, grey+alpha, RGB, RGBA
 
@@ -62,7 +64,7 @@ def open_jp2(path: Path) -> pyvips.Image:
 
     source = pyvips.SourceCustom()
     source.on_read(on_read)
-    return pyvips.Image.new_from_source(source, "", access="sequential", fail=True)
+    return pyvips.Image.new_from_source(source, "", access="sequential", fail_on="warning")
 
 
 def colr_icc(path: Path) -> bytes | None:
