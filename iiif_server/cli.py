@@ -42,6 +42,7 @@ def server_options(func: Any) -> Any:
 def main() -> None:
     """IIIF Image and Presentation server for heritage collections."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' INFO is a line per threadpool
 
 
 @main.command()

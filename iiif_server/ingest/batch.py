@@ -19,7 +19,7 @@ import shutil
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -100,24 +100,26 @@ def process(job: Job, root: str, options: MasterOptions, replace: bool) -> Outco
         size = source.stat().st_size
         if size == 0:
             return outcome(FAILED, "empty file (0 bytes)")
-        source_sha = sha256_of(source)
+        # With no master yet there is nothing to compare: hash the original while libvips converts it.
+        source_hash = _hash_later(source) if not target.exists() else _Ready(sha256_of(source))
     except OSError as err:
         return outcome(FAILED, f"cannot read: {err.strerror or err}")
     catalogue = FixityCatalogue(Path(root))
     existing = catalogue.get(job.identifier)
     if target.exists():
+        source_sha = source_hash.result()
         if existing is not None and existing.source_sha256 == source_sha:
             if target.stat().st_size == existing.master_size:
                 return outcome(SKIPPED, "already ingested from this original", existing.width, existing.height)
         elif not replace:
             why = "from a different original" if existing else "that ingest did not make"
-            return outcome(
-                FAILED, f"a master {why} already exists; --replace keeps it in {VERSIONS_DIR}/ and replaces it"
-            )
+            hint = f"--replace keeps it in {VERSIONS_DIR}/ and replaces it"
+            return outcome(FAILED, f"a master {why} already exists; {hint}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial.tif")
     try:
         converted = to_master(source, partial, options)
+        source_sha = source_hash.result()
         _fsync(partial)
         master_sha = sha256_of(partial)
         master_size = partial.stat().st_size
@@ -178,6 +180,24 @@ def run(
             if on_done:
                 on_done(outcomes[-1])
     return outcomes
+
+
+class _Ready:
+    """An already computed hash, with the same ``result()`` as a Future."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def result(self) -> str:
+        return self.value
+
+
+def _hash_later(path: Path) -> Future[str] | _Ready:
+    """sha256 of ``path`` on a thread (hashlib releases the GIL), alongside the conversion."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(sha256_of, path)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _keep_previous(root: Path, identifier: str, target: Path) -> str:
