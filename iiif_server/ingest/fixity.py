@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from ..db import enable_wal
 
 FIXITY_DIR = ".fixity"
 VERSIONS_DIR = ".versions"
@@ -75,9 +77,7 @@ class FixityCatalogue:
         self.path = root / FIXITY_DIR / "catalogue.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            # Persistent: set once, by whoever creates the file; a process racing it keeps its setting.
-            with suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(db)
             db.executescript(_SCHEMA)
 
     @contextmanager

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..db import enable_wal
+
 #: Activity types this log emits (Change Discovery 1.0 §3.3 level 2, minus Move/Add/Remove/Refresh).
 ACTIVITY_TYPES = ("Create", "Update", "Delete")
 #: Object types accepted: the two the spec says activities SHOULD be about (§3.3 ``object``).
@@ -81,7 +83,7 @@ class ChangeLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as conn:
             # Persistent in the file; a no-op once set. WAL lets page reads run during a record().
-            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            enable_wal(conn, self.busy_timeout)
             with self._transaction(conn):
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
