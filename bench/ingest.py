@@ -33,7 +33,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import resource
 import shutil
@@ -49,7 +48,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import host
 import pyvips
+from host import output
 from synth_images import photo_like
 
 BENCH = Path(__file__).resolve().parent
@@ -663,14 +664,8 @@ def breakdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _output(cmd: Sequence[str]) -> str:
-    with contextlib.suppress(OSError):
-        return subprocess.run(list(cmd), capture_output=True, text=True, check=False).stdout.strip()
-    return ""
-
-
 def versions() -> dict[str, Any]:
-    ours = _output(
+    ours = output(
         [
             str(PYTHON),
             "-c",
@@ -684,41 +679,27 @@ def versions() -> dict[str, Any]:
         wheel_jpeg = next(
             (
                 line
-                for line in _output(["strings", str(so)]).splitlines()
+                for line in output(["strings", str(so)]).splitlines()
                 if line.startswith(("mozjpeg version", "libjpeg-turbo version"))
             ),
             "",
         )
-    debian = _output(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", "libvips42", "libjpeg62-turbo", "libtiff6"])
+    debian = output(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", "libvips42", "libjpeg62-turbo", "libtiff6"])
     return {
         "ours_libvips": ours[0] if ours else "",
         "ours_vips_concurrency_default": int(ours[1]) if len(ours) > 1 else None,
         "pyvips": ours[2] if len(ours) > 2 else "",
         "ours_jpeg_codec": wheel_jpeg,
-        "cli": _output([VIPS, "--version"]),
+        "cli": output([VIPS, "--version"]),
         # libvips (any version) defaults to VIPS_CONCURRENCY, else the number of cores; the env is cleared here.
         "cli_vips_concurrency_default": os.cpu_count(),
         "cli_debian_packages": debian.splitlines(),
-        "iiif_server": _output([str(CLI), "--version"]),
+        "iiif_server": output([str(CLI), "--version"]),
     }
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = _output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = _output(["git", "-C", str(REPO), "status", "--porcelain"])
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "commit": commit + ("-dirty" if dirty else ""),
-        "load_before": os.getloadavg(),
-    }
+    return host.describe(REPO, PYTHON)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -22,7 +22,6 @@ import csv
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import shutil
@@ -36,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import host
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -530,27 +531,7 @@ def stage_table(runs: Sequence[Run]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """Where and on what this ran."""
-    cpu = ""
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True)
-    vips = subprocess.run(
-        [str(PYTHON), "-c", "import pyvips; print(pyvips.version(0), pyvips.version(1), pyvips.version(2), sep='.')"],
-        capture_output=True,
-        text=True,
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "libvips": vips.stdout.strip(),
-        "commit": commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else ""),
-    }
+    return host.describe(REPO, PYTHON)
 
 
 def expectations(runs: dict[str, Run], touched: int) -> list[str]:

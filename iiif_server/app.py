@@ -19,8 +19,7 @@ from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.routes import ImageEndpoint, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
-from .presentation.catalogue import CHANGES_FILE, Catalogue
-from .presentation.changes import ChangeLog
+from .presentation.catalogue import Catalogue, change_log
 from .presentation.routes import blueprint as presentation_blueprint
 from .web import blueprint as web_blueprint
 from .web.viewer import blueprint as viewer_blueprint
@@ -56,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         source=app.extensions["iiif_server"].source,
         renderer=app.extensions["iiif_server"].renderer,
         cache=caches.tiered,
-        changes=ChangeLog(settings.manifests.state_dir / CHANGES_FILE),
+        changes=change_log(settings.manifests),
     )
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(presentation_blueprint)

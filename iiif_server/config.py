@@ -13,9 +13,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .presentation.records import GROUPABLE, ColumnMap
@@ -23,6 +23,16 @@ from .presentation.records import GROUPABLE, ColumnMap
 ENV_PREFIX = "IIIF_SERVER_"
 CONFIG_ENV = "IIIF_SERVER_CONFIG"  # path of the config file; not a setting itself
 FORMATS = ("jpg", "png", "webp", "tif", "gif")
+
+
+def _redis_url(value: str) -> str:
+    """Empty (no Redis) or a URL redis-py can open."""
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return value
+
+
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
 class _Section(BaseModel):
@@ -86,19 +96,12 @@ class CacheSettings(_Section):
     memory_mb: int = Field(128, ge=0)
     disk_dir: Path = Path("cache")
     disk_max_mb: int = Field(2048, ge=0)
-    redis_url: str = ""
+    redis_url: RedisUrl = ""
     redis_ttl: int = Field(7 * 86400, ge=1)
     redis_timeout: float = Field(0.5, gt=0)
     redis_prefix: str = "iiif:"
     wait: float = Field(10.0, gt=0)
     lock_ttl: float = Field(30.0, gt=0)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
 
 
 class AdminSettings(_Section):
@@ -140,16 +143,9 @@ class IngestSettings(_Section):
     alpha_compression: str = "deflate"
     tile_size: int = Field(256, ge=64, le=4096)
     workers: int = Field(0, ge=0)
-    queue_url: str = ""
+    queue_url: RedisUrl = ""
     queue_name: str = "iiif-ingest"
     job_timeout: int = Field(3600, ge=10)
-
-    @field_validator("queue_url")
-    @classmethod
-    def _queue_scheme(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
 
     @field_validator("compression", "alpha_compression")
     @classmethod

@@ -175,7 +175,7 @@ def _pyramid(path: Path, image: pyvips.Image) -> None:
 #: relative path -> (maker, writer); names as a museum's scans would have them.
 DEMO_IMAGES: dict[str, tuple[Maker, Callable[[Path, pyvips.Image], None]]] = {
     "trong-dong-ngoc-lu.tif": (bronze_drum, _pyramid),
-    "gom-chu-dau.jpg": (glazed_jar, lambda p, im: im.jpegsave(str(p), Q=90)),
+    "gom-chu-dau.jpg": (glazed_jar, _jpeg),
     "an-ngoc.png": (jade_seal, lambda p, im: im.pngsave(str(p))),
     "hien-vat/KH-HV-0101 mặt trước.tif": (lambda: _label(stone_statue(), "KH-HV-0101 mặt trước (demo)"), _pyramid),
     "Di tích Tháp Bà Ponagar/tháp chính.tif": (

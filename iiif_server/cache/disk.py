@@ -20,11 +20,11 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from ..files import write_atomic
 from . import group_of
 
 log = logging.getLogger(__name__)
@@ -63,17 +63,8 @@ class DiskCache:
     def put(self, key: str, value: bytes) -> None:
         if len(value) > self.max_bytes // 8:
             return
-        path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(value)
-                os.replace(temporary, path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            write_atomic(self._path(key), value)
         except OSError as err:  # a full or read-only disk costs speed, never a response
             log.warning("disk cache write failed: %s", err)
             return

@@ -101,7 +101,7 @@ class Renderer:
             image = _apply(image, plan, sequential)
             return _encode(image, plan.format, self.options)
         except pyvips.Error as err:
-            log.error("cannot render %r (%s): %s", source.identifier, source.path, _first_line(err))
+            log.error("cannot render %r (%s): %s", source.identifier, source.path, vips_error_line(err))
             raise ImageDecodeError("the source image could not be decoded", "identifier") from None
 
     # -- sources -------------------------------------------------------------------
@@ -242,11 +242,12 @@ def _guard(source: Located, work: Callable[[], T]) -> T:
     try:
         return work()
     except pyvips.Error as err:
-        log.error("cannot read %r (%s): %s", source.identifier, source.path, _first_line(err))
+        log.error("cannot read %r (%s): %s", source.identifier, source.path, vips_error_line(err))
         raise ImageDecodeError("the source image could not be decoded", "identifier") from None
 
 
-def _first_line(err: pyvips.Error) -> str:
+def vips_error_line(err: pyvips.Error) -> str:
+    """libvips' message for a log line or a client: its first line only."""
     return (str(err.detail or err.message).strip().splitlines() or ["?"])[0]
 
 

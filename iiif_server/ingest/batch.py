@@ -100,14 +100,17 @@ def process(job: Job, root: str, options: MasterOptions, replace: bool) -> Outco
         size = source.stat().st_size
         if size == 0:
             return outcome(FAILED, "empty file (0 bytes)")
-        # With no master yet there is nothing to compare: hash the original while libvips converts it.
-        source_hash = _hash_later(source) if not target.exists() else _Ready(sha256_of(source))
+        # On a thread: with no master yet to compare against, the hash overlaps the conversion.
+        source_hash = _hash_later(source)
     except OSError as err:
         return outcome(FAILED, f"cannot read: {err.strerror or err}")
     catalogue = FixityCatalogue(Path(root))
     existing = catalogue.get(job.identifier)
     if target.exists():
-        source_sha = source_hash.result()
+        try:
+            source_sha = source_hash.result()
+        except ConvertError as err:
+            return outcome(FAILED, str(err))
         if existing is not None and existing.source_sha256 == source_sha:
             if target.stat().st_size == existing.master_size:
                 return outcome(SKIPPED, "already ingested from this original", existing.width, existing.height)
@@ -182,20 +185,17 @@ def run(
     return outcomes
 
 
-class _Ready:
-    """An already computed hash, with the same ``result()`` as a Future."""
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def result(self) -> str:
-        return self.value
-
-
-def _hash_later(path: Path) -> Future[str] | _Ready:
+def _hash_later(path: Path) -> Future[str]:
     """sha256 of ``path`` on a thread (hashlib releases the GIL), alongside the conversion."""
+
+    def digest() -> str:
+        try:
+            return sha256_of(path)
+        except OSError as err:
+            raise ConvertError(f"cannot read: {err.strerror or err}") from None
+
     pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(sha256_of, path)
+    future = pool.submit(digest)
     pool.shutdown(wait=False)
     return future
 

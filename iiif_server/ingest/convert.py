@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyvips
 
+from ..image.render import vips_error_line
 from . import jp2_suffixes
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,14 @@ def open_scan(path: Path) -> pyvips.Image:
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="warning")
     except pyvips.Error as err:
-        raise ConvertError(f"not a readable image: {_first_line(err)}") from None
+        raise ConvertError(f"not a readable image: {vips_error_line(err)}") from None
     fields = set(image.get_fields())
     if "n-pages" in fields and image.get("n-pages") > 1 and image.get("vips-loader").startswith("tiff"):
         pages = image.get("n-pages")
         try:
             second = pyvips.Image.new_from_file(str(path), page=1)
         except pyvips.Error as err:
-            raise ConvertError(f"not a readable image: {_first_line(err)}") from None
+            raise ConvertError(f"not a readable image: {vips_error_line(err)}") from None
         if second.width * 2 > image.width + 2:  # not a pyramid's reduced level: another page
             raise ConvertError(f"multi-page TIFF ({pages} pages): split it into one file per page and ingest those")
     return image
@@ -95,7 +96,7 @@ def to_master(source: Path, target: Path, options: MasterOptions) -> Converted:
     try:
         image.tiffsave(str(target), **save)
     except pyvips.Error as err:
-        raise ConvertError(f"cannot decode or write: {_first_line(err)}") from None
+        raise ConvertError(f"cannot decode or write: {vips_error_line(err)}") from None
     return Converted(image.width, image.height, image.bands, loader, tuple(notes))
 
 
@@ -141,7 +142,3 @@ def _to_8bit_srgb(image: pyvips.Image) -> tuple[pyvips.Image, list[str]]:
         colour = colour.copy()
         colour.remove("icc-profile-data")  # pixels are sRGB now: a stale profile would mislead viewers
     return colour, notes
-
-
-def _first_line(err: pyvips.Error) -> str:
-    return (str(err.detail or err.message).strip().splitlines() or ["?"])[0]

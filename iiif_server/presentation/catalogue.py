@@ -83,6 +83,11 @@ class Snapshot:
         return sum(1 for d in self.documents.values() if d.type == "Collection")
 
 
+def change_log(settings: ManifestsSettings) -> ChangeLog:
+    """The Change Discovery history every server and CLI on these settings shares."""
+    return ChangeLog(settings.state_dir / CHANGES_FILE)
+
+
 def publisher_of(settings: ManifestsSettings) -> Publisher:
     return Publisher(
         provider_id=settings.provider_id,

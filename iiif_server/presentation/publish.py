@@ -9,44 +9,32 @@ static host without any id changing. The host should serve them as
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from ..files import write_atomic
 from . import discovery
 from .catalogue import Snapshot
 from .changes import ChangeLog
+
+READABLE = 0o644  # the web server serving the tree may run as another user
 
 
 def write_tree(snapshot: Snapshot, out: Path, base: str, changes: ChangeLog | None, page_size: int) -> int:
     """Every document (and the Change Discovery stream) under ``out``; returns the number of files."""
     written = 0
     for document in snapshot.documents.values():
-        _write(out / document.path, document.render(base))
+        write_atomic(out / document.path, document.render(base), READABLE)
         written += 1
     if changes is not None:
         total = changes.count()
-        _write(
+        write_atomic(
             out / discovery.STREAM,
             discovery.to_bytes(discovery.ordered_collection(base, discovery.STREAM, total, page_size)),
+            READABLE,
         )
         for page in range(discovery.page_count(total, page_size)):
             activities = changes.activities(page * page_size, page_size)
             listing = discovery.ordered_collection_page(base, discovery.STREAM, page, activities, total, page_size)
-            _write(out / f"{discovery.PAGE}{page}", discovery.to_bytes(listing))
+            write_atomic(out / f"{discovery.PAGE}{page}", discovery.to_bytes(listing), READABLE)
         written += 1 + discovery.page_count(total, page_size)
     return written
-
-
-def _write(path: Path, body: bytes) -> None:
-    """Atomic: a host serving the tree while it is rewritten never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(body)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -18,8 +18,7 @@ from ..cache.build import build_caches
 from ..config import Settings
 from ..image.render import EncodeOptions, Renderer
 from ..image.sources import FileSource
-from .catalogue import CHANGES_FILE, Catalogue, Snapshot
-from .changes import ChangeLog
+from .catalogue import Catalogue, Snapshot, change_log
 from .publish import write_tree
 from .validate import problems
 
@@ -33,7 +32,7 @@ def catalogue_for(settings: Settings, memory_cache: bool = True) -> Catalogue:
         source=FileSource(settings.images.root, settings.images.extensions),
         renderer=renderer,
         cache=caches.tiered,
-        changes=ChangeLog(settings.manifests.state_dir / CHANGES_FILE),
+        changes=change_log(settings.manifests),
     )
 
 

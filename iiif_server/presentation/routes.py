@@ -81,7 +81,6 @@ def activity_stream() -> Response:
 @blueprint.route(f"/{PAGE}<int:page>")
 def activity_page(page: int) -> Response:
     log = _changelog()
-    _catalogue().current()  # record any change made since the last look before listing
     total = log.count()
     page_size = current_app.config["IIIF_SETTINGS"].manifests.page_size
     if page >= max(1, discovery.page_count(total, page_size)):
@@ -97,8 +96,9 @@ def activity_page(page: int) -> Response:
 
 
 def _changelog() -> ChangeLog:
-    log = _catalogue().changes
-    if log is None:
+    """The change log, after recording any change made since the last look."""
+    catalogue = _catalogue()
+    if catalogue.changes is None:
         raise NotFound("change discovery is not enabled", "page")
-    _catalogue().current()
-    return log
+    catalogue.current()
+    return catalogue.changes
