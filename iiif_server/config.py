@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .errors import ConfigError
 from .presentation.records import GROUPABLE, ColumnMap
+from .presentation.vocabulary import FILE as VOCABULARY_FILE
 
 ENV_PREFIX = "IIIF_SERVER_"
 CONFIG_ENV = "IIIF_SERVER_CONFIG"  # path of the config file; not a setting itself
@@ -110,6 +111,7 @@ class AdminSettings(_Section):
 
 class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
+    vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
     state_dir: Path = Path("manifests/state")
     publish: tuple[str, ...] = ("public",)
     collections: tuple[str, ...] = ("object_type", "site")
@@ -135,6 +137,11 @@ class ManifestsSettings(_Section):
         if unknown:
             raise ValueError(f"cannot group by {unknown}; choose from {list(GROUPABLE)}")
         return value
+
+    @property
+    def vocabulary_file(self) -> Path:
+        """The translations of the export's terms: as configured, else ``vocabulary.csv`` beside the export."""
+        return Path(self.vocabulary) if self.vocabulary else self.source.parent / VOCABULARY_FILE
 
 
 class IngestSettings(_Section):
@@ -255,5 +262,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         images={"root": absolute(settings.images.root)},
         demo={"root": absolute(settings.demo.root)},
         cache={"disk_dir": absolute(settings.cache.disk_dir)},
-        manifests={"source": absolute(settings.manifests.source), "state_dir": absolute(settings.manifests.state_dir)},
+        manifests={
+            "source": absolute(settings.manifests.source),
+            "state_dir": absolute(settings.manifests.state_dir),
+            "vocabulary": str(absolute(Path(settings.manifests.vocabulary))) if settings.manifests.vocabulary else "",
+        },
     )

@@ -1,9 +1,11 @@
 """Records -> IIIF Presentation 3.0 Manifests and Collections, with iiif-prezi3's models.
 
 Pure: every input is a value (records, image sizes, a ``Publisher`` from
-settings, the base URL). Ids are ``{base}/iiif/manifests/{inventory}``,
-``{base}/iiif/collections/{path}``; images point at this server's Image API,
-3.0 first with a 2.1 service alongside for older viewers.
+settings, the base URL, the museum's ``Vocabulary``). Ids are
+``{base}/iiif/manifests/{inventory}``, ``{base}/iiif/collections/{path}``; images
+point at this server's Image API, 3.0 first with a 2.1 service alongside for
+older viewers. Language maps carry only the languages the museum wrote: a term's
+English comes from the vocabulary, and a value without it stays Vietnamese only.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ from iiif_prezi3 import (
 from iiif_prezi3.skeleton import Class
 
 from .records import Record, Text
+from .vocabulary import Vocabulary
+
+NO_VOCABULARY = Vocabulary()
 
 MANIFESTS = "iiif/manifests"
 COLLECTIONS = "iiif/collections"
 TOP = "top"
 
 #: Labels of the metadata pairs, in display order: (record field, Vietnamese, English, value language).
+#: Values in "vi" are the export's Vietnamese terms, with their English from the vocabulary.
 METADATA = (
     ("object_type", "Loại hình", "Object type", "vi"),
     ("heritage_rank", "Xếp hạng", "Heritage rank", "vi"),
@@ -137,14 +143,15 @@ def thumbnail(base: str, image: ImageRef, size: int) -> AnnotationBody:
     )
 
 
-def _metadata(record: Record) -> list[KeyValueString]:
+def _metadata(record: Record, vocabulary: Vocabulary) -> list[KeyValueString]:
     pairs = []
     for name, vi, en, language in METADATA:
         value = record.field(name)
         if value:
             if name == "dimensions":
                 value = value.replace(" x ", " × ")
-            pairs.append(KeyValueString(label={"vi": [vi], "en": [en]}, value={language: [value]}))
+            values = vocabulary.text(name, value).language_map() if language == "vi" else {language: [value]}
+            pairs.append(KeyValueString(label={"vi": [vi], "en": [en]}, value=values))
     return pairs
 
 
@@ -172,7 +179,12 @@ def _canvas(manifest_id: str, base: str, index: int, image: ImageRef, paged: boo
 
 
 def build_manifest(
-    record: Record, images: Sequence[ImageRef], base: str, publisher: Publisher, part_of: Sequence[Ref] = ()
+    record: Record,
+    images: Sequence[ImageRef],
+    base: str,
+    publisher: Publisher,
+    part_of: Sequence[Ref] = (),
+    vocabulary: Vocabulary = NO_VOCABULARY,
 ) -> Manifest:
     """The Manifest of one record: one Canvas per scan, in the export's order."""
     manifest_id = f"{base}/{manifest_path(record.inventory_number)}"
@@ -187,7 +199,7 @@ def build_manifest(
     manifest = Manifest(
         id=manifest_id,
         label=title,
-        metadata=_metadata(record) or None,
+        metadata=_metadata(record, vocabulary) or None,
         summary=record.description.language_map() or None,
         requiredStatement=KeyValueString(
             label={"vi": ["Ghi công"], "en": ["Attribution"]}, value=attribution.language_map()
@@ -286,14 +298,18 @@ class Groups:
             if values:
                 self.by_field[name] = {value: (slugs[value], values[value]) for value in slugs}
 
-    def memberships(self, record: Record) -> list[tuple[tuple[str, str], str]]:
-        """((field slug, value slug), value) of every collection the record is in."""
-        found = []
-        for name in self.by_field:
-            value = record.field(name)
-            if value:
-                found.append(((slug(name), self._slug[(name, value)]), value))
-        return found
+    def memberships(self, record: Record) -> list[tuple[str, str]]:
+        """(field, value) of every collection the record is in."""
+        return [(name, record.field(name)) for name in self.by_field if record.field(name)]
+
+    def path(self, name: str, value: str) -> str:
+        """The path of the collection of one value of a field."""
+        return collection_path(slug(name), self._slug[(name, value)])
+
+
+def part_of_refs(groups: Groups, record: Record, vocabulary: Vocabulary = NO_VOCABULARY) -> list[Ref]:
+    """The value collections a record's manifest is part of, labelled as the collections are."""
+    return [Ref(groups.path(name, value), vocabulary.text(name, value)) for name, value in groups.memberships(record)]
 
 
 def collection_tree(
@@ -302,6 +318,7 @@ def collection_tree(
     thumbnails: Mapping[str, ImageRef],
     base: str,
     publisher: Publisher,
+    vocabulary: Vocabulary = NO_VOCABULARY,
 ) -> dict[str, Collection]:
     """top -> one collection per grouping field -> one per value -> Manifest references; keyed by path."""
     tree: dict[str, Collection] = {}
@@ -321,13 +338,13 @@ def collection_tree(
     top_items: list[ManifestRef | CollectionRef] = []
     for name, values in groups.by_field.items():
         group_path = collection_path(f"by-{slug(name)}")
-        group_label = GROUP_LABELS.get(name, Text(name, name))
+        group_label = GROUP_LABELS[name]
         value_refs: list[ManifestRef | CollectionRef] = []
-        for value, (value_slug, members) in values.items():
-            value_path = collection_path(slug(name), value_slug)
+        for value, (_, members) in values.items():
+            value_path = groups.path(name, value)
             tree[value_path] = build_collection(
                 value_path,
-                Text(value),
+                vocabulary.text(name, value),
                 refs(members),
                 base,
                 publisher,

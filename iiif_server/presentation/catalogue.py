@@ -6,11 +6,12 @@ when served, so one build serves every host name and proxy prefix and its
 hashes (ETags, Change Discovery) do not depend on who asked.
 
 Freshness: at most every ``check_interval`` seconds a request re-stats the
-export and every image it names (no pixels are read); anything different
-triggers a rebuild in place, without a restart. A rebuild is incremental:
-a manifest's bytes are cached under a hash of everything it depends on (the
-record, its images' fingerprints, its collections, the publisher settings), so
-unchanged records cost one cache lookup, in this worker or any other.
+export, the vocabulary and every image the export names (no pixels are read);
+anything different triggers a rebuild in place, without a restart. A rebuild is
+incremental: a manifest's bytes are cached under a hash of everything it depends
+on (the record, the English of its terms, its images' fingerprints, its
+collections, the publisher settings), so unchanged records cost one cache
+lookup, in this worker or any other.
 Dimensions come from the image server's own layout cache, never over HTTP.
 """
 
@@ -35,12 +36,14 @@ from .build import Groups, ImageRef, Publisher, Ref
 from .changes import ChangeLog
 from .exports import read_export
 from .records import Problem, Record, Text, missing_columns, parse_records
+from .vocabulary import COLUMNS as VOCABULARY_COLUMNS
+from .vocabulary import Vocabulary, parse_vocabulary
 
 log = logging.getLogger(__name__)
 
 #: Stands for the public base URL inside built documents; replaced when served or written.
 BASE = "http://iiif-server-base.invalid"
-BUILD_VERSION = "1"  # bump when building changes output: every cached manifest is rebuilt
+BUILD_VERSION = "2"  # bump when building changes output: every cached manifest is rebuilt
 _CACHE_GROUP = "presentation"
 CHANGES_FILE = "changes.sqlite"  # in [manifests] state_dir
 Progress = Callable[[int, int], None]  # (records done, records to build)
@@ -63,6 +66,7 @@ class Inputs:
 
     export: tuple[int, int, int] | None  # (size, mtime_ns, inode) of the export; None: no export
     images: dict[str, Located | None]  # identifier -> the file it resolved to (None: it did not)
+    vocabulary: tuple[int, int, int] | None = None  # the same of the vocabulary file; None: none
 
 
 @dataclass(slots=True)
@@ -136,7 +140,7 @@ class Catalogue:
                     snapshot = self.build()
                 except ConfigError as error:  # keep serving what was built; retried at the next check
                     log.error("manifests not rebuilt: %s", error)
-                    snapshot = snapshot or Snapshot(inputs=Inputs(_stat(self.settings.source), {}))
+                    snapshot = snapshot or Snapshot(inputs=self._inputs_now())
             snapshot.checked = self._clock()
             self._snapshot = snapshot
             return snapshot
@@ -151,19 +155,41 @@ class Catalogue:
             # An error, not an empty catalogue: a missing file (mid-copy, unmounted) must not withdraw
             # everything. An export with no rows does.
             raise ConfigError(f"no collection export at {path}")
-        self._build_records(path, snapshot, images, progress)
+        vocabulary_id = _stat(self.settings.vocabulary_file)  # before reading: an edit during it is seen next time
+        vocabulary = self._read_vocabulary(snapshot)
+        self._build_records(path, snapshot, images, vocabulary, progress)
         if _stat(path) != export_id:
             raise ConfigError(f"collection export {path} changed while it was read; it is read again shortly")
-        snapshot.inputs = Inputs(export_id, images)
-        self._build_collections(snapshot)
+        snapshot.inputs = Inputs(export_id, images, vocabulary_id)
+        self._build_collections(snapshot, vocabulary)
         if self.changes is not None:
             self.changes.record({d.path: (d.type, d.etag) for d in snapshot.documents.values()})
         return snapshot
 
     # -- building ----------------------------------------------------------------
 
+    def _read_vocabulary(self, snapshot: Snapshot) -> Vocabulary:
+        """The vocabulary (empty if there is none beside the export); its bad rows become problems."""
+        path = self.settings.vocabulary_file
+        if not path.is_file():
+            if self.settings.vocabulary:
+                raise ConfigError(f"no vocabulary file at {path} (see [manifests] vocabulary)")
+            return Vocabulary()
+        table = read_export(path, what="vocabulary")
+        missing = missing_columns(table.header, VOCABULARY_COLUMNS)
+        if missing:
+            raise ConfigError(f"vocabulary {path} has no column(s) {missing} (expected {list(VOCABULARY_COLUMNS)})")
+        parsed = parse_vocabulary(table.rows, file=path.name)
+        snapshot.problems.extend(parsed.problems)
+        return parsed.vocabulary
+
     def _build_records(
-        self, path: Path, snapshot: Snapshot, images: dict[str, Located | None], progress: Progress | None
+        self,
+        path: Path,
+        snapshot: Snapshot,
+        images: dict[str, Located | None],
+        vocabulary: Vocabulary,
+        progress: Progress | None,
     ) -> None:
         export = read_export(path)
         missing = missing_columns(export.header, self.settings.columns)
@@ -185,9 +211,9 @@ class Catalogue:
         groups = self._groups(snapshot.published)
 
         for done, record in enumerate(snapshot.published, start=1):
-            refs = [Ref(build.collection_path(*g), Text(v)) for g, v in groups.memberships(record)]
+            refs = build.part_of_refs(groups, record, vocabulary)
             try:
-                body = self._manifest_bytes(record, located[record.inventory_number], refs)
+                body = self._manifest_bytes(record, located[record.inventory_number], refs, vocabulary)
             except IIIFError as error:  # unreadable image: this record only
                 snapshot.problems.append(Problem(record.row, record.inventory_number, str(error)))
             else:
@@ -198,7 +224,7 @@ class Catalogue:
         snapshot.published = [
             r for r in snapshot.published if build.manifest_path(r.inventory_number) in snapshot.documents
         ]
-        snapshot.problems.sort(key=lambda p: p.row)
+        snapshot.problems.sort(key=lambda p: (p.file, p.row))  # the export's rows first
 
     def _locate_all(
         self, record: Record, images: dict[str, Located | None], problems: list[Problem]
@@ -215,13 +241,16 @@ class Catalogue:
             found.append(where)
         return found
 
-    def _manifest_bytes(self, record: Record, located: list[Located], refs: list[Ref]) -> bytes:
-        inputs = f"{self._tag}|{_without_row(record)!r}|{[s.fingerprint for s in located]}|{refs!r}"
+    def _manifest_bytes(self, record: Record, located: list[Located], refs: list[Ref], vocabulary: Vocabulary) -> bytes:
+        inputs = (
+            f"{self._tag}|{_without_row(record)!r}|{vocabulary.translations(record)!r}"
+            f"|{[s.fingerprint for s in located]}|{refs!r}"
+        )
         key = cache_key(_CACHE_GROUP, "p:" + hashlib.sha1(inputs.encode()).hexdigest())
         body = self.cache.get(key)
         if body is None:
             images = [self._image(s) for s in located]
-            manifest = build.build_manifest(record, images, BASE, self.publisher, refs)
+            manifest = build.build_manifest(record, images, BASE, self.publisher, refs, vocabulary)
             body = build.to_bytes(manifest)
             self.cache.put(key, body)
         return body
@@ -232,7 +261,7 @@ class Catalogue:
     def _groups(self, records: list[Record]) -> Groups:
         return Groups(self.settings.collections, records)
 
-    def _build_collections(self, snapshot: Snapshot) -> None:
+    def _build_collections(self, snapshot: Snapshot, vocabulary: Vocabulary) -> None:
         thumbnails: dict[str, ImageRef] = {}
         for record in snapshot.published:
             try:
@@ -240,15 +269,21 @@ class Catalogue:
             except IIIFError:
                 continue  # vanished since its manifest was built: listed at the next rebuild
         tree = build.collection_tree(
-            snapshot.published, self._groups(snapshot.published), thumbnails, BASE, self.publisher
+            snapshot.published, self._groups(snapshot.published), thumbnails, BASE, self.publisher, vocabulary
         )
         for path, collection in tree.items():
             snapshot.documents[path] = _document(path, "Collection", build.to_bytes(collection))
 
     # -- freshness ---------------------------------------------------------------
 
+    def _inputs_now(self) -> Inputs:
+        """The export's and vocabulary's state now, for a catalogue that could not be built."""
+        return Inputs(_stat(self.settings.source), {}, _stat(self.settings.vocabulary_file))
+
     def _changed(self, inputs: Inputs) -> bool:
         if _stat(self.settings.source) != inputs.export:
+            return True
+        if _stat(self.settings.vocabulary_file) != inputs.vocabulary:
             return True
         for identifier, located in inputs.images.items():
             if located is None:  # named but missing: has it arrived?

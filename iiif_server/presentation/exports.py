@@ -24,14 +24,17 @@ class Export:
     rows: list[tuple[int, Mapping[str, object]]]
 
 
-def read_export(path: Path) -> Export:
-    """The whole export; a file that cannot be read at all is a ConfigError naming it."""
+def read_export(path: Path, what: str = "collection export") -> Export:
+    """The whole export (or another table, such as the vocabulary: ``what``, for errors).
+
+    A file that cannot be read at all is a ConfigError naming it.
+    """
     try:
         if path.suffix.lower() == ".json":
-            return _read_json(path)
+            return _read_json(path, what)
         return _read_csv(path)
     except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read collection export {path}: {err}") from None
+        raise ConfigError(f"cannot read {what} {path}: {err}") from None
 
 
 def _read_csv(path: Path) -> Export:
@@ -49,12 +52,12 @@ def _read_csv(path: Path) -> Export:
         return Export(tuple(header), rows)
 
 
-def _read_json(path: Path) -> Export:
+def _read_json(path: Path, what: str) -> Export:
     data = json.loads(path.read_text(encoding="utf-8-sig"))
     if isinstance(data, dict):
         data = data.get("records")
     if not isinstance(data, list):
-        raise ConfigError(f"collection export {path}: expected a list of records or {{'records': [...]}}")
+        raise ConfigError(f"{what} {path}: expected a list of records or {{'records': [...]}}")
     rows: list[tuple[int, Mapping[str, object]]] = []
     header: dict[str, None] = {}
     for index, item in enumerate(data, start=1):

@@ -4,13 +4,15 @@ Pure: rows come in as dicts of strings (``exports.read_export`` does the file
 I/O), the column names come from the configured ``ColumnMap``. A bad row never
 stops the others: it is reported with its row number and the reason, and
 skipped. Real exports are messy, so cells are stripped and NFC-normalised,
-English may be missing (the Vietnamese is used, and the other way round),
-extra columns are ignored, and rights URIs differing only in scheme or a
-trailing slash are accepted in their canonical form.
+English may be missing (the value is then Vietnamese only: never copied under
+``en``), extra columns are ignored, dates may be written the Vietnamese way
+(``31/12/1886``, ``12/1886``, ``năm 1886``), and rights URIs differing only in
+scheme or a trailing slash are accepted in their canonical form.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +30,15 @@ _RS = re.compile(
 )
 #: Record fields collections can group by.
 GROUPABLE = ("object_type", "site", "heritage_rank", "period", "material")
-_DATE = re.compile(r"(-?\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
+#: Dates, as (pattern, group numbers of year, month, day): ISO 8601 and the ways Vietnamese museums write them.
+_DATES = (
+    (re.compile(r"(-?\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII), (1, 2, 3)),  # 1886, 1886-12, 1886-12-31
+    (re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})", re.ASCII), (4, 3, 1)),  # 31/12/1886, 31.12.1886
+    (re.compile(r"(\d{1,2})[/.-](\d{4})", re.ASCII), (2, 1, 0)),  # 12/1886
+    # năm 1886, tháng 12 năm 1886, ngày 31 tháng 12 năm 1886 (cells are clean: single spaces)
+    (re.compile(r"(?:(?:ngày ([0-9]{1,2}) )?tháng ([0-9]{1,2}) )?năm ([0-9]{1,4})", re.IGNORECASE), (3, 2, 1)),
+)
+DATE_FORMS = "YYYY, YYYY-MM, YYYY-MM-DD, DD/MM/YYYY, MM/YYYY or năm YYYY"
 
 
 class ColumnMap(BaseModel):
@@ -61,7 +71,12 @@ class ColumnMap(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A bilingual value. ``language_map`` never yields an empty string: a missing side borrows the other."""
+    """A bilingual value. ``language_map`` has only the languages given, never an empty string.
+
+    A missing translation is left out, not filled with the other language: a Vietnamese
+    title under ``en`` would be mislabelled, and IIIF clients fall back across languages
+    by themselves (Presentation 3.0 §4.4).
+    """
 
     vi: str = ""
     en: str = ""
@@ -70,9 +85,8 @@ class Text:
         return bool(self.vi or self.en)
 
     def language_map(self) -> dict[str, list[str]]:
-        if not self:
-            return {}
-        return {"vi": [self.vi or self.en], "en": [self.en or self.vi]}
+        languages = {"vi": [self.vi], "en": [self.en]}
+        return {language: values for language, values in languages.items() if values[0]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +119,12 @@ class Problem:
     row: int
     inventory_number: str
     reason: str
+    file: str = ""  # set when the row is not the export's (the vocabulary's)
 
     def __str__(self) -> str:
+        where = f"{self.file} row" if self.file else "row"
         who = f" ({self.inventory_number})" if self.inventory_number else ""
-        return f"row {self.row}{who}: {self.reason}"
+        return f"{where} {self.row}{who}: {self.reason}"
 
 
 @dataclass(slots=True)
@@ -140,20 +156,28 @@ def canonical_rights(uri: str, extra: Iterable[str] = ()) -> str | None:
 
 
 def parse_date(value: str) -> datetime | None:
-    """``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` -> the start of that period, UTC (for ``navDate``).
+    """A date as museums write it -> the start of that day, month or year, UTC (for ``navDate``).
 
-    Raises ValueError for anything else: free-text periods belong in the period column.
+    ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``DD/MM/YYYY``, ``MM/YYYY`` (``/``, ``.`` or ``-``),
+    ``năm YYYY``, ``tháng MM năm YYYY``, ``ngày DD tháng MM năm YYYY``. Raises ValueError for
+    anything else (free-text periods belong in the period column) and for days that do not
+    exist, saying which of the two it is.
     """
-    match = _DATE.fullmatch(value)
-    if not match:
-        raise ValueError(f"malformed date {value!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
-    year, month, day = int(match.group(1)), int(match.group(2) or 1), int(match.group(3) or 1)
+    for pattern, groups in _DATES:
+        match = pattern.fullmatch(value)
+        if match:
+            year, month, day = (int(match.group(n) or 1) if n else 1 for n in groups)
+            break
+    else:
+        raise ValueError(f"malformed date {value!r} (expected {DATE_FORMS})")
     if year < 1:
         raise ValueError(f"date {value!r} is before year 1; put it in the period column")
-    try:
-        return datetime(year, month, day, tzinfo=UTC)
-    except ValueError:
-        raise ValueError(f"malformed date {value!r} (no such day)") from None
+    if not 1 <= month <= 12:
+        raise ValueError(f"date {value!r} is not a real date (there is no month {month})")
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        raise ValueError(f"date {value!r} is not a real date ({year:04d}-{month:02d} has {days} days)")
+    return datetime(year, month, day, tzinfo=UTC)
 
 
 def split_images(value: object) -> tuple[str, ...]:
@@ -163,9 +187,11 @@ def split_images(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in paths if p))
 
 
-def missing_columns(header: Iterable[str], columns: ColumnMap) -> list[str]:
+def missing_columns(header: Iterable[str], columns: ColumnMap | Iterable[str]) -> list[str]:
+    """Required columns (the map's, or the names given) that the header lacks, after cleaning."""
     present = {clean(name) for name in header}
-    return [name for name in columns.required() if name not in present]
+    required = columns.required() if isinstance(columns, ColumnMap) else columns
+    return [name for name in required if name not in present]
 
 
 def parse_records(

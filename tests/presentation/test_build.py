@@ -147,4 +147,6 @@ def test_groups_give_distinct_slugs_to_values_that_fold_together() -> None:
     groups = Groups(("site",), records)
     slugs = {value: found for value, (found, _) in groups.by_field["site"].items()}
     assert sorted(slugs.values()) == ["da-lat", "da-lat-2"]
-    assert groups.memberships(records[2]) == [(("site", slugs["Đà Lạt"]), "Đà Lạt")]
+    assert groups.memberships(records[2]) == [("site", "Đà Lạt")]
+    assert groups.path("site", "Đà Lạt") == f"iiif/collections/site/{slugs['Đà Lạt']}"
+    assert groups.path("site", "Da Lat") == f"iiif/collections/site/{slugs['Da Lat']}"

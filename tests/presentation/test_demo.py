@@ -20,11 +20,14 @@ from tests.conftest import DEMO_EXPORT
 BASE = "https://iiif.museum.example/prefix"
 
 
+DEMO_VOCABULARY = DEMO_EXPORT.parent / "vocabulary.csv"  # found beside the export by default
+
+
 def demo_settings(demo_root: Path, state: Path, source: Path = DEMO_EXPORT) -> Settings:
     return Settings().replace(
         images={"root": demo_root},
         cache={"disk_dir": state / "cache", "memory_mb": 0},
-        manifests={"source": source, "state_dir": state},
+        manifests={"source": source, "state_dir": state, "vocabulary": str(DEMO_VOCABULARY)},
     )
 
 
@@ -50,12 +53,19 @@ def test_demo_covers_what_a_museum_publishes(demo_snapshot: Snapshot) -> None:
     assert manifest("KH-TL-0001")["behavior"] == ["paged"] and len(manifest("KH-TL-0001")["items"]) == 4
     assert len(manifest("KH-HV-0101")["items"]) == 3  # several views of one artefact
     assert len(manifest("KH-PVT-0001")["items"]) == 3  # intangible heritage: photographs
-    seal = manifest("KH-HV-0103")  # no English in the export: Vietnamese stands in, never ""
-    assert seal["label"] == {"vi": ["Ấn ngọc"], "en": ["Ấn ngọc"]}
-    assert seal["requiredStatement"]["value"] == {"vi": ["Bảo tàng Di sản tỉnh"], "en": ["Bảo tàng Di sản tỉnh"]}
+    seal = manifest("KH-HV-0103")  # no English in the export: Vietnamese only, never passed off as English
+    assert seal["label"] == {"vi": ["Ấn ngọc"]}
+    assert seal["summary"] == {"vi": ["Ấn ngọc tròn; chưa có bản dịch tiếng Anh."]}
+    assert seal["requiredStatement"]["value"] == {"vi": ["Bảo tàng Di sản tỉnh"]}
     labels = {pair["label"]["en"][0]: pair["value"] for pair in seal["metadata"]}
     assert labels["Inventory number"] == {"none": ["KH-HV-0103"]}
     assert labels["Dimensions (cm)"] == {"none": ["10 × 10 × 6"]}
+    assert labels["Object type"] == {"vi": ["hiện vật"], "en": ["artefact"]}  # the demo's vocabulary
+    assert labels["Material"] == {"vi": ["ngọc bích"], "en": ["jade"]}
+    assert {"id": f"{BASE}/iiif/collections/object-type/hien-vat", "type": "Collection"}.items() <= dict(
+        seal["partOf"][0]
+    ).items()
+    assert seal["partOf"][0]["label"] == {"vi": ["hiện vật"], "en": ["artefact"]}
     drum = manifest("KH-HV-0001")
     assert (drum["items"][0]["width"], drum["items"][0]["height"]) == (10240, 8192)
     assert drum["provider"][0]["homepage"][0]["id"] == "https://heritage.example.org/"
