@@ -187,7 +187,8 @@ def test_bad_rows_in_a_csv_are_reported_by_spreadsheet_row(tmp_path: Path) -> No
         "row 7 (KH-4): date '31/02/1990' is not a real date (1990-02 has 28 days)",
         "row 8 (KH-5): date '1850-13-01' is not a real date (there is no month 13)",
         "row 10 (KH-6): date '1850-02-30' is not a real date (1850-02 has 28 days)",
-        "row 11 (KH-7): malformed date 'thế kỷ X' (expected YYYY, YYYY-MM, YYYY-MM-DD, DD/MM/YYYY, MM/YYYY or năm YYYY)",
+        "row 11 (KH-7): malformed date 'thế kỷ X' "
+        "(expected YYYY, YYYY-MM, YYYY-MM-DD, DD/MM/YYYY, MM/YYYY or năm YYYY)",
         "row 12 (KH/8): inventory number must not contain '/'",
     ]
     assert summary(parsed) == [(2, "KH-1"), (13, "KH-9")]
