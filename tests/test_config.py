@@ -100,5 +100,5 @@ def test_trusted_proxies_from_the_environment_and_checked() -> None:
     environ = {**NO_FILE, "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1, ::1, 10.0.0.0/8"}
     assert load_settings(environ=environ).server.trusted_proxies == ("127.0.0.1", "::1", "10.0.0.0/8")
     assert load_settings(environ=NO_FILE).server.trusted_proxies == ()  # secure by default: no one
-    with pytest.raises(ConfigError, match="server.trusted_proxies.*'nginx' is not an IP address"):
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies.*'nginx' is not an IP address"):
         load_settings(environ={**NO_FILE, "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "nginx"})
