@@ -71,24 +71,24 @@ def parse_forwarded(header: str) -> list[dict[str, str]]:
         pos = match.end()
 
 
-def forwarded_values(headers: dict[str, Any], hops: int) -> Forwarded:
-    """Read the forwarded values of the ``hops``-th proxy from the end (``headers``: a WSGI environ).
+def forwarded_values(environ: dict[str, Any], hops: int) -> Forwarded:
+    """Read the forwarded values of the ``hops``-th proxy from the end.
 
     ``Forwarded`` wins over ``X-Forwarded-Proto/Host/Port/For`` when present; the prefix is
     always ``X-Forwarded-Prefix`` (RFC 7239 has none).
     """
-    if header := headers.get("HTTP_FORWARDED"):
+    if header := environ.get("HTTP_FORWARDED"):
         elements = parse_forwarded(header)
         element = elements[-hops] if 0 < hops <= len(elements) else {}
         proto, host, client = element.get("proto"), element.get("host"), element.get("for")
     else:
-        proto = _nth(headers.get("HTTP_X_FORWARDED_PROTO"), hops)
-        host = _nth(headers.get("HTTP_X_FORWARDED_HOST"), hops)
-        port = _nth(headers.get("HTTP_X_FORWARDED_PORT"), hops)
+        proto = _nth(environ.get("HTTP_X_FORWARDED_PROTO"), hops)
+        host = _nth(environ.get("HTTP_X_FORWARDED_HOST"), hops)
+        port = _nth(environ.get("HTTP_X_FORWARDED_PORT"), hops)
         if port is not None:
-            host = _with_port(host or headers.get("HTTP_HOST", ""), port)
-        client = _nth(headers.get("HTTP_X_FORWARDED_FOR"), hops)
-    prefix = _nth(headers.get("HTTP_X_FORWARDED_PREFIX"), hops)
+            host = _with_port(host or environ.get("HTTP_HOST", ""), port)
+        client = _nth(environ.get("HTTP_X_FORWARDED_FOR"), hops)
+    prefix = _nth(environ.get("HTTP_X_FORWARDED_PREFIX"), hops)
     return Forwarded(
         proto=proto.lower() if proto and proto.lower() in ("http", "https") else None,
         host=host if host and valid_host(host) else None,
@@ -150,9 +150,7 @@ class ForwardedHeaders:
 
 
 def apply(environ: dict[str, Any], values: Forwarded) -> None:
-    """Rewrite the environ; the originals stay under ``iiif_server.forwarded.orig``."""
-    keys = ("wsgi.url_scheme", "HTTP_HOST", "SCRIPT_NAME", "REMOTE_ADDR")
-    environ["iiif_server.forwarded.orig"] = {key: environ.get(key) for key in keys}
+    """Rewrite the environ with the values the proxy gave (each already validated)."""
     if values.proto:
         environ["wsgi.url_scheme"] = values.proto
     if values.host:
