@@ -8,11 +8,14 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, abort, current_app, jsonify, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Response
 
 from .cache.build import Caches
 
 blueprint = Blueprint("admin", __name__)
+REALM = "iiif_server admin"
 
 
 def _authorise() -> None:
@@ -21,7 +24,11 @@ def _authorise() -> None:
         abort(404)
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        abort(401)
+        # RFC 6750 §3: say which scheme; a token was sent and is wrong -> invalid_token
+        challenge = WWWAuthenticate("Bearer", {"realm": REALM})
+        if given:
+            challenge["error"] = "invalid_token"
+        raise Unauthorized("a valid bearer token is required", www_authenticate=challenge)
 
 
 @blueprint.post("/admin/cache/purge")

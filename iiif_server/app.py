@@ -6,13 +6,13 @@ import logging
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from .admin import blueprint as admin_blueprint
 from .cache.build import build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
+from .forwarded import ForwardedHeaders
 from .http import CORS, error_body, preflight_headers
 from .image.model import Limits
 from .image.render import EncodeOptions, Renderer, configure_vips
@@ -71,9 +71,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         cache_control=settings.http.cache_control,
         cors_max_age=settings.http.cors_max_age,
     )
-    hops = settings.server.proxy_hops
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
+    server = settings.server
+    if server.trusted_proxies and server.proxy_hops:
+        app.wsgi_app = ForwardedHeaders(app.wsgi_app, server.trusted_proxies, server.proxy_hops)  # type: ignore[method-assign]
     return app
 
 
@@ -91,7 +91,10 @@ def _register_errors(app: Flask) -> None:
     def http_error(error: HTTPException) -> Response:
         if error.code and error.code < 400:
             return error.get_response()
-        return _plain(error.description or error.name, error.code or 500)
+        response = _plain(error.description or error.name, error.code or 500)
+        # keep what the error says beyond its body: Allow (405), WWW-Authenticate (401)
+        response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

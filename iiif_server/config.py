@@ -9,6 +9,7 @@ pydantic validates types and rejects unknown keys; tomllib (stdlib) parses TOML.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ class ServerSettings(_Section):
     threads: int = Field(4, ge=1)
     timeout: int = Field(60, ge=1)
     public_base_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose Forwarded/X-Forwarded-* headers count
     proxy_hops: int = Field(1, ge=0)
 
     @field_validator("public_base_url")
@@ -56,6 +58,16 @@ class ServerSettings(_Section):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
 
 
 class ImagesSettings(_Section):

@@ -1,13 +1,22 @@
 """HTTP details shared by the Flask app and the plain-WSGI image endpoint, so they cannot drift:
-CORS headers (Image API 3.0 §6.2: on every response, errors included) and one-line error bodies."""
+CORS headers (Image API 3.0 §6.2: on every response, errors included), one-line error bodies,
+the public base URL, JSON-LD negotiation and revalidation."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
 from werkzeug.http import parse_accept_header, parse_date, parse_etags
 from werkzeug.wsgi import get_host
+
+from .errors import InvalidRequest
+
+#: RFC 3986 host (a reg-name of unreserved characters, or an IP literal) with an optional port.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+JSON_LD = "application/ld+json"
+JSON = "application/json"
 
 CORS = [
     ("Access-Control-Allow-Origin", "*"),
@@ -34,28 +43,61 @@ def error_body(message: str) -> tuple[bytes, list[tuple[str, str]]]:
     ]
 
 
+def valid_host(host: str) -> bool:
+    """Could ``host`` be spliced into a URL as its authority? (no spaces, "/", "@", quotes...)"""
+    return _HOST.fullmatch(host) is not None
+
+
 def base_url(environ: dict[str, Any], configured: str = "") -> str:
-    """Public scheme://host[/prefix]: configured, else as the (proxied) request says."""
+    """Public scheme://host[/prefix]: configured, else as the request (or a trusted proxy,
+    see ``forwarded``) says. An invalid Host is a 400 (RFC 9112 §3.2), never part of an id."""
     if configured:
         return configured
+    host = get_host(environ)
+    if not valid_host(host):
+        raise InvalidRequest("invalid Host header", "host")
     script = quote(environ.get("SCRIPT_NAME", "").encode("latin-1"), safe="/")
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}{script.rstrip('/')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{script.rstrip('/')}"
 
 
-def json_media_type(accept: str | None, context: str) -> str:
-    """JSON-LD with the spec's profile when the client prefers it, else plain JSON (Image 3.0 §5, Prezi 3.0 §6)."""
-    parsed = parse_accept_header(accept)
-    if parsed.quality("application/ld+json") > parsed.quality("application/json"):
-        return f'application/ld+json;profile="{context}"'
-    return "application/json"
+def json_media_type(accept: str | None, context: str, ld_by_default: bool) -> str:
+    """The media type of a JSON-LD document (info.json, manifest, collection, activity page).
+
+    ``application/ld+json;profile="{context}"`` when the client ranks ``application/ld+json``
+    (with any parameters, e.g. the profile IIIF clients send) above ``application/json``;
+    plain JSON when it ranks it lower or equal (``*/*``: browsers show JSON, not always JSON-LD).
+    Without an Accept header: JSON-LD for the 3.0 APIs (Image 3.0 §5.1, Presentation 3.0 §6:
+    "should"), plain JSON for 2.1 ("must", Image 2.1 §5). Responses carry ``Vary: Accept``.
+    """
+    if accept is None or not accept.strip():
+        ld = ld_by_default
+    else:
+        ranges = [(value.split(";", 1)[0].strip().lower(), q) for value, q in parse_accept_header(accept)]
+        ld = _quality(ranges, JSON_LD) > _quality(ranges, JSON)
+    return f'{JSON_LD};profile="{context}"' if ld else JSON
+
+
+def _quality(ranges: list[tuple[str, float]], media_type: str) -> float:
+    """The q of the most specific range matching ``media_type`` (RFC 9110 §12.5.1); 0 if none."""
+    specificity_of = {media_type: 2, media_type.split("/", 1)[0] + "/*": 1, "*/*": 0}
+    best, quality = -1, 0.0
+    for media_range, q in ranges:
+        specificity = specificity_of.get(media_range, -1)
+        if specificity > best:
+            best, quality = specificity, q
+    return quality
 
 
 def is_fresh(environ: dict[str, Any], etag: str, mtime: float | None = None) -> bool:
-    """Is the client's copy current? (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since)."""
+    """Is the client's copy current? (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.)
+
+    If-None-Match uses the weak comparison (RFC 9110 §13.1.2): a proxy that compresses the body
+    sends our ``"tag"`` back as ``W/"tag"``, and that copy is still current.
+    """
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match:
         tags = parse_etags(if_none_match)
-        return tags.star_tag or tags.contains(etag)
+        return tags.star_tag or tags.contains_weak(etag)
     if mtime is None:
         return False
     if_modified_since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))

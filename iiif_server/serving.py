@@ -54,6 +54,10 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "iiif-server",
+        # gunicorn would believe X-Forwarded-Proto from 127.0.0.1 by default; the app alone decides
+        # whom to trust ([server] trusted_proxies, iiif_server.forwarded)
+        "forwarded_allow_ips": "",
+        "secure_scheme_headers": {},
     }
 
 

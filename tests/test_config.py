@@ -94,3 +94,11 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(Exception, match="frozen"):
         settings.server.port = 1  # type: ignore[misc]
+
+
+def test_trusted_proxies_from_the_environment_and_checked() -> None:
+    environ = {**NO_FILE, "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1, ::1, 10.0.0.0/8"}
+    assert load_settings(environ=environ).server.trusted_proxies == ("127.0.0.1", "::1", "10.0.0.0/8")
+    assert load_settings(environ=NO_FILE).server.trusted_proxies == ()  # secure by default: no one
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies.*'nginx' is not an IP address"):
+        load_settings(environ={**NO_FILE, "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "nginx"})

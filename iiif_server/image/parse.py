@@ -70,6 +70,8 @@ def parse_path(version: ApiVersion, rest: str) -> ImageRequest | InfoRequest | B
     """Classify and parse the decoded path after ``/iiif/{version}/``."""
     if rest.endswith("/info.json"):
         return InfoRequest(version, check_identifier(rest[: -len("/info.json")]))
+    if rest.endswith("/"):  # "{id}/": no image request ends so; the base URI, as a client meant it
+        return BaseUriRequest(version, check_identifier(rest[:-1]))
     parts = rest.rsplit("/", 4)
     if len(parts) < 5:
         return BaseUriRequest(version, check_identifier(rest))

@@ -130,7 +130,7 @@ class ImageEndpoint:
     def _info(self, environ: dict[str, Any], version: ApiVersion, identifier: str) -> tuple[int, Headers, bytes]:
         source, body = self.service.info(version, identifier, self._base_url(environ))
         etag = hashlib.sha1(body).hexdigest()[:32]
-        media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context)
+        media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
         return self._respond(environ, lambda: body, media_type, headers, etag, source.mtime)
 

@@ -46,7 +46,7 @@ def _json(body: bytes, etag_seed: str, context: str) -> Response:
     headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Vary": "Accept"}
     if is_fresh(request.environ, etag):
         return Response(status=304, headers=headers)
-    media_type = json_media_type(request.headers.get("Accept"), context)
+    media_type = json_media_type(request.headers.get("Accept"), context, ld_by_default=True)  # 3.0-style APIs
     return Response(body, status=200, headers=headers, content_type=media_type)
 
 

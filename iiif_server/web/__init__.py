@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template_string
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, render_template_string, request
 
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
@@ -17,11 +19,13 @@ _INDEX = """<!doctype html>
 td,th{padding:.3rem .8rem;text-align:left}tr:nth-child(even){background:#f4f4f4}</style></head>
 <body><h1>iiif_server</h1>
 <h2>Manifests</h2>
-<p>{{ manifests|length }} published from the collection export. Collections: <a href="/iiif/collections/top">top</a>;
-changes for harvesters: <a href="/iiif/activity/all-changes">Change Discovery</a>.</p>
+<p>{{ manifests|length }} published from the collection export.
+Collections: <a href="{{ root }}/iiif/collections/top">top</a>;
+changes for harvesters: <a href="{{ root }}/iiif/activity/all-changes">Change Discovery</a>.</p>
 <table><tr><th>inventory number</th><th>title</th><th>manifest</th><th>viewer</th></tr>
 {% for inventory, title, url in manifests %}<tr><td>{{ inventory }}</td><td>{{ title }}</td>
-<td><a href="{{ url }}">manifest</a></td><td><a href="/viewer?manifest={{ url|urlencode }}">Mirador</a></td></tr>
+<td><a href="{{ url }}">manifest</a></td>
+<td><a href="{{ root }}/viewer?manifest={{ url|urlencode }}">Mirador</a></td></tr>
 {% endfor %}</table>
 <h2>Images</h2>
 <p>{{ count }} image(s) under the image root. Image API 3.0 at <code>/iiif/3/</code>, 2.1 at <code>/iiif/2/</code>.</p>
@@ -37,10 +41,11 @@ changes for harvesters: <a href="/iiif/activity/all-changes">Change Discovery</a
 def index() -> str:
     service: ImageService = current_app.extensions["iiif_server"]
     identifiers = service.source.list_identifiers()
-    rows = [(i, service_path(ApiVersion.V3, i), service_path(ApiVersion.V2, i)) for i in identifiers]
+    root = quote(request.script_root, safe="/")  # the prefix we are mounted under (SCRIPT_NAME, or a trusted proxy's)
+    rows = [(i, root + service_path(ApiVersion.V3, i), root + service_path(ApiVersion.V2, i)) for i in identifiers]
     catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
     manifests = [
-        (r.inventory_number, r.title.vi or r.title.en, "/" + manifest_path(r.inventory_number))
+        (r.inventory_number, r.title.vi or r.title.en, f"{root}/{manifest_path(r.inventory_number)}")
         for r in catalogue.current().published
     ]
-    return render_template_string(_INDEX, rows=rows, count=len(rows), manifests=manifests)
+    return render_template_string(_INDEX, rows=rows, count=len(rows), manifests=manifests, root=root)

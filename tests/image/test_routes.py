@@ -17,7 +17,7 @@ TILE = "/iiif/3/pattern.tif/0,0,256,256/256,/0/default.jpg"
 
 
 def test_info_json_v3(client: FlaskClient) -> None:
-    response = client.get(INFO)
+    response = client.get(INFO, headers={"Accept": "application/json"})
     assert response.status_code == 200
     assert response.content_type == "application/json"
     info = response.get_json()
@@ -101,7 +101,8 @@ def test_cors_everywhere_and_preflight(client: FlaskClient) -> None:
     assert preflight.headers["Access-Control-Allow-Headers"] == "Authorization"
 
 
-def test_forwarded_headers_set_the_ids(client: FlaskClient) -> None:
+def test_forwarded_headers_set_the_ids(settings: Settings) -> None:
+    client = create_app(settings.replace(server={"trusted_proxies": ["127.0.0.1"]})).test_client()
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "iiif.baotang.vn", "X-Forwarded-Prefix": "/anh"}
     info = client.get(INFO, headers=headers).get_json()
     assert info["id"] == "https://iiif.baotang.vn/anh/iiif/3/pattern.tif"
@@ -116,7 +117,7 @@ def test_configured_public_url_wins(settings: Settings) -> None:
 
 
 def test_without_proxy_hops_forwarded_headers_are_ignored(settings: Settings) -> None:
-    app = create_app(settings.replace(server={"proxy_hops": 0}))
+    app = create_app(settings.replace(server={"proxy_hops": 0, "trusted_proxies": ["127.0.0.1"]}))
     info = app.test_client().get(INFO, headers={"X-Forwarded-Host": "evil.example"}).get_json()
     assert info["id"] == "http://localhost/iiif/3/pattern.tif"
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from iiif_server import create_app
+from iiif_server.config import Settings
 from iiif_server.presentation.validate import problems
 
 from .conftest import HEADER, ROWS, SIZES, write_export, write_image
@@ -72,8 +74,10 @@ def test_paged_document_and_navdate(collection_client: FlaskClient) -> None:
 
 
 def test_json_ld_is_negotiated(collection_client: FlaskClient) -> None:
-    plain = collection_client.get("/iiif/manifests/KH-DT-0001")
+    plain = collection_client.get("/iiif/manifests/KH-DT-0001", headers={"Accept": "application/json"})
     assert plain.mimetype == "application/json"
+    no_accept = collection_client.get("/iiif/manifests/KH-DT-0001")  # Presentation 3.0 §6: JSON-LD by default
+    assert no_accept.headers["Content-Type"] == f'application/ld+json;profile="{CONTEXT}"'
     linked = collection_client.get("/iiif/manifests/KH-DT-0001", headers={"Accept": "application/ld+json"})
     assert linked.headers["Content-Type"] == f'application/ld+json;profile="{CONTEXT}"'
     assert linked.headers["Vary"] == "Accept"
@@ -89,7 +93,10 @@ def test_etag_and_304(collection_client: FlaskClient) -> None:
     assert other.status_code == 200
 
 
-def test_ids_follow_the_proxy(collection_client: FlaskClient) -> None:
+def test_ids_follow_a_trusted_proxy(collection_settings: Settings) -> None:
+    collection_client = create_app(
+        collection_settings.replace(server={"trusted_proxies": ["127.0.0.0/8"]})
+    ).test_client()
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "iiif.museum.vn", "X-Forwarded-Prefix": "/api"}
     manifest = get_json(collection_client, "/iiif/manifests/KH-DT-0001", headers=headers)
     assert manifest["id"] == "https://iiif.museum.vn/api/iiif/manifests/KH-DT-0001"

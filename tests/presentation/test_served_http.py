@@ -1,0 +1,231 @@
+"""The real ``iiif-server serve`` (gunicorn) over real HTTP: whose forwarded headers count, JSON-LD
+negotiation as IIIF clients do it, revalidation through a compressing proxy, redirects, admin 401."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from iiif_server.check import free_port, running_server
+
+from .conftest import ROWS, SIZES, write_export, write_image
+
+EVIL = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/evil"}
+FORWARDED_EVIL = {"Forwarded": 'for=192.0.2.1;proto=https;host="evil.example"'}
+IMAGE = quote("ponagar/tháp chính.tif", safe="")
+INFO3, INFO2 = f"/iiif/3/{IMAGE}/info.json", f"/iiif/2/{IMAGE}/info.json"
+TILE = f"/iiif/3/{IMAGE}/0,0,256,256/256,/0/default.jpg"
+MANIFEST = "/iiif/manifests/KH-DT-0001"
+TOKEN = "s3cret-admin-token"
+
+
+def fetch(base: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, Any, bytes]:
+    """One request, redirects not followed; ``Host`` may be overridden through ``headers``."""
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    try:
+        headers = headers or {}
+        connection.putrequest(method, path, skip_host="Host" in headers, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def fetch_json(base: str, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    status, _, body = fetch(base, path, headers)
+    assert status == 200, body
+    document: dict[str, Any] = json.loads(body)
+    return document
+
+
+@pytest.fixture(scope="module")
+def collection_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("served")
+    for name, (width, height) in SIZES.items():
+        write_image(folder / "images" / name, width, height)
+    write_export(folder / "export.csv", ROWS)
+    return folder
+
+
+def serve(folder: Path, state: str, **env: str) -> Any:
+    return running_server(
+        ["serve", "--images", str(folder / "images"), "--workers", "1"],
+        free_port(),
+        env={
+            "IIIF_SERVER_MANIFESTS_SOURCE": str(folder / "export.csv"),
+            "IIIF_SERVER_MANIFESTS_STATE_DIR": str(folder / state),
+            "IIIF_SERVER_CACHE_DISK_DIR": str(folder / f"cache-{state}"),
+            "IIIF_SERVER_ADMIN_TOKEN": TOKEN,
+            **env,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def server(collection_dir: Path) -> Iterator[str]:
+    """Default settings: no trusted proxies."""
+    with serve(collection_dir, "state-direct") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def proxied(collection_dir: Path) -> Iterator[str]:
+    """As behind nginx on the same host: 127.0.0.1 is a trusted proxy."""
+    with serve(collection_dir, "state-proxied", IIIF_SERVER_SERVER_TRUSTED_PROXIES="127.0.0.1,::1") as base:
+        yield base
+
+
+def index_links(base: str, headers: dict[str, str] | None = None) -> list[str]:
+    status, _, body = fetch(base, "/", headers)
+    assert status == 200
+    return re.findall(r'href="([^"]+)"', body.decode())
+
+
+# -- issue 9.5: forwarded headers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("evil", [EVIL, FORWARDED_EVIL], ids=["x-forwarded", "forwarded"])
+def test_a_clients_forwarded_headers_are_ignored(server: str, evil: dict[str, str]) -> None:
+    status, headers, _ = fetch(server, f"/iiif/3/{IMAGE}", evil)
+    assert status == 303 and headers["Location"] == f"{server}{INFO3}"
+    assert fetch_json(server, INFO3, evil)["id"] == f"{server}/iiif/3/{IMAGE}"
+    assert fetch_json(server, INFO2, evil)["@id"] == f"{server}/iiif/2/{IMAGE}"
+    assert fetch(server, TILE, evil)[1]["Link"].startswith(f"<{server}/iiif/3/{IMAGE}/")
+    manifest = fetch_json(server, MANIFEST, evil)
+    assert manifest["id"] == f"{server}{MANIFEST}"
+    assert "evil" not in json.dumps(manifest)
+    links = index_links(server, evil)
+    assert f"/iiif/3/{IMAGE}/info.json" in links and "/iiif/collections/top" in links
+    assert not any("evil" in link for link in links)
+
+
+def test_poisoning_sequence_leaves_clean_ids(server: str) -> None:
+    """A shared cache keyed on the URL keeps whatever answered first: an evil request's answer
+    must be byte for byte the clean one, and the clean one after it must still be clean."""
+    for path in (INFO3, INFO2, MANIFEST, "/iiif/collections/top", "/iiif/activity/all-changes"):
+        for evil in (EVIL, FORWARDED_EVIL):
+            status, _, poisoned = fetch(server, path, {**evil, "Accept": "application/json"})
+            assert status == 200 and b"evil" not in poisoned, path
+            status, _, clean = fetch(server, path, {"Accept": "application/json"})
+            assert status == 200 and clean == poisoned, path
+            assert json.loads(clean)["@id" if "/2/" in path else "id"].startswith(server + "/")
+
+
+def test_an_invalid_host_is_refused(server: str) -> None:
+    for host in ("evil.example/x", "a b", 'x"y', "user@evil.example"):
+        status, _, body = fetch(server, INFO3, {"Host": host})
+        assert status == 400 and b"Host" in body, host
+
+
+def test_a_trusted_proxys_headers_set_the_ids(proxied: str) -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "iiif.museum.vn", "X-Forwarded-Prefix": "/anh"}
+    public = "https://iiif.museum.vn/anh"
+    status, response, _ = fetch(proxied, f"/iiif/3/{IMAGE}", headers)
+    assert status == 303 and response["Location"] == f"{public}{INFO3}"
+    assert fetch_json(proxied, INFO3, headers)["id"] == f"{public}/iiif/3/{IMAGE}"
+    assert fetch_json(proxied, INFO2, headers)["@id"] == f"{public}/iiif/2/{IMAGE}"
+    manifest = fetch_json(proxied, MANIFEST, headers)
+    assert manifest["id"] == f"{public}{MANIFEST}"
+    service = manifest["items"][0]["items"][0]["items"][0]["body"]["service"][0]["id"]
+    assert service == f"{public}/iiif/3/{IMAGE}"
+    links = index_links(proxied, headers)
+    assert f"/anh/iiif/3/{IMAGE}/info.json" in links
+    assert "/anh/iiif/collections/top" in links and "/anh/iiif/activity/all-changes" in links
+    assert f"/anh/viewer?manifest=/anh{MANIFEST}" in links
+    assert all(link.startswith("/anh/") for link in links)
+    # the same proxy without headers: the plain address again (nothing cached from before)
+    assert fetch_json(proxied, INFO3)["id"] == f"{proxied}/iiif/3/{IMAGE}"
+
+
+def test_a_trusted_proxy_may_use_rfc7239_forwarded(proxied: str) -> None:
+    headers = {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;host=iiif.museum.vn', "X-Forwarded-Prefix": "/anh"}
+    assert fetch_json(proxied, INFO3, headers)["id"] == f"https://iiif.museum.vn/anh/iiif/3/{IMAGE}"
+    # two proxies appended elements; proxy_hops = 1 reads the nearest (last) one
+    chained = {"Forwarded": "for=192.0.2.1;host=evil.example, for=10.0.0.2;host=iiif.museum.vn;proto=https"}
+    assert fetch_json(proxied, MANIFEST, chained)["id"] == f"https://iiif.museum.vn{MANIFEST}"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"X-Forwarded-Host": "evil.example/path"},
+        {"X-Forwarded-Host": "evil example"},
+        {"X-Forwarded-Host": "a@evil.example"},
+        {"Forwarded": 'host="evil.example/x"'},
+        {"X-Forwarded-Proto": "javascript"},
+        {"X-Forwarded-Prefix": "//evil.example"},
+        {"X-Forwarded-Prefix": 'x"><script>'},
+    ],
+)
+def test_a_trusted_proxys_invalid_values_are_not_spliced(proxied: str, bad: dict[str, str]) -> None:
+    assert fetch_json(proxied, INFO3, bad)["id"] == f"{proxied}/iiif/3/{IMAGE}"
+
+
+# -- issue 9.6: negotiation, revalidation, redirects, admin ----------------------------------------
+
+LD_IMAGE3 = 'application/ld+json;profile="http://iiif.io/api/image/3/context.json"'
+LD_IMAGE2 = 'application/ld+json;profile="http://iiif.io/api/image/2/context.json"'
+LD_PREZI3 = 'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json"'
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [(INFO3, LD_IMAGE3), (INFO2, LD_IMAGE2), (MANIFEST, LD_PREZI3), ("/iiif/collections/top", LD_PREZI3)],
+)
+def test_json_ld_with_a_profile_is_negotiated(server: str, path: str, expected: str) -> None:
+    """What IIIF clients send: the JSON-LD type with the API's profile, maybe next to plain JSON."""
+    for accept in (expected, f"{expected}, application/json;q=0.9", "application/ld+json"):
+        status, headers, body = fetch(server, path, {"Accept": accept})
+        assert status == 200 and headers["Content-Type"] == expected, accept
+        assert "Accept" in headers["Vary"]
+        assert json.loads(body)["@context"]
+    for accept in ("application/json", "*/*", f"{expected};q=0.5, application/json"):
+        assert fetch(server, path, {"Accept": accept})[1]["Content-Type"] == "application/json", accept
+
+
+def test_without_accept_the_3_0_apis_answer_json_ld(server: str) -> None:
+    """Image 3.0 §5.1, Presentation 3.0 §6: JSON-LD with the profile; 2.1 §5: plain JSON."""
+    assert fetch(server, INFO3)[1]["Content-Type"] == LD_IMAGE3
+    assert fetch(server, MANIFEST)[1]["Content-Type"] == LD_PREZI3
+    assert fetch(server, INFO2)[1]["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", [INFO3, INFO2, TILE, MANIFEST, "/iiif/collections/top", "/iiif/activity/page-0"])
+def test_weak_etags_from_a_compressing_proxy_revalidate(server: str, path: str) -> None:
+    status, headers, _ = fetch(server, path)
+    etag = headers["ETag"]
+    assert status == 200 and etag.startswith('"')
+    for if_none_match in (f"W/{etag}", etag, f'"other", W/{etag}'):
+        status, headers, body = fetch(server, path, {"If-None-Match": if_none_match})
+        assert (status, body) == (304, b""), if_none_match
+        assert headers["ETag"] == etag
+    assert fetch(server, path, {"If-None-Match": 'W/"other"'})[0] == 200
+
+
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_a_trailing_slash_redirects_to_info_json(server: str, version: str) -> None:
+    status, headers, _ = fetch(server, f"/iiif/{version}/{IMAGE}/")
+    assert status == 303
+    assert headers["Location"] == f"{server}/iiif/{version}/{IMAGE}/info.json"
+    assert fetch(server, f"/iiif/{version}/no-such-image.tif/")[0] == 404
+
+
+def test_admin_401_names_the_bearer_scheme(server: str) -> None:
+    status, headers, body = fetch(server, "/admin/cache/purge", method="POST")
+    assert status == 401 and b"bearer token" in body
+    assert headers["WWW-Authenticate"] == 'Bearer realm="iiif_server admin"'
+    status, headers, _ = fetch(server, "/admin/cache/purge", {"Authorization": "Bearer wrong"}, method="POST")
+    assert status == 401 and headers["WWW-Authenticate"].startswith('Bearer realm="iiif_server admin", error=')
+    status, _, body = fetch(server, "/admin/cache/purge", {"Authorization": f"Bearer {TOKEN}"}, method="POST")
+    assert status == 200 and json.loads(body)["identifier"] is None
