@@ -180,7 +180,7 @@ def manifests_build(
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
 @click.option("--images", type=click.Path(file_okay=False), help="Image root to put the masters under.")
-@click.option("--into", default="", help="Folder under the image root (layout below it is kept).")
+@click.option("--into", default="", help="Folder under the image root, relative or absolute (layout below it is kept).")
 @click.option("--workers", type=int, default=0, help="Conversion processes (0: [ingest] workers, else one per core).")
 @click.option("--replace", is_flag=True, help="Replace masters made from other originals (the old ones are kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (progress goes to stderr).")
@@ -199,8 +199,9 @@ def ingest(
 ) -> None:
     """Convert scans (files or folder trees) into pyramidal TIFF masters, with a fixity record.
 
-    Exits 1 if any file failed; rerunning skips what is done. With --queue, the files are
-    converted by `iiif-server worker` processes on any machine that shares the storage.
+    Exits 1 if any file failed, 2 if --into is outside the image root (nothing is done then);
+    rerunning skips what is done. With --queue, the files are converted by `iiif-server worker`
+    processes on any machine that shares the storage.
     """
     from .ingest.report import run_ingest, run_queue, show_queue
 
@@ -216,7 +217,6 @@ def ingest(
             return
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    Path(settings.images.root).mkdir(parents=True, exist_ok=True)
     failed = run_ingest(settings, list(sources), into, replace, workers, as_json, echo=click.echo)
     sys.exit(1 if failed else 0)
 
@@ -242,7 +242,11 @@ def worker(config: str | None, images: str | None, burst: bool) -> None:
 @click.option("--images", type=click.Path(file_okay=False), help="Image root whose masters to verify.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(path: str, config: str | None, images: str | None, as_json: bool) -> None:
-    """Re-hash recorded masters (all, or those under PATH) and report every missing or altered one."""
+    """Re-hash recorded masters (all, or those under PATH) and report every missing or altered one.
+
+    PATH is under the image root (relative to it, or absolute). Exits 1 if a master is missing or
+    altered, or if nothing matched; 2 if PATH is outside the root.
+    """
     from .ingest.report import run_verify
 
     settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})

@@ -21,6 +21,11 @@ from flask.testing import FlaskClient
 from iiif_server import create_app
 from iiif_server.config import Settings
 from iiif_server.demo import DEMO_IMAGES, build_demo_images
+from tests.repo_guard import (  # noqa: F401  (hooks and a fixture: the tests never write into the checkout)
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    work_outside_the_repository,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_EXPORT = REPO / "manifests" / "collection.csv"  # the demo collection `iiif-server demo` publishes

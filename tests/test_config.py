@@ -32,6 +32,7 @@ def test_repository_config_matches_the_defaults_in_code() -> None:
             "IIIF_SERVER_DEMO_ROOT": str(repo / "demo-images"),
             "IIIF_SERVER_MANIFESTS_SOURCE": str(repo / "manifests" / "collection.csv"),
             "IIIF_SERVER_MANIFESTS_STATE_DIR": str(repo / "manifests" / "state"),
+            "IIIF_SERVER_CACHE_DISK_DIR": str(repo / "cache"),  # the tests' working folder is not the repository
         }
     )
     assert from_file == defaults

@@ -52,6 +52,30 @@ class Outcome:
         return asdict(self)
 
 
+class NotUnderRoot(ValueError):
+    """A folder given on the command line that is not under the image root (one-line reason)."""
+
+
+def under_root(root: Path, path: str) -> str:
+    """``path`` as the "/"-separated NFC folder under ``root`` it names ("" for the root itself).
+
+    ``path`` is relative to the root, or absolute and inside it. Anything that leaves the root
+    (``..``, another absolute path, a symbolic link pointing out) or names a hidden folder (never
+    served) is refused: masters must land where the server finds them, and ``verify`` must check
+    what was asked for, not the whole catalogue.
+    """
+    real_root = os.path.realpath(root)
+    relative = os.path.relpath(os.path.realpath(os.path.join(real_root, path)), real_root)
+    if relative == ".":
+        return ""
+    parts = relative.split(os.sep)
+    if parts[0] == "..":
+        raise NotUnderRoot(f"{path!r} is outside the image root {root}")
+    if any(part.startswith(".") for part in parts):
+        raise NotUnderRoot(f"{path!r} is a hidden folder under the image root, which the server never serves")
+    return unicodedata.normalize("NFC", "/".join(parts))
+
+
 def master_name(relative: str) -> str:
     """``hiện vật/KH-0101 mặt trước.JPG`` -> ``hiện vật/KH-0101 mặt trước.tif``: NFC, so identifiers are predictable."""
     stem, _ = os.path.splitext(unicodedata.normalize("NFC", relative.replace(os.sep, "/")))
@@ -59,7 +83,10 @@ def master_name(relative: str) -> str:
 
 
 def plan(sources: Iterable[Path], into: str = "") -> tuple[list[Job], list[Outcome]]:
-    """Jobs for files and folder trees (layout kept relative to each folder); refusals as outcomes."""
+    """Jobs for files and folder trees (layout kept relative to each folder); refusals as outcomes.
+
+    ``into``: a folder under the image root, as ``under_root`` gives it.
+    """
     prefix = master_name(into + "/x").rsplit("/", 1)[0].strip("/") if into.strip("/") else ""
     jobs: list[Job] = []
     refused: list[Outcome] = []

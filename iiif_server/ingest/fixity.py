@@ -68,13 +68,17 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def catalogue_path(root: Path) -> Path:
+    return root / FIXITY_DIR / "catalogue.sqlite"
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FixityCatalogue:
     def __init__(self, root: Path) -> None:
-        self.path = root / FIXITY_DIR / "catalogue.sqlite"
+        self.path = catalogue_path(root)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             enable_wal(db)

@@ -21,11 +21,25 @@ from ..cache.build import build_caches
 from ..config import Settings
 from ..errors import ConfigError
 from ..presentation.build import manifest_path
-from .batch import FAILED, REPLACED, Outcome, plan, run
+from .batch import FAILED, REPLACED, NotUnderRoot, Outcome, plan, run, under_root
 from .convert import MasterOptions
-from .fixity import FixityCatalogue, sha256_of
+from .fixity import FixityCatalogue, catalogue_path, sha256_of
 
 log = logging.getLogger(__name__)
+
+
+class Refused(click.ClickException):
+    """A path argument that cannot be used: one line on stderr, exit status 2, nothing done."""
+
+    exit_code = 2
+
+
+def folder_under_root(settings: Settings, path: str, what: str) -> str:
+    """``under_root`` for a command-line argument, refused as one line (``what`` names the argument)."""
+    try:
+        return under_root(Path(settings.images.root), path)
+    except NotUnderRoot as err:
+        raise Refused(f"{what} {err}") from None
 
 
 def options_of(settings: Settings) -> MasterOptions:
@@ -42,8 +56,10 @@ def run_ingest(
     as_json: bool,
     echo: Callable[[str], None],
 ) -> int:
-    """Ingest; returns how many files failed."""
+    """Ingest into the folder ``into`` under the root (refused if it is not); returns how many files failed."""
     root = Path(settings.images.root)
+    into = folder_under_root(settings, into, "--into")
+    root.mkdir(parents=True, exist_ok=True)
     jobs, refused = plan(sources, into)
     total = sum(job.size for job in jobs)
     outcomes: list[Outcome] = list(refused)
@@ -84,7 +100,7 @@ def run_queue(
     """Plan here, convert on the workers: one job per file."""
     from .queue import enqueue
 
-    jobs, refused = plan([source.resolve() for source in sources], into)
+    jobs, refused = plan([source.resolve() for source in sources], folder_under_root(settings, into, "--into"))
     queued, waiting = enqueue(settings, jobs, replace)
     if as_json:
         refusals = [o.as_dict() for o in refused]
@@ -146,9 +162,19 @@ def _table(outcomes: list[Outcome], counts: Counter[str], touched: list[str], ec
 
 
 def run_verify(settings: Settings, prefix: str, as_json: bool, echo: Callable[[str], None]) -> int:
-    """Re-hash every recorded master (under ``prefix``); returns how many are missing or altered."""
+    """Re-hash every recorded master (under ``prefix``); returns how many are missing or altered.
+
+    Nothing to verify is an error, never a clean bill: no catalogue under the root (nothing was
+    ingested there: a wrong root?), or no recorded master under ``prefix``.
+    """
     root = Path(settings.images.root)
-    entries = FixityCatalogue(root).entries(prefix.strip("/"))
+    folder = folder_under_root(settings, prefix, "PATH")
+    if not catalogue_path(root).is_file():
+        raise click.ClickException(f"no fixity catalogue under {root}: nothing was ingested into this image root")
+    entries = FixityCatalogue(root).entries(folder)
+    if not entries:
+        where = f"under {folder!r} " if folder else ""
+        raise click.ClickException(f"no recorded master {where}in the fixity catalogue of {root}")
     problems: list[dict[str, str]] = []
     with click.progressbar(entries, label=f"verifying {len(entries)} masters", file=sys.stderr) as bar:
         for entry in bar:

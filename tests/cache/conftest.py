@@ -1,5 +1,6 @@
-"""Real Redis for the cache tests: the shared one on 127.0.0.1:6379 (started if silent), and
-throwaway servers on free ports for outages and maxmemory. Never skipped: no Redis is a failure."""
+"""Real Redis for the cache tests: the shared one on 127.0.0.1:6379 (else a private one for the
+session), and throwaway servers on free ports for outages and maxmemory. Never skipped: no Redis is
+a failure. Every redis-server started here is stopped here."""
 
 from __future__ import annotations
 
@@ -24,34 +25,22 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    if not _answers(SHARED_URL):
-        server = shutil.which("redis-server")
-        if server:
-            subprocess.run(
-                [
-                    server,
-                    "--daemonize",
-                    "yes",
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    "6379",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                check=False,
-                capture_output=True,
-            )
-            for _ in range(50):
-                if _answers(SHARED_URL):
-                    break
-                time.sleep(0.1)
-    if not _answers(SHARED_URL):
-        pytest.fail("no Redis answers on 127.0.0.1:6379 and none could be started (apt-get install redis-server)")
-    return SHARED_URL
+def redis_url() -> Iterator[str]:
+    """The shared Redis on 127.0.0.1:6379 (the test command starts one), else a private one on a free
+    port that this session starts and stops: the suite never leaves a redis-server behind."""
+    if _answers(SHARED_URL):
+        yield SHARED_URL
+        return
+    if not shutil.which("redis-server"):
+        pytest.fail(
+            "no Redis answers on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)"
+        )
+    private = RedisProcess()
+    private.start()
+    try:
+        yield private.url
+    finally:
+        private.stop()
 
 
 @pytest.fixture
@@ -84,7 +73,7 @@ class RedisProcess:
 
     def start(self) -> None:
         server = shutil.which("redis-server")
-        assert server, "redis-server is needed for these tests"
+        assert server, "redis-server is needed for these tests (apt-get install redis-server)"
         self.process = subprocess.Popen(
             [server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", *self.extra],
             stdout=subprocess.DEVNULL,

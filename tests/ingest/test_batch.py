@@ -12,7 +12,18 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from iiif_server.ingest.batch import FAILED, INGESTED, REPLACED, SKIPPED, Job, plan, process, run
+from iiif_server.ingest.batch import (
+    FAILED,
+    INGESTED,
+    REPLACED,
+    SKIPPED,
+    Job,
+    NotUnderRoot,
+    plan,
+    process,
+    run,
+    under_root,
+)
 from iiif_server.ingest.convert import MasterOptions
 from iiif_server.ingest.fixity import FixityCatalogue, sha256_of
 
@@ -155,14 +166,19 @@ def test_bad_files_fail_alone(tmp_path: Path, name: str, content: bytes, reason:
     assert [p.name for p in (tmp_path / "root").iterdir() if not p.name.startswith(".")] == ["good.tif"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "iiif_server", *args],
         env={**os.environ, "IIIF_SERVER_CONFIG": os.devnull},
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=cwd,
     )
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def test_cli_json_exit_status_and_verify(scans: Path, tmp_path: Path) -> None:
@@ -196,3 +212,68 @@ def test_cli_json_exit_status_and_verify(scans: Path, tmp_path: Path) -> None:
     }
     only = cli("verify", "le-hoi", "--images", str(root))
     assert only.returncode == 1 and "verified 1 masters" in only.stdout
+
+
+def test_under_root_takes_relative_and_inside_absolute_paths_only(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path)
+    assert under_root(root, "") == "" and under_root(root, str(root)) == ""
+    assert under_root(root, str(root / "a" / "b")) == "a/b"
+    assert under_root(root, "a/../" + unicodedata.normalize("NFD", "hiện vật")) == "hiện vật"  # NFC, like masters
+    for path in ("/elsewhere", str(tmp_path), "../x", "a/../../x", "out/x"):
+        with pytest.raises(NotUnderRoot, match="is outside the image root"):
+            under_root(root, path)
+    with pytest.raises(NotUnderRoot, match="hidden folder"):
+        under_root(root, ".fixity")
+
+
+def test_cli_into_an_absolute_folder_inside_the_root_puts_the_masters_there(scans: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = cli("ingest", str(scans / "le-hoi"), "--images", str(root), "--into", str(root / "lễ hội" / "2026"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 ingested" in result.stdout
+    assert files_under(root) == [".fixity", ".fixity/catalogue.sqlite", "lễ hội", "lễ hội/2026", "lễ hội/2026/01.tif"]
+    assert FixityCatalogue(root).get("lễ hội/2026/01.tif") is not None
+
+
+@pytest.mark.parametrize("into", ["{tmp}/elsewhere", "../elsewhere", "a/../../elsewhere", "/"])
+def test_cli_into_outside_the_root_is_one_line_and_creates_nothing(scans: Path, tmp_path: Path, into: str) -> None:
+    root = tmp_path / "root"
+    work = tmp_path / "work"
+    work.mkdir()
+    before = files_under(tmp_path)
+    for extra in ([], ["--queue"]):  # planning for the queue refuses it too, before Redis is asked
+        result = cli("ingest", str(scans), "--images", str(root), "--into", into.format(tmp=tmp_path), *extra, cwd=work)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stdout == ""
+        assert result.stderr.strip().splitlines() == [
+            f"Error: --into {into.format(tmp=tmp_path)!r} is outside the image root {root}"
+        ]
+        assert files_under(tmp_path) == before  # no root, no <root>/elsewhere, nothing in the working folder
+
+
+def test_cli_verify_checks_exactly_what_path_names(scans: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    assert cli("ingest", str(scans), "--images", str(root)).returncode == 0
+    whole = cli("verify", "--images", str(root))
+    assert whole.returncode == 0 and "verified 3 masters: 0 problem(s)" in whole.stdout
+    for path in (str(root / "hiện vật"), "hiện vật/", unicodedata.normalize("NFD", "hiện vật")):
+        sub = cli("verify", path, "--images", str(root), "--json")
+        assert sub.returncode == 0, sub.stderr
+        assert json.loads(sub.stdout) == {"verified": 2, "problems": []}
+    one = cli("verify", str(root / "le-hoi" / "01.tif"), "--images", str(root), "--json")
+    assert json.loads(one.stdout) == {"verified": 1, "problems": []}
+    for outside in ("/", str(tmp_path), str(scans / "le-hoi"), "../scans"):
+        refused = cli("verify", outside, "--images", str(root))
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr.strip().splitlines() == [f"Error: PATH {outside!r} is outside the image root {root}"]
+    nothing = cli("verify", "le-hoi/02.tif", "--images", str(root), "--json")
+    assert nothing.returncode == 1 and nothing.stdout == ""
+    assert nothing.stderr.strip().splitlines()[-1] == (
+        f"Error: no recorded master under 'le-hoi/02.tif' in the fixity catalogue of {root}"
+    )
+    # a mistyped root is not a clean bill either, and verify creates nothing there
+    wrong = cli("verify", "--images", str(tmp_path / "roto"))
+    assert wrong.returncode == 1 and "no fixity catalogue under" in wrong.stderr
+    assert not (tmp_path / "roto").exists()
