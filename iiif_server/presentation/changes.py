@@ -88,9 +88,10 @@ class ChangeLog:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
                     raise RuntimeError(f"{self.path}: change log schema {version} is newer than this code")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                if version < _SCHEMA_VERSION:  # only then: opening a current file must not write to it
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def record(self, current: Mapping[str, tuple[str, str]], now: datetime | None = None) -> list[Activity]:
         """Diff ``current`` (path -> (object type, content hash): everything published now) against the
