@@ -47,34 +47,40 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(
+    args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
     """``iiif-server ARGS --port PORT`` in a subprocess; yields its base URL and stops it afterwards.
 
     The server sees only the settings in ``env``: neither the user's config.toml (``IIIF_SERVER_CONFIG``
     is empty unless ``env`` names one) nor any ``IIIF_SERVER_*`` variable of this process's environment.
+    Its log (stderr) goes to ``log`` if given.
     """
     command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
     inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
     full_env = {**inherited, CONFIG_ENV: os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
-    process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.PIPE
+        process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr)
+        base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(base + "/")
-        except RuntimeError:
-            process.terminate()
-            _, err = process.communicate(timeout=10)
-            raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
-        yield base
-    finally:
-        if process.poll() is None:
-            process.terminate()
             try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if process.stderr:
-            process.stderr.close()
+                wait_until_up(base + "/")
+            except RuntimeError:
+                process.terminate()
+                _, err = process.communicate(timeout=10)
+                err = log.read_bytes() if log is not None else err
+                raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
+            yield base
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            if process.stderr:
+                process.stderr.close()
 
 
 def isolated_env(folder: Path) -> dict[str, str]:
