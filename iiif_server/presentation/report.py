@@ -80,7 +80,8 @@ def run_build(
         invalid = _validate(snapshot, base or "https://iiif.invalid", echo)
         failed += invalid
     if out is not None:
-        count = write_tree(snapshot, out, base, catalogue.changes, settings.manifests.page_size)
+        homepage = bool(settings.manifests.item_homepage)  # else the live server's viewer: not in the tree
+        count = write_tree(snapshot, out, base, catalogue.changes, settings.manifests.page_size, homepage)
         echo(f"wrote {count} files under {out} for {base}/")
     return failed
 
