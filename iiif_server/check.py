@@ -1,8 +1,12 @@
 """``iiif-server check``: the official IIIF validator against a real ``iiif-server serve``.
 
-Starts the production server (gunicorn) in a subprocess on a free port with a
-temporary image root holding only the validator's test image, runs every test
-of the chosen level, and reports counts per version.
+Starts the production server (gunicorn) in a subprocess on a free port, runs
+every test of the chosen level, and reports counts per version. That server
+lives entirely in a temporary folder: an image root holding only the
+validator's test image, no collection export, its own change log and cache.
+Run in a deployment folder, it must never read that folder's config.toml or
+write to its state: a build there with a temporary image root would find every
+published image missing and tell harvesters the whole collection was deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
+
+from .config import CONFIG_ENV, ENV_PREFIX
 
 TEST_IDENTIFIER = "67352ccc-d1b0-11e1-89ae-279075081939"
 
@@ -41,40 +47,54 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(
+    args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[str]:
     """``iiif-server ARGS --port PORT`` in a subprocess; yields its base URL and stops it afterwards.
 
-    The user's config.toml is not read (``IIIF_SERVER_CONFIG`` is empty) unless ``env`` names one.
+    The server sees only the settings in ``env``: neither the user's config.toml (``IIIF_SERVER_CONFIG``
+    is empty unless ``env`` names one) nor any ``IIIF_SERVER_*`` variable of this process's environment.
+    Its log (stderr) goes to ``log`` if given.
     """
     command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
-    full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
-    process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    full_env = {**inherited, CONFIG_ENV: os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
+    with contextlib.ExitStack() as stack:
+        stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.PIPE
+        process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr)
+        base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(base + "/")
-        except RuntimeError:
-            process.terminate()
-            _, err = process.communicate(timeout=10)
-            raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
-        yield base
-    finally:
-        if process.poll() is None:
-            process.terminate()
             try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if process.stderr:
-            process.stderr.close()
+                wait_until_up(base + "/")
+            except RuntimeError:
+                process.terminate()
+                _, err = process.communicate(timeout=10)
+                err = log.read_bytes() if log is not None else err
+                raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
+            yield base
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            if process.stderr:
+                process.stderr.close()
 
 
-def test_image_root() -> tempfile.TemporaryDirectory[str]:
-    folder = tempfile.TemporaryDirectory(prefix="iiif-check-")
+def isolated_env(folder: Path) -> dict[str, str]:
+    """Settings keeping a server inside ``folder``: images, no export, change log and cache all there."""
+    (folder / "images").mkdir(exist_ok=True)
     source = resources.files("iiif_server") / "data" / f"{TEST_IDENTIFIER}.png"
     with resources.as_file(source) as path:
-        shutil.copy(path, Path(folder.name) / f"{TEST_IDENTIFIER}.png")
-    return folder
+        shutil.copy(path, folder / "images" / f"{TEST_IDENTIFIER}.png")
+    return {
+        "IIIF_SERVER_IMAGES_ROOT": str(folder / "images"),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(folder / "no-export.csv"),  # absent: no manifests, no activities
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(folder / "state"),
+        "IIIF_SERVER_CACHE_DISK_DIR": str(folder / "cache"),
+    }
 
 
 def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print) -> int:
@@ -82,7 +102,10 @@ def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None]
     from .conformance import run_validator
 
     failed = 0
-    with test_image_root() as root, running_server(["serve", "--images", root, "--workers", "2"], free_port()) as base:
+    with (
+        tempfile.TemporaryDirectory(prefix="iiif-check-") as folder,
+        running_server(["serve", "--workers", "2"], free_port(), env=isolated_env(Path(folder))) as base,
+    ):
         for version in versions:
             prefix = f"iiif/{version.split('.')[0]}"
             result = run_validator(base, prefix, TEST_IDENTIFIER, version, level)

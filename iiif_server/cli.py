@@ -144,6 +144,9 @@ def manifests() -> None:
 @click.option("--base-url", help="Public base URL of the static tree, e.g. https://iiif.example.org.")
 @click.option("--validate", is_flag=True, help="Validate every document against the Presentation 3.0 JSON Schema.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any row was skipped (or any document is invalid).")
+@click.option(
+    "--force", is_flag=True, help="Publish the deletions even if over [manifests] max_delete_share would go at once."
+)
 def manifests_build(
     config: str | None,
     source: str | None,
@@ -152,10 +155,13 @@ def manifests_build(
     base_url: str | None,
     validate: bool,
     strict: bool,
+    force: bool,
 ) -> None:
     """Build every manifest and collection, record changes for harvesters, print a summary.
 
     Rows with problems are listed with their row number and skipped; the rest still build.
+    A build that would delete more than [manifests] max_delete_share of the published
+    manifests is not published (exit 1) unless --force.
     """
     from .presentation.report import run_build
 
@@ -170,7 +176,7 @@ def manifests_build(
     if out and not base.startswith(("http://", "https://")):
         raise click.ClickException("--out needs --base-url (or [server] public_base_url): ids are absolute URLs")
     try:
-        failed = run_build(settings, Path(out) if out else None, base, validate, echo=click.echo)
+        failed = run_build(settings, Path(out) if out else None, base, validate, echo=click.echo, force=force)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     sys.exit(1 if strict and failed else 0)

@@ -138,6 +138,7 @@ class ManifestsSettings(_Section):
     item_homepage: str = ""
     thumbnail_size: int = Field(400, ge=16, le=4096)
     check_interval: float = Field(5.0, ge=0)
+    max_delete_share: float = Field(0.5, ge=0, le=1)
     page_size: int = Field(100, ge=1, le=10_000)
     cache_control: str = "public, max-age=60"
     columns: ColumnMap = ColumnMap()

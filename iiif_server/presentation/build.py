@@ -82,7 +82,7 @@ class Publisher:
     provider_label: Text
     provider_homepage: str
     collection_label: Text
-    item_homepage: str = ""  # template with {inventory_number}; empty: this server's viewer page
+    item_homepage: str = ""  # template with {inventory_number}; empty: this server's viewer page (not in static trees)
     thumbnail_size: int = 400
     paged_types: tuple[str, ...] = ()
 
@@ -108,6 +108,12 @@ def manifest_path(inventory_number: str) -> str:
 
 def collection_path(*parts: str) -> str:
     return "/".join((COLLECTIONS, *parts))
+
+
+def viewer_page(base: str, path: str) -> str:
+    """This server's viewer on the document at ``path``, named relative to the base (``/viewer`` resolves
+    it): a link that embeds no absolute URL, which would be percent-encoded out of reach of the base swap."""
+    return f"{base}/viewer?manifest={quote(path, safe='/')}"
 
 
 def image_service(base: str, identifier: str, version: int = 3) -> str:
@@ -194,7 +200,7 @@ def build_manifest(
     homepage = (
         publisher.item_homepage.format(inventory_number=quote(record.inventory_number, safe=""))
         if publisher.item_homepage
-        else f"{base}/viewer?manifest={quote(manifest_id, safe='')}"
+        else viewer_page(base, manifest_path(record.inventory_number))
     )
     manifest = Manifest(
         id=manifest_id,

@@ -13,6 +13,11 @@ on (the record, the English of its terms, its images' fingerprints, its
 collections, the publisher settings), so unchanged records cost one cache
 lookup, in this worker or any other.
 Dimensions come from the image server's own layout cache, never over HTTP.
+
+A build that would delete more than ``max_delete_share`` of the published
+manifests at once is not published (``DeletionRefused``): the server keeps its
+last good build and harvesters see no Delete until an operator confirms with
+``iiif-server manifests build --force``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cache import Cache, NullCache, cache_key
@@ -33,7 +38,7 @@ from ..image.render import Renderer
 from ..image.sources import FileSource, Located, fingerprint
 from . import build
 from .build import Groups, ImageRef, Publisher, Ref
-from .changes import ChangeLog
+from .changes import ChangeLog, TooManyDeletes
 from .exports import read_export
 from .records import Problem, Record, Text, missing_columns, parse_records
 from .vocabulary import COLUMNS as VOCABULARY_COLUMNS
@@ -87,6 +92,14 @@ class Snapshot:
         return sum(1 for d in self.documents.values() if d.type == "Collection")
 
 
+class DeletionRefused(ConfigError):
+    """A build was not published: it would delete too many manifests at once (see ``max_delete_share``)."""
+
+    def __init__(self, message: str, snapshot: Snapshot) -> None:
+        super().__init__(message)
+        self.snapshot = snapshot  # what was built, for the report and to notice when its inputs change
+
+
 def change_log(settings: ManifestsSettings) -> ChangeLog:
     """The Change Discovery history every server and CLI on these settings shares."""
     return ChangeLog(settings.state_dir / CHANGES_FILE)
@@ -138,6 +151,9 @@ class Catalogue:
             if snapshot is None or self._changed(snapshot.inputs):
                 try:
                     snapshot = self.build()
+                except DeletionRefused as error:  # keep the last good build until the inputs change again
+                    log.error("manifests not rebuilt: %s", error)
+                    snapshot = replace(snapshot or Snapshot(), inputs=error.snapshot.inputs)
                 except ConfigError as error:  # keep serving what was built; retried at the next check
                     log.error("manifests not rebuilt: %s", error)
                     snapshot = snapshot or Snapshot(inputs=self._inputs_now())
@@ -145,15 +161,19 @@ class Catalogue:
             self._snapshot = snapshot
             return snapshot
 
-    def build(self, progress: Progress | None = None) -> Snapshot:
-        """Build everything from the export now; records what changed in the change log."""
+    def build(self, progress: Progress | None = None, force: bool = False) -> Snapshot:
+        """Build everything from the export now; records what changed in the change log.
+
+        Raises DeletionRefused, recording nothing, if the build would delete more than
+        ``max_delete_share`` of the published manifests, unless ``force``.
+        """
         snapshot = Snapshot()
         path = self.settings.source
         export_id = _stat(path)
         images: dict[str, Located | None] = {}
         if export_id is None:
             # An error, not an empty catalogue: a missing file (mid-copy, unmounted) must not withdraw
-            # everything. An export with no rows does.
+            # everything. An export with no rows would, so the deletion guard asks for force.
             raise ConfigError(f"no collection export at {path}")
         vocabulary_id = _stat(self.settings.vocabulary_file)  # before reading: an edit during it is seen next time
         vocabulary = self._read_vocabulary(snapshot)
@@ -163,7 +183,17 @@ class Catalogue:
         snapshot.inputs = Inputs(export_id, images, vocabulary_id)
         self._build_collections(snapshot, vocabulary)
         if self.changes is not None:
-            self.changes.record({d.path: (d.type, d.etag) for d in snapshot.documents.values()})
+            share = 1.0 if force else self.settings.max_delete_share
+            current = {d.path: (d.type, d.etag) for d in snapshot.documents.values()}
+            try:
+                self.changes.record(current, max_delete_share=share)
+            except TooManyDeletes as error:
+                raise DeletionRefused(
+                    f"not published: {error.deletes} of the {error.published} published manifests would be deleted "
+                    f"at once, more than [manifests] max_delete_share = {share:g} allows (image root not mounted? "
+                    "export emptied?); if that is intended: iiif-server manifests build --force",
+                    snapshot,
+                ) from None
         return snapshot
 
     # -- building ----------------------------------------------------------------

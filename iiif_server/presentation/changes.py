@@ -63,6 +63,15 @@ _SCHEMA = (
 )
 
 
+class TooManyDeletes(Exception):
+    """``record`` would withdraw more of the published manifests at once than it was allowed to."""
+
+    def __init__(self, deletes: int, published: int) -> None:
+        super().__init__(f"{deletes} of the {published} published manifests would be deleted at once")
+        self.deletes = deletes
+        self.published = published
+
+
 @dataclass(frozen=True, slots=True)
 class Activity:
     """One entry of the stream: what happened to which object, and when."""
@@ -88,11 +97,14 @@ class ChangeLog:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
                     raise RuntimeError(f"{self.path}: change log schema {version} is newer than this code")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                if version < _SCHEMA_VERSION:  # only then: opening a current file must not write to it
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
-    def record(self, current: Mapping[str, tuple[str, str]], now: datetime | None = None) -> list[Activity]:
+    def record(
+        self, current: Mapping[str, tuple[str, str]], now: datetime | None = None, max_delete_share: float = 1.0
+    ) -> list[Activity]:
         """Diff ``current`` (path -> (object type, content hash): everything published now) against the
         stored state, append the activities and store the new state; return what was appended.
 
@@ -100,6 +112,10 @@ class ChangeLog:
         is an Update; a published path missing from ``current`` is a Delete. Within one call every
         path occurs at most once, so order carries no meaning; activities are appended sorted by
         path, which makes the stream reproducible. All share one end time.
+
+        Raises TooManyDeletes, appending nothing, if more than ``max_delete_share`` of the published
+        Manifests would be deleted: harvesters act on Deletes, and a mass deletion is far more often
+        a misconfiguration (an unmounted image root, an emptied export) than a museum's decision.
         """
         for path, (object_type, _) in current.items():
             _check(path, object_type)
@@ -123,6 +139,12 @@ class ChangeLog:
                     changes.append(("Update", path, new[0]))
             if not changes:
                 return []
+            deletes = sum(1 for kind, _, object_type in changes if kind == "Delete" and object_type == "Manifest")
+            published = sum(
+                1 for object_type, _, deleted in stored.values() if object_type == "Manifest" and not deleted
+            )
+            if deletes > max_delete_share * published:
+                raise TooManyDeletes(deletes, published)
             appended = self._append(conn, changes, now)
             conn.executemany(
                 "INSERT INTO state (object_path, object_type, content_hash, deleted) VALUES (?, ?, ?, 0)"

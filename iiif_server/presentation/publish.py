@@ -5,25 +5,35 @@ The tree mirrors the live server's URLs exactly (``iiif/manifests/KH-DT-0001``,
 files without an extension, so a museum can move between the live server and a
 static host without any id changing. The host should serve them as
 ``application/ld+json`` with ``Access-Control-Allow-Origin: *`` (docs/manifests.md).
+
+The tree has no viewer page, so a manifest there links none: with
+``homepage=False`` (no ``[manifests] item_homepage``) its ``homepage``, this
+server's viewer, is left out.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..files import write_atomic
 from . import discovery
-from .catalogue import Snapshot
+from .catalogue import Document, Snapshot
 from .changes import ChangeLog
 
 READABLE = 0o644  # the web server serving the tree may run as another user
 
 
-def write_tree(snapshot: Snapshot, out: Path, base: str, changes: ChangeLog | None, page_size: int) -> int:
-    """Every document (and the Change Discovery stream) under ``out``; returns the number of files."""
+def write_tree(
+    snapshot: Snapshot, out: Path, base: str, changes: ChangeLog | None, page_size: int, homepage: bool = True
+) -> int:
+    """Every document (and the Change Discovery stream) under ``out``; returns the number of files.
+
+    ``homepage=False`` leaves out manifests' ``homepage`` (the live server's viewer page).
+    """
     written = 0
     for document in snapshot.documents.values():
-        write_atomic(out / document.path, document.render(base), READABLE)
+        write_atomic(out / document.path, _static(document, base, homepage), READABLE)
         written += 1
     if changes is not None:
         total = changes.count()
@@ -38,3 +48,12 @@ def write_tree(snapshot: Snapshot, out: Path, base: str, changes: ChangeLog | No
             write_atomic(out / f"{discovery.PAGE}{page}", discovery.to_bytes(listing), READABLE)
         written += 1 + discovery.page_count(total, page_size)
     return written
+
+
+def _static(document: Document, base: str, homepage: bool) -> bytes:
+    body = document.render(base)
+    if homepage or document.type != "Manifest":
+        return body
+    data = json.loads(body)
+    data.pop("homepage", None)
+    return discovery.to_bytes(data)

@@ -18,7 +18,7 @@ from ..cache.build import build_caches
 from ..config import Settings
 from ..image.render import EncodeOptions, Renderer
 from ..image.sources import FileSource
-from .catalogue import Catalogue, Snapshot, change_log
+from .catalogue import Catalogue, DeletionRefused, Snapshot, change_log
 from .publish import write_tree
 from .validate import problems
 
@@ -36,8 +36,19 @@ def catalogue_for(settings: Settings, memory_cache: bool = True) -> Catalogue:
     )
 
 
-def run_build(settings: Settings, out: Path | None, base: str, validate: bool, echo: Callable[[str], None]) -> int:
-    """Build (and write, and validate); returns how many rows or documents failed."""
+def run_build(
+    settings: Settings,
+    out: Path | None,
+    base: str,
+    validate: bool,
+    echo: Callable[[str], None],
+    force: bool = False,
+) -> int:
+    """Build (and write, and validate); returns how many rows or documents failed.
+
+    Raises DeletionRefused after the summary (whose skipped rows usually say why) if the build
+    would delete too many manifests at once and ``force`` is not given; nothing is written then.
+    """
     catalogue = catalogue_for(settings, memory_cache=False)
     before = catalogue.changes.count() if catalogue.changes else 0
     started = time.monotonic()
@@ -47,7 +58,10 @@ def run_build(settings: Settings, out: Path | None, base: str, validate: bool, e
             bar.length = total
             bar.update(done - bar.pos)
 
-        snapshot = catalogue.build(progress=progress)
+        try:
+            snapshot, refused = catalogue.build(progress=progress, force=force), None
+        except DeletionRefused as error:
+            snapshot, refused = error.snapshot, error
     seconds = time.monotonic() - started
     echo(
         f"built {snapshot.manifests} manifests and {snapshot.collections} collections "
@@ -60,11 +74,14 @@ def run_build(settings: Settings, out: Path | None, base: str, validate: bool, e
         kinds = Counter(a.type for a in added)
         detail = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "none"
         echo(f"changes published: {detail} (stream: {catalogue.changes.count()} activities)")
+    if refused is not None:
+        raise refused
     if validate:
         invalid = _validate(snapshot, base or "https://iiif.invalid", echo)
         failed += invalid
     if out is not None:
-        count = write_tree(snapshot, out, base, catalogue.changes, settings.manifests.page_size)
+        homepage = bool(settings.manifests.item_homepage)  # else the live server's viewer: not in the tree
+        count = write_tree(snapshot, out, base, catalogue.changes, settings.manifests.page_size, homepage)
         echo(f"wrote {count} files under {out} for {base}/")
     return failed
 

@@ -4,6 +4,10 @@ Mirador is vendored under ``web/static/mirador/`` (see its README.md) and served
 server at ``/viewer/static/...``, so the page needs no CDN. The script URL carries a
 content hash (``?v=``), which makes a one-year ``immutable`` cache safe: a refreshed bundle
 gets a new URL.
+
+``manifest`` may also be a manifest's path on this server (``iiif/manifests/KH-DT-0001``, what
+every manifest's ``homepage`` links carry): the page resolves it against the request's public
+base URL, so the link works under any host name or proxy prefix without embedding an absolute URL.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, render_template_string, request, send_from_directory, url_for
+from flask import Blueprint, current_app, render_template_string, request, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
-from ..http import error_body
+from ..http import base_url, error_body
+from ..presentation.build import MANIFESTS
 
 STATIC = Path(__file__).resolve().parent / "static"
 MIRADOR = "mirador/mirador.min.js"
@@ -47,8 +52,15 @@ Mirador.viewer({
 """
 
 
+def local_manifest(url: str) -> bool:
+    """A manifest's path relative to this server's base: ``iiif/manifests/`` and one plain segment."""
+    name = url.removeprefix(f"{MANIFESTS}/")
+    return name != url and name not in ("", ".", "..") and not any(c in name for c in "/\\?#")
+
+
 def acceptable_manifest_url(url: str) -> bool:
-    """An absolute http(s) URL with a host, or a root-relative path ("/iiif/manifests/x").
+    """An absolute http(s) URL with a host, a root-relative path ("/iiif/manifests/x"), or a manifest's
+    path on this server ("iiif/manifests/x", see ``local_manifest``).
 
     Anything else (``javascript:``, ``data:``, protocol-relative ``//host``, control characters,
     whitespace) is refused, so the page never hands Mirador a URL it would resolve surprisingly.
@@ -57,6 +69,8 @@ def acceptable_manifest_url(url: str) -> bool:
         return False
     if "\\" in url:  # browsers read "/\host" as "//host"
         return False
+    if local_manifest(url):
+        return True
     if url.startswith("/"):
         return not url.startswith("//")
     try:
@@ -82,7 +96,10 @@ def viewer() -> Response | str:
     if manifest is None or not manifest.strip():
         return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
     if not acceptable_manifest_url(manifest):
-        return _plain("manifest must be an absolute http(s) URL or a root-relative path", 400)
+        return _plain("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}", 400)
+    if local_manifest(manifest):
+        base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+        manifest = f"{base}/{manifest}"
     script = url_for("viewer.static_file", filename=MIRADOR, v=_version(MIRADOR))
     return render_template_string(_PAGE, manifest=manifest, script=script)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from iiif_server.presentation.changes import Activity, ChangeLog
+from iiif_server.presentation.changes import Activity, ChangeLog, TooManyDeletes
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -71,6 +71,23 @@ def test_create_update_delete_recreate(log: ChangeLog) -> None:
         ("Delete", B),
     ]
     assert log.last_changed() == T3 + timedelta(seconds=1)
+
+
+def test_a_mass_deletion_is_refused_whole(log: ChangeLog) -> None:
+    """More than the allowed share of the published manifests: nothing is appended or stored."""
+    four = {f"iiif/manifests/M{n}": ("Manifest", "h") for n in range(4)}
+    log.record({**four, C: ("Collection", "c1")}, T0)
+    path = log.path
+    stored = path.read_bytes()
+    with pytest.raises(TooManyDeletes) as refused:
+        log.record({"iiif/manifests/M0": ("Manifest", "h")}, T1, max_delete_share=0.5)  # 3 of 4 manifests
+    assert (refused.value.deletes, refused.value.published) == (3, 4)
+    assert log.count() == 5 and path.read_bytes() == stored
+    # exactly the share is allowed; collections do not count; the default allows everything
+    two = {p: v for p, v in four.items() if p.endswith(("M0", "M1"))}
+    assert [a.type for a in log.record(two, T1, max_delete_share=0.5)] == ["Delete"] * 3
+    assert [a.type for a in log.record({}, T2)] == ["Delete", "Delete"]
+    assert log.record({C: ("Collection", "c1")}, T3, max_delete_share=0.0)[0].type == "Create"  # nothing published
 
 
 def test_type_change_is_an_update(log: ChangeLog) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -18,7 +19,9 @@ import pytest
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, Request, Response
 
+from iiif_server import create_app
 from iiif_server.check import free_port, running_server
+from iiif_server.config import Settings
 from tests.conftest import demo_env
 
 MANIFEST = "KH-HV-0101"  # the demo's Shiva statue: three views, pyramidal TIFFs
@@ -84,6 +87,26 @@ def test_viewer_shows_the_manifest_and_loads_tiles(page: Page, server: str, mani
     assert not failed, f"IIIF requests failed: {failed}"
 
 
+def test_a_manifests_homepage_opens_it_in_the_viewer(page: Page, server: str, manifest_url: str) -> None:
+    """What a visitor who follows a manifest's ``homepage`` gets: Mirador showing that manifest."""
+    with urllib.request.urlopen(manifest_url, timeout=30) as response:
+        (homepage,) = json.loads(response.read())["homepage"]
+    assert homepage["id"] == f"{server}/viewer?manifest=iiif/manifests/{MANIFEST}"
+    loaded: list[str] = []
+    page.on("response", lambda r: loaded.append(r.url) if r.url == manifest_url and r.status == 200 else None)
+    page.goto(homepage["id"], wait_until="load")
+    page.get_by_text(LABEL, exact=True).first.wait_for(state="visible", timeout=DEADLINE * 1000)
+    assert loaded  # Mirador fetched the manifest from this server
+
+
+@pytest.mark.parametrize("base", ["", "https://museum.example/prefix"])
+def test_viewer_resolves_a_manifest_path_against_the_public_base(settings: Settings, base: str) -> None:
+    app = create_app(settings.replace(server={"public_base_url": base}))
+    manifest = "iiif/manifests/KH%20HV%2F1"  # as a homepage link carries it (the query decoded once)
+    page = app.test_client().get("/viewer", query_string={"manifest": manifest}).get_data(as_text=True)
+    assert f'manifestId: "{base or "http://localhost"}/{manifest}"' in page
+
+
 def test_viewer_requires_a_manifest(client: FlaskClient) -> None:
     response = client.get("/viewer")
     assert response.status_code == 400
@@ -93,7 +116,18 @@ def test_viewer_requires_a_manifest(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     "manifest",
-    ["javascript:alert(1)", " javascript:alert(1)", "data:application/json,{}", "//evil.example/m.json", "m.json"],
+    [
+        "javascript:alert(1)",
+        " javascript:alert(1)",
+        "data:application/json,{}",
+        "//evil.example/m.json",
+        "m.json",
+        "iiif/manifests/",
+        "iiif/manifests/..",
+        "iiif/manifests/a/../../x",
+        "iiif/manifests/a?b",
+        "iiif/collections/top",
+    ],
 )
 def test_viewer_refuses_other_urls(client: FlaskClient, manifest: str) -> None:
     response = client.get("/viewer", query_string={"manifest": manifest})
