@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             handle_cache_size=images.handle_cache_size,
             max_untiled_pixels=images.max_untiled_pixels,
             metadata=caches.tiered,
+            render_timeout=settings.server.render_timeout,
         ),
         limits=Limits(images.max_width, images.max_height, images.max_area),
         default_tile_size=images.default_tile_size,

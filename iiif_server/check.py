@@ -29,9 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 60.0) -> None:
+def wait_until_up(url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers; give up early if ``process`` (the server) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} before answering at {url}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -41,21 +44,35 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(
+    args: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    program: tuple[str, ...] = (sys.executable, "-m", "iiif_server"),
+    start_timeout: float = 60.0,
+    log: Path | None = None,
+) -> Iterator[str]:
     """``iiif-server ARGS --port PORT`` in a subprocess; yields its base URL and stops it afterwards.
 
     The user's config.toml is not read (``IIIF_SERVER_CONFIG`` is empty) unless ``env`` names one.
+    ``program`` may be another environment's ``iiif-server`` (an installed package); ``cwd`` the folder.
+    ``log`` receives the server's stderr (gunicorn's and the app's log lines) instead of a pipe.
     """
-    command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
+    command = [*program, *args, "--port", str(port), "--host", "127.0.0.1"]
     full_env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
-    process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_file = log.open("wb") if log else None
+    process = subprocess.Popen(
+        command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log_file or subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         try:
-            wait_until_up(base + "/")
+            wait_until_up(base + "/", start_timeout, process)
         except RuntimeError:
             process.terminate()
             _, err = process.communicate(timeout=10)
+            err = log.read_bytes() if log else err
             raise RuntimeError(f"server failed to start: {err.decode(errors='replace')[-2000:]}") from None
         yield base
     finally:
@@ -67,6 +84,8 @@ def running_server(args: list[str], port: int, env: dict[str, str] | None = None
                 process.kill()
         if process.stderr:
             process.stderr.close()
+        if log_file:
+            log_file.close()
 
 
 def test_image_root() -> tempfile.TemporaryDirectory[str]:
