@@ -16,7 +16,7 @@ from .errors import IIIFError
 from .http import CORS, error_body, preflight_headers
 from .image.model import Limits
 from .image.render import EncodeOptions, Renderer, configure_vips
-from .image.routes import ImageEndpoint, status_for
+from .image.routes import ImageEndpoint, error_headers, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
 from .presentation.catalogue import Catalogue, change_log
@@ -86,7 +86,9 @@ def _plain(message: str, status: int) -> Response:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(IIIFError)
     def iiif_error(error: IIIFError) -> Response:
-        return _plain(str(error), status_for(error))
+        response = _plain(str(error), status_for(error))
+        response.headers.extend(error_headers(error))
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
