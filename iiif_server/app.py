@@ -16,7 +16,7 @@ from .forwarded import ForwardedHeaders
 from .http import CORS, error_body, preflight_headers
 from .image.model import Limits
 from .image.render import EncodeOptions, Renderer, configure_vips
-from .image.routes import ImageEndpoint, status_for
+from .image.routes import ImageEndpoint, error_headers, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
 from .presentation.catalogue import Catalogue, change_log
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             handle_cache_size=images.handle_cache_size,
             max_untiled_pixels=images.max_untiled_pixels,
             metadata=caches.tiered,
+            render_timeout=settings.server.render_timeout,
         ),
         limits=Limits(images.max_width, images.max_height, images.max_area),
         default_tile_size=images.default_tile_size,
@@ -85,7 +86,9 @@ def _plain(message: str, status: int) -> Response:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(IIIFError)
     def iiif_error(error: IIIFError) -> Response:
-        return _plain(str(error), status_for(error))
+        response = _plain(str(error), status_for(error))
+        response.headers.extend(error_headers(error))
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

@@ -35,9 +35,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 60.0) -> None:
+def wait_until_up(url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers; give up early if ``process`` (the server) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} before answering at {url}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -48,24 +51,31 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
+    args: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    program: tuple[str, ...] = (sys.executable, "-m", "iiif_server"),
+    start_timeout: float = 60.0,
+    log: Path | None = None,
 ) -> Iterator[str]:
     """``iiif-server ARGS --port PORT`` in a subprocess; yields its base URL and stops it afterwards.
 
     The server sees only the settings in ``env``: neither the user's config.toml (``IIIF_SERVER_CONFIG``
     is empty unless ``env`` names one) nor any ``IIIF_SERVER_*`` variable of this process's environment.
-    Its log (stderr) goes to ``log`` if given.
+    ``program`` may be another environment's ``iiif-server`` (an installed package); ``cwd`` the folder.
+    ``log`` receives the server's stderr (gunicorn's and the app's log lines) instead of a pipe.
     """
-    command = [sys.executable, "-m", "iiif_server", *args, "--port", str(port), "--host", "127.0.0.1"]
+    command = [*program, *args, "--port", str(port), "--host", "127.0.0.1"]
     inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
     full_env = {**inherited, CONFIG_ENV: os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
     with contextlib.ExitStack() as stack:
         stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.PIPE
-        process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
         base = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_until_up(base + "/")
+                wait_until_up(base + "/", start_timeout, process)
             except RuntimeError:
                 process.terminate()
                 _, err = process.communicate(timeout=10)

@@ -1,4 +1,9 @@
-"""The ``iiif-server`` command: serve, demo, check."""
+"""The ``iiif-server`` command: serve, demo, check.
+
+This process becomes gunicorn's master, which forks the workers: it must never load
+libvips (see ``serving``). Anything that needs pyvips before serving runs in
+``serving.in_fresh_process``, and the modules imported here do not import pyvips.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,10 @@ import click
 from . import __version__
 from .config import Settings, load_settings
 from .errors import ConfigError
+
+#: The demo collection shipped in the package: its export (and vocabulary) beside each other.
+DEMO_COLLECTION = Path(__file__).resolve().parent / "demo_collection"
+DEMO_EXPORT = DEMO_COLLECTION / "collection.csv"
 
 
 def _settings(config: str | None, overrides: dict[str, dict[str, Any]]) -> Settings:
@@ -41,6 +50,10 @@ def server_options(func: Any) -> Any:
 @click.version_option(__version__, prog_name="iiif-server")
 def main() -> None:
     """IIIF Image and Presentation server for heritage collections."""
+    _configure_logging()
+
+
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' INFO is a line per threadpool
 
@@ -61,22 +74,25 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     )
     if not Path(settings.images.root).is_dir():
         raise click.ClickException(f"image root {settings.images.root} is not a folder (set [images] root or --images)")
-    _announce(settings)
+    _announce(settings, demo=False)
     run(settings)
 
 
 @main.command()
 @server_options
 def demo(config: str | None, host: str | None, port: int | None, workers: int | None) -> None:
-    """Synthesise demo images on first run, then serve them."""
-    from .demo import build_demo_images
+    """Synthesise demo images on first run, then serve them with the demo collection's manifests.
+
+    Works from any folder: the collection ships in the package; images and state go under [demo] root.
+    """
     from .serving import serve as run
 
     settings = _settings(config, {"server": {"host": host, "port": port, "workers": workers}})
-    made = build_demo_images(Path(settings.demo.root), progress=lambda name: click.echo(f"  made {name}"))
-    click.echo(f"demo images in {settings.demo.root} ({len(made)} new)")
-    settings = settings.replace(images={"root": settings.demo.root})
-    _announce(settings)
+    settings = settings.replace(
+        images={"root": settings.demo.root},
+        manifests={"source": DEMO_EXPORT, "state_dir": settings.demo.state_path()},
+    )
+    _announce(settings, demo=True)
     run(settings)
 
 
@@ -109,6 +125,18 @@ def purge(identifier: str | None, config: str | None) -> None:
     settings = _settings(config, {})
     count = build_caches(settings.cache, memory=False).tiered.purge(identifier)
     click.echo(f"purged {count} entries" + (f" of {identifier!r}" if identifier else ""))
+
+
+def _prepare(settings: Settings, demo: bool) -> None:
+    """Before serving, in a spawned child (libvips must not start in gunicorn's master):
+    synthesise the demo images that are missing, then build the manifests once."""
+    _configure_logging()
+    if demo:
+        from .demo import build_demo_images
+
+        made = build_demo_images(Path(settings.demo.root), progress=lambda name: click.echo(f"  made {name}"))
+        click.echo(f"demo images in {settings.demo.root} ({len(made)} new)")
+    _prime_manifests(settings)
 
 
 def _prime_manifests(settings: Settings) -> None:
@@ -259,7 +287,9 @@ def verify(path: str, config: str | None, images: str | None, as_json: bool) -> 
     sys.exit(1 if run_verify(settings, path, as_json, echo=click.echo) else 0)
 
 
-def _announce(settings: Settings) -> None:
-    _prime_manifests(settings)
+def _announce(settings: Settings, demo: bool) -> None:
+    from .serving import in_fresh_process
+
+    in_fresh_process(_prepare, settings, demo)
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")

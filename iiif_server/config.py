@@ -48,6 +48,7 @@ class ServerSettings(_Section):
     max_requests: int = Field(500_000, ge=0)
     threads: int = Field(4, ge=1)
     timeout: int = Field(60, ge=1)
+    render_timeout: float = Field(30.0, gt=0)  # seconds; then 503 + Retry-After, the thread is free again
     public_base_url: str = ""
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose Forwarded/X-Forwarded-* headers count
     proxy_hops: int = Field(1, ge=0)
@@ -177,6 +178,11 @@ class IngestSettings(_Section):
 
 class DemoSettings(_Section):
     root: Path = Path("demo-images")
+    state_dir: str = ""  # empty: <root>/.state
+
+    def state_path(self) -> Path:
+        """The demo's change history: its own, never a museum's [manifests] state_dir."""
+        return Path(self.state_dir) if self.state_dir else self.root / ".state"
 
 
 class Settings(_Section):
@@ -273,7 +279,10 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
 
     return settings.replace(
         images={"root": absolute(settings.images.root)},
-        demo={"root": absolute(settings.demo.root)},
+        demo={
+            "root": absolute(settings.demo.root),
+            "state_dir": str(absolute(Path(settings.demo.state_dir))) if settings.demo.state_dir else "",
+        },
         cache={"disk_dir": absolute(settings.cache.disk_dir)},
         manifests={
             "source": absolute(settings.manifests.source),

@@ -5,7 +5,7 @@ bronze drum face as a 10240×8192 JPEG-compressed pyramidal TIFF (the shape of
 a real access master), a glazed jar as a plain JPEG, a seal with a transparent
 background as PNG, and scans in sub-folders whose names carry spaces and
 Vietnamese diacritics; and the scans of the demo collection in
-``manifests/collection.csv`` (relic sites, artefacts with several views, a
+``demo_collection/collection.csv`` (relic sites, artefacts with several views, a
 stele, festival photographs, a four-page decree). Existing files are never
 overwritten.
 """
@@ -182,7 +182,7 @@ DEMO_IMAGES: dict[str, tuple[Maker, Callable[[Path, pyvips.Image], None]]] = {
         lambda: _label(stone_statue(4000, 5000, seed=21), "Tháp Bà Ponagar (demo)"),
         _pyramid,
     ),
-    # the rest of the demo collection (manifests/collection.csv)
+    # the rest of the demo collection (demo_collection/collection.csv)
     "Di tích Tháp Bà Ponagar/tháp nam.jpg": (
         lambda: _label(stone_statue(1800, 2400, seed=31), "Tháp Nam (demo)"),
         _jpeg,

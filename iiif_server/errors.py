@@ -8,7 +8,8 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
      │    └── SizeNotAllowed   beyond max* limits, or upscaling w/o ^  (400)
      ├── NotFound              identifier names no image under root    (404)
      ├── AccessDenied          the access policy refuses this client   (403)
-     └── ImageDecodeError      source exists but cannot be decoded     (422)
+     ├── ImageDecodeError      source exists but cannot be decoded     (422)
+     └── RenderTimeout         the render passed its deadline          (503 + Retry-After)
 
     ConfigError                invalid settings; stops start-up, never reaches a client
 """
@@ -46,6 +47,15 @@ class AccessDenied(IIIFError):
 
 class ImageDecodeError(IIIFError):
     """The source file exists but is truncated, corrupt or not an image."""
+
+
+class RenderTimeout(IIIFError):
+    """libvips was stopped at ``[server] render_timeout``: the server is busy, not the request wrong
+    (Image API 3.0 §7.3: 503 Service Unavailable). ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(Exception):

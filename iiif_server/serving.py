@@ -2,17 +2,30 @@
 
 gthread workers: libvips releases the GIL while it works, so threads in a
 worker render in parallel and share its caches.
+
+libvips' thread pool does not survive ``fork``: a worker forked from a process
+that has used libvips waits forever in its first threaded render (and gunicorn's
+timeout never fires: the worker's main thread keeps heart-beating). So the process
+that forks the workers never imports pyvips: work that needs libvips before serving
+(demo images, the manifests' first build) runs in a spawned child
+(``in_fresh_process``), and ``serve`` refuses to start if pyvips is loaded.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
-from typing import Any
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
 
 from gunicorn.app.base import BaseApplication
 
 from .config import Settings
+
+T = TypeVar("T")
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -72,6 +85,26 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+def in_fresh_process(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a spawned (not forked) child: libvips starts and ends there.
+
+    ``work`` must be a module-level function of a module that does not import pyvips itself.
+    Its result and exceptions come back here; its output goes to this process's stdout/stderr.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(work, *args).result()
+
+
+def check_no_libvips() -> None:
+    """Refuse to fork workers from a process that has loaded libvips (importing pyvips starts it)."""
+    if "pyvips" in sys.modules:
+        raise RuntimeError(
+            "libvips is loaded in the process that forks the gunicorn workers: their renders would hang "
+            "(libvips' threads do not survive fork); do libvips work in serving.in_fresh_process"
+        )
+
+
 def serve(settings: Settings) -> None:
+    check_no_libvips()
     limit_malloc_arenas()
     _Gunicorn(settings, gunicorn_options(settings)).run()

@@ -18,7 +18,7 @@ import pyvips
 from flask import Flask
 from flask.testing import FlaskClient
 
-from iiif_server import create_app
+from iiif_server import cli, create_app
 from iiif_server.config import Settings
 from iiif_server.demo import DEMO_IMAGES, build_demo_images
 from tests.repo_guard import (  # noqa: F401  (hooks and a fixture: the tests never write into the checkout)
@@ -27,8 +27,7 @@ from tests.repo_guard import (  # noqa: F401  (hooks and a fixture: the tests ne
     work_outside_the_repository,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO_EXPORT = REPO / "manifests" / "collection.csv"  # the demo collection `iiif-server demo` publishes
+DEMO_EXPORT = cli.DEMO_EXPORT  # the demo collection `iiif-server demo` publishes, shipped in the package
 BLOCK = 100
 PATTERN_W, PATTERN_H = 1000, 800  # 10 × 8 blocks
 SUBFOLDER = "hiện vật"
@@ -129,8 +128,4 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def demo_env(demo_root: Path, state_dir: Path) -> dict[str, str]:
     """Environment for ``iiif-server demo`` on the session's demo images, with its own change history."""
-    return {
-        "IIIF_SERVER_DEMO_ROOT": str(demo_root),
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(DEMO_EXPORT),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(state_dir),
-    }
+    return {"IIIF_SERVER_DEMO_ROOT": str(demo_root), "IIIF_SERVER_DEMO_STATE_DIR": str(state_dir)}

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import pyvips
 
 from iiif_server.check import free_port, running_server
 from iiif_server.demo import DEMO_IMAGES
 from tests.conftest import demo_env
+
+REPO = Path(__file__).resolve().parent.parent
+FIRST_RUN = 900.0  # seconds: synthesising the demo images takes ~20 s alone, minutes on a busy machine
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -87,3 +92,61 @@ def test_missing_image_root_is_a_clear_error(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode != 0 and "not a folder" in result.stderr
+
+
+def _manifests_under(url: str) -> set[str]:
+    """Every Manifest id reachable from a Collection, following its sub-collections."""
+    found: set[str] = set()
+    for item in json.loads(_get(url)[2])["items"]:
+        found |= {item["id"]} if item["type"] == "Manifest" else _manifests_under(item["id"])
+    return found
+
+
+def _assert_first_demo_run_serves(base: str, folder: Path) -> None:
+    """Thumbnails, unaligned regions and the demo collection answer on a first run in ``folder``."""
+    photo = "/iiif/3/" + quote("le-hoi/02.jpg", safe="")
+    info = json.loads(_get(f"{base}{photo}/info.json")[2])
+    status, headers, body = _get(f"{base}{photo}/full/!200,200/0/default.jpg")  # not a tile: a real render
+    thumbnail = pyvips.Image.new_from_buffer(body, "")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert thumbnail.width == 200 and abs(thumbnail.height - 200 * info["height"] / info["width"]) <= 1
+    region = pyvips.Image.new_from_buffer(
+        _get(f"{base}/iiif/3/trong-dong-ngoc-lu.tif/1000,900,700,500/350,/0/default.png")[2], ""
+    )
+    assert (region.width, region.height) == (350, 250)
+    manifests = _manifests_under(f"{base}/iiif/collections/top")
+    assert len(manifests) == 8 and f"{base}/iiif/manifests/KH-HV-0001" in manifests
+    assert (folder / "demo-images" / "le-hoi" / "02.jpg").is_file()
+    assert (folder / "demo-images" / ".state").is_dir()  # the demo's own change history, not ./manifests/state
+    assert not (folder / "manifests").exists()
+
+
+def test_first_demo_run_in_an_empty_folder_renders_images(tmp_path: Path) -> None:
+    """Issue 9.1: on a first run, images synthesised before the fork left every worker's render hanging."""
+    with running_server(["demo", "--workers", "1"], free_port(), cwd=tmp_path, start_timeout=FIRST_RUN) as base:
+        _assert_first_demo_run_serves(base, tmp_path)
+
+
+@pytest.mark.slow
+def test_installed_package_runs_the_demo_from_any_folder(tmp_path: Path) -> None:
+    """Issue 9.4: `pip install .` (not editable), then `iiif-server demo` in an empty folder publishes the demo."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside pyproject.toml
+    shutil.copytree(REPO / "iiif_server", source / "iiif_server", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=FIRST_RUN,
+    )
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    program = (str(venv / "bin" / "iiif-server"),)
+    with running_server(
+        ["demo", "--workers", "1"], free_port(), cwd=folder, program=program, start_timeout=FIRST_RUN
+    ) as base:
+        _assert_first_demo_run_serves(base, folder)

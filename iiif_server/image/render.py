@@ -7,13 +7,17 @@ crop needs. Handles live for one request (see ``_open_level``); what is kept
 per file is its layout and, for JPEG-tiled TIFFs, a pass-through reader.
 
 Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
-that request only.
+that request only. A render that passes its deadline is stopped by libvips itself
+(``_Deadline``) and becomes ``RenderTimeout``: no request holds a worker thread
+for longer than ``render_timeout``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,7 +25,7 @@ from typing import Any, TypeVar
 import pyvips
 
 from ..cache import Cache, cache_key
-from ..errors import ImageDecodeError
+from ..errors import ImageDecodeError, RenderTimeout
 from ..lru import LRU
 from .model import Format, Quality
 from .passthrough import TiffTiles, open_reader
@@ -66,9 +70,11 @@ class Renderer:
         layout_cache_size: int = 16384,
         max_untiled_pixels: int = 0,
         metadata: Cache | None = None,
+        render_timeout: float = 0.0,
     ) -> None:
         self.options = options
         self.max_untiled_pixels = max_untiled_pixels
+        self.render_timeout = render_timeout  # seconds; 0: no deadline
         self.metadata = metadata  # shared tiers: another worker or host need not probe the file again
         self._readers: LRU[tuple[str, str], TiffTiles | bool] = LRU(handle_cache_size)
         self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
@@ -96,11 +102,17 @@ class Renderer:
         return reader.jpeg(level, *where)
 
     def render(self, source: Located, plan: RenderPlan) -> bytes:
+        deadline = _Deadline(self.render_timeout)
         try:
             image, sequential = self._open_level(source, plan.level)
-            image = _apply(image, plan, sequential)
-            return _encode(image, plan.format, self.options)
+            image = _apply(image, plan, sequential, deadline.watch)
+            return _encode(image, plan.format, self.options, deadline.watch)
         except pyvips.Error as err:
+            if deadline.passed:
+                raise RenderTimeout(
+                    f"rendering took longer than {self.render_timeout:g} s; try again later",
+                    retry_after=max(1, math.ceil(self.render_timeout)),
+                ) from None
             log.error("cannot render %r (%s): %s", source.identifier, source.path, vips_error_line(err))
             raise ImageDecodeError("the source image could not be decoded", "identifier") from None
 
@@ -254,7 +266,34 @@ def vips_error_line(err: pyvips.Error) -> str:
 # -- pipeline --------------------------------------------------------------------------
 
 
-def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool) -> pyvips.Image:
+class _Deadline:
+    """Stops libvips once ``seconds`` have passed (0: never).
+
+    libvips emits ``eval`` on a watched image as its threads compute it; killing the image there
+    makes the evaluation (a save, ``copy_memory``) fail with ``pyvips.Error``, and ``passed`` says
+    why. Safe per request: every render opens its own images and libvips' operation cache is off.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds if seconds > 0 else math.inf
+        self.passed = False
+
+    def watch(self, image: pyvips.Image) -> pyvips.Image:
+        if self.end != math.inf:
+            image.set_progress(True)
+            image.signal_connect("eval", self._check)
+        return image
+
+    def _check(self, image: pyvips.Image, _progress: Any) -> None:
+        if time.monotonic() > self.end:
+            self.passed = True
+            image.set_kill(True)
+
+
+Watch = Callable[[pyvips.Image], pyvips.Image]
+
+
+def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool, watch: Watch) -> pyvips.Image:
     image = image.crop(*plan.crop)
     if plan.scale is not None:
         hscale, vscale = plan.scale
@@ -262,7 +301,7 @@ def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool) -> pyvips.Im
     image = _fit(image, *plan.size)
     image = _to_srgb8(image)
     if sequential and (plan.degrees or plan.mirror):
-        image = image.copy_memory()  # rotation reads out of order; the output is bounded by the size limits
+        image = watch(image).copy_memory()  # rotation reads out of order; the output is bounded by the size limits
     if plan.mirror:
         image = image.fliphor()
     image = _rotate(image, plan.degrees, plan.format)
@@ -319,10 +358,11 @@ def _quality(image: pyvips.Image, quality: Quality) -> pyvips.Image:
     return grey.bandjoin(alpha) if alpha is not None else grey
 
 
-def _encode(image: pyvips.Image, fmt: Format, options: EncodeOptions) -> bytes:
+def _encode(image: pyvips.Image, fmt: Format, options: EncodeOptions, watch: Watch) -> bytes:
+    if fmt is Format.JPG and image.hasalpha():
+        image = image.flatten(background=[255] * (image.bands - 1))
+    image = watch(image)  # the image the save evaluates
     if fmt is Format.JPG:
-        if image.hasalpha():
-            image = image.flatten(background=[255] * (image.bands - 1))
         return image.jpegsave_buffer(Q=options.jpeg_quality, **_KEEP_NONE)
     if fmt is Format.PNG:
         return image.pngsave_buffer(compression=options.png_compression, **_KEEP_NONE)

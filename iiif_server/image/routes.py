@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.http import http_date
 
-from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound
+from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, RenderTimeout
 from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
@@ -37,6 +37,7 @@ STATUS: dict[type[IIIFError], int] = {
     AccessDenied: 403,
     NotFound: 404,
     ImageDecodeError: 422,
+    RenderTimeout: 503,
 }
 _REASONS = {
     200: "OK",
@@ -48,6 +49,7 @@ _REASONS = {
     405: "Method Not Allowed",
     422: "Unprocessable Content",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 _PREFIXES = {"/iiif/3/": ApiVersion.V3, "/iiif/2/": ApiVersion.V2}
 
@@ -57,6 +59,11 @@ def status_for(error: IIIFError) -> int:
         if cls in STATUS:
             return STATUS[cls]
     return 500
+
+
+def error_headers(error: IIIFError) -> Headers:
+    """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3)."""
+    return [("Retry-After", str(error.retry_after))] if isinstance(error, RenderTimeout) else []
 
 
 @lru_cache(maxsize=4096)
@@ -103,6 +110,9 @@ class ImageEndpoint:
                 status, headers, body = self._handle(environ, version, rest)
         except IIIFError as error:
             status, headers, body = self._error(status_for(error), str(error))
+            headers += error_headers(error)
+            if isinstance(error, RenderTimeout):
+                log.warning("503 for %s%s: %s", environ.get("SCRIPT_NAME", ""), path, error)
         except Exception:
             log.exception("unhandled error for %s", path)
             status, headers, body = self._error(500, "internal server error")

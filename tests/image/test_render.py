@@ -204,3 +204,23 @@ def test_dimensions_for_manifests_open_each_file_once_and_agree_with_the_layout(
     assert opened == []  # another worker finds the size in the shared tier
     with pytest.raises(ImageDecodeError, match="too large to serve untiled"):
         Renderer(EncodeOptions(), max_untiled_pixels=1000).dimensions(source.locate("pattern.png"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pattern.tif/full/^12000,/0/default.jpg",  # tiled source: stopped in the encoder
+        "pattern.png/full/^12000,/33/default.png",  # untiled and rotated: stopped while buffered in memory
+    ],
+)
+def test_a_render_past_its_deadline_is_stopped_with_503(settings: Settings, path: str) -> None:
+    client = create_app(settings.replace(server={"render_timeout": 0.05}, images={"max_area": 0})).test_client()
+    response = client.get(f"/iiif/3/{path}")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"  # whole seconds, at least one
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "took longer than 0.05 s" in response.get_data(as_text=True)
+    # the same app renders the next request normally: nothing was left killed
+    image = decode(client.get("/iiif/3/pattern.png/full/100,/0/default.png").data)
+    assert (image.width, image.height) == (100, 80)
+    assert pixel(image, 5, 5) == block_colour(0, 0)

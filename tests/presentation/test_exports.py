@@ -28,7 +28,7 @@ from iiif_server.presentation.records import (
 )
 
 COLUMNS = ColumnMap()
-DEMO_EXPORT = Path(__file__).resolve().parents[2] / "manifests" / "collection.csv"
+DEMO_EXPORT = Path(__file__).resolve().parents[2] / "iiif_server" / "demo_collection" / "collection.csv"
 HEADER = (
     "inventory_no,title_vi,title_en,object_type,heritage_rank,date,period,material,dimensions_cm,site,"
     "description_vi,description_en,access,rights,attribution_vi,attribution_en,images"

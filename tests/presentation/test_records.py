@@ -33,7 +33,7 @@ from iiif_server.presentation.records import (
 )
 
 COLUMNS = ColumnMap()
-DEMO_EXPORT = Path(__file__).resolve().parents[2] / "manifests" / "collection.csv"
+DEMO_EXPORT = Path(__file__).resolve().parents[2] / "iiif_server" / "demo_collection" / "collection.csv"
 CC_BY = "http://creativecommons.org/licenses/by/4.0/"
 EXPECTED = "(expected YYYY, YYYY-MM, YYYY-MM-DD, DD/MM/YYYY, MM/YYYY or năm YYYY)"
 

@@ -1,7 +1,7 @@
 """``/viewer``: Mirador 4 in headless Chromium against the real server (gunicorn in a subprocess).
 
 The server is ``iiif-server demo`` on the demo images, and the manifest is one the server
-builds from the demo collection export (``manifests/collection.csv``): the whole path a
+builds from the demo collection export (``iiif_server/demo_collection/``): the whole path a
 museum's visitor takes, from export row to tiles on screen.
 """
 
