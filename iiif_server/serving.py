@@ -36,7 +36,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings or key not in _NEWER_GUNICORN:
+                self.cfg.set(key, value)
 
     def load(self) -> Any:
         from .app import create_app  # imported in the worker, after fork: libvips starts its threads there
@@ -48,6 +49,10 @@ def default_workers() -> int:
     """Two processes per core: gunicorn's own per-request Python work is GIL-bound, so processes
     beat threads (measured: 4×4 served ~1.5× the requests/s of 2×4 on 2 cores, 6×4 no more)."""
     return 2 * (os.cpu_count() or 1)
+
+
+#: Options older gunicorn releases do not know; skipped there rather than refused.
+_NEWER_GUNICORN = frozenset({"control_socket_disable"})
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -71,6 +76,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # whom to trust ([server] trusted_proxies, iiif_server.forwarded)
         "forwarded_allow_ips": "",
         "secure_scheme_headers": {},
+        # gunicorn 27 opens a control socket (~/.gunicorn/gunicorn.ctl) by default: a management
+        # surface nothing here uses, shared by every instance of a user. Off: deny what is not needed.
+        "control_socket_disable": True,
     }
 
 

@@ -27,8 +27,11 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, dict(response.headers), response.read()
 
 
-def test_serve_runs_under_gunicorn(image_root: Path) -> None:
-    with running_server(["serve", "--images", str(image_root), "--workers", "1"], free_port()) as base:
+def test_serve_runs_under_gunicorn(image_root: Path, tmp_path: Path) -> None:
+    home, log = tmp_path / "home", tmp_path / "server.log"
+    home.mkdir()
+    args = ["serve", "--images", str(image_root), "--workers", "1"]
+    with running_server(args, free_port(), env={"HOME": str(home)}, log=log) as base:
         status, headers, body = _get(f"{base}/iiif/3/pattern.tif/0,0,256,256/256,/0/default.jpg")
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
         assert headers["Server"].startswith("gunicorn")
@@ -40,6 +43,8 @@ def test_serve_runs_under_gunicorn(image_root: Path) -> None:
         except urllib.error.HTTPError as error:
             assert error.code == 422
         assert _get(f"{base}/iiif/3/pattern.png/full/100,/0/default.png")[0] == 200
+    # no management socket left in the user's home (gunicorn 27 opens one by default)
+    assert "Control socket" not in log.read_text() and list(home.iterdir()) == []
 
 
 def test_demo_serves_images_and_manifests_without_rebuilding(demo_root: Path, tmp_path: Path) -> None:
