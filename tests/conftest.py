@@ -27,6 +27,7 @@ from tests.repo_guard import (  # noqa: F401  (hooks and a fixture: the tests ne
     work_outside_the_repository,
 )
 
+TESTS = Path(__file__).resolve().parent
 DEMO_EXPORT = cli.DEMO_EXPORT  # the demo collection `iiif-server demo` publishes, shipped in the package
 BLOCK = 100
 PATTERN_W, PATTERN_H = 1000, 800  # 10 × 8 blocks
@@ -129,3 +130,18 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_env(demo_root: Path, state_dir: Path) -> dict[str, str]:
     """Environment for ``iiif-server demo`` on the session's demo images, with its own change history."""
     return {"IIIF_SERVER_DEMO_ROOT": str(demo_root), "IIIF_SERVER_DEMO_STATE_DIR": str(state_dir)}
+
+
+#: What ``pytest -m "not slow"`` leaves out, so a developer has an answer in about a minute; CI runs all.
+#: Tests that need the demo images (synthesised once per session, ~35 s) and whole modules that drive
+#: external programs (Chromium, the official validator) or real worker processes are marked here;
+#: single slow tests carry ``@pytest.mark.slow`` where they are defined.
+SLOW_FIXTURES = frozenset({"demo_root"})
+SLOW_MODULES = frozenset({"tests/web/test_viewer.py", "tests/test_conformance.py", "tests/ingest/test_queue.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = Path(str(item.path)).relative_to(TESTS.parent).as_posix()
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

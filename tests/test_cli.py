@@ -126,6 +126,7 @@ def _assert_first_demo_run_serves(base: str, folder: Path) -> None:
     assert not (folder / "manifests").exists()
 
 
+@pytest.mark.slow
 def test_first_demo_run_in_an_empty_folder_renders_images(tmp_path: Path) -> None:
     """Issue 9.1: on a first run, images synthesised before the fork left every worker's render hanging."""
     with running_server(["demo", "--workers", "1"], free_port(), cwd=tmp_path, start_timeout=FIRST_RUN) as base:

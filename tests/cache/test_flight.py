@@ -76,6 +76,7 @@ def test_hosts_render_once_through_the_redis_lock(redis_url: str, prefix: str) -
     assert sum(r.calls for r in renders) == 1
 
 
+@pytest.mark.slow
 def test_a_crashed_lock_holder_only_delays_others_until_the_lock_expires(redis_url: str, prefix: str) -> None:
     flight, shared = _host(redis_url, prefix, wait=5.0)
     assert isinstance(shared.acquire("g:k", 0.5), str)  # "a worker" took the lock, then died

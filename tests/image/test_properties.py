@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from flask import Flask
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
@@ -181,6 +182,7 @@ def expected_dimensions(case: Case) -> tuple[float, float]:
     return w * abs(math.cos(theta)) + h * abs(math.sin(theta)), w * abs(math.sin(theta)) + h * abs(math.cos(theta))
 
 
+@pytest.mark.slow
 @budget(400)
 @given(case=valid_requests())
 @example(case=Case(3, "pattern.tif", "full", "333,", "0", "default", "png", (333, 266)))
@@ -223,6 +225,7 @@ def turn(x: int, y: int, w: int, h: int, mirror: bool, degrees: int) -> tuple[in
 RIGHT_ANGLES = st.builds(lambda m, d: f"{m}{d}", st.sampled_from(["", "!"]), st.sampled_from([0, 90, 180, 270]))
 
 
+@pytest.mark.slow
 @budget(300)
 @given(case=valid_requests(identifiers=("pattern.tif",), formats=["png"], rotation=RIGHT_ANGLES, qualities=["color"]))
 @example(

@@ -253,6 +253,7 @@ def test_cli_into_outside_the_root_is_one_line_and_creates_nothing(scans: Path, 
         assert files_under(tmp_path) == before  # no root, no <root>/elsewhere, nothing in the working folder
 
 
+@pytest.mark.slow
 def test_cli_verify_checks_exactly_what_path_names(scans: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     assert cli("ingest", str(scans), "--images", str(root)).returncode == 0

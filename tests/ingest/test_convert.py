@@ -619,6 +619,7 @@ def big_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     return {1: upright, 6: rotated}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize("orientation", [1, 6])
 def test_large_scan_converts_in_bounded_memory(big_scans: dict[int, Path], orientation: int) -> None:
