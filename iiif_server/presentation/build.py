@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from iiif_prezi3 import (
@@ -272,6 +273,28 @@ def collection_ref(collection: Collection) -> CollectionRef:
     return CollectionRef(
         id=collection.id, type="Collection", label=collection.label, thumbnail=collection.thumbnail or None
     )
+
+
+#: The path segment naming each kind of resource embedded in a manifest: ``{manifest id}/{kind}/{n}``.
+EMBEDDED_KINDS = {"canvas": "Canvas", "page": "AnnotationPage", "annotation": "Annotation"}
+
+
+def embedded_resource(manifest: Mapping[str, Any], resource_id: str) -> dict[str, Any] | None:
+    """The Canvas, AnnotationPage or Annotation of a (rendered) manifest whose id is ``resource_id``.
+
+    Their ids are HTTP URIs on this server; a client that follows one (a viewer resolving a
+    Content State, a harvester checking links) gets the resource as the manifest embeds it.
+    """
+    for canvas in manifest.get("items", ()):
+        if canvas.get("id") == resource_id:
+            return dict(canvas)
+        for page in canvas.get("items", ()):
+            if page.get("id") == resource_id:
+                return dict(page)
+            for annotation in page.get("items", ()):
+                if annotation.get("id") == resource_id:
+                    return dict(annotation)
+    return None
 
 
 def to_bytes(resource: Manifest | Collection) -> bytes:

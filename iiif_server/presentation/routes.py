@@ -1,11 +1,14 @@
 """HTTP for the presentation layer: Manifests, Collections and the Change Discovery stream.
 
     /iiif/manifests/{inventory number}
+    /iiif/manifests/{inventory number}/canvas/{n} (also page/{n}, annotation/{n}; live server only)
     /iiif/collections/top, /iiif/collections/by-{field}, /iiif/collections/{field}/{value}
     /iiif/activity/all-changes, /iiif/activity/page-{n}
 
-No URL is a prefix of another, so ``iiif-server manifests build --out`` can write
-the same tree as plain files for static hosting.
+No document URL is a prefix of another, so ``iiif-server manifests build --out`` can
+write the same tree as plain files for static hosting. The ids of the resources a
+manifest embeds (canvases, annotation pages, annotations) nest under it, so only the
+live server answers them.
 
 JSON-LD negotiation, ETag/304 and CORS as for info.json; ids carry the public
 base URL of the request (configured, or as a trusted proxy says). Errors are
@@ -15,18 +18,21 @@ IIIFErrors, mapped to status in one place (``app._register_errors``).
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import quote
+import json
+import re
 
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import NotFound
 from ..http import base_url, is_fresh, json_media_type
 from . import discovery
+from .build import EMBEDDED_KINDS, embedded_resource, manifest_path
 from .catalogue import Catalogue
 from .changes import ChangeLog
 
 PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 STREAM, PAGE = discovery.STREAM, discovery.PAGE
+_EMBEDDED = re.compile(rf"(.+)/({'|'.join(EMBEDDED_KINDS)})/([1-9][0-9]{{0,5}})")
 
 blueprint = Blueprint("presentation", __name__)
 
@@ -60,7 +66,21 @@ def _document(path: str) -> Response:
 
 @blueprint.route("/iiif/manifests/<path:inventory_number>")
 def manifest(inventory_number: str) -> Response:
-    return _document(f"iiif/manifests/{quote(inventory_number, safe='')}")
+    path = manifest_path(inventory_number)
+    if path not in _catalogue().current().documents and (match := _EMBEDDED.fullmatch(inventory_number)):
+        return _embedded(manifest_path(match[1]), f"{match[2]}/{match[3]}")
+    return _document(path)
+
+
+def _embedded(path: str, suffix: str) -> Response:
+    """A canvas, annotation page or annotation, as its manifest embeds it, with the context of its own."""
+    document = _catalogue().current().documents.get(path)
+    base = _base()
+    resource = embedded_resource(json.loads(document.render(base)), f"{base}/{path}/{suffix}") if document else None
+    if document is None or resource is None:
+        raise NotFound(f"no {EMBEDDED_KINDS[suffix.split('/')[0]]} {suffix!r} in manifest {path}", "identifier")
+    body = discovery.to_bytes({"@context": PRESENTATION_CONTEXT, **resource})
+    return _json(body, f"{document.etag}|{base}|{suffix}", PRESENTATION_CONTEXT)
 
 
 @blueprint.route("/iiif/collections/<path:name>")

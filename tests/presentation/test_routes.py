@@ -137,6 +137,30 @@ def test_restricted_and_unknown_are_404(collection_client: FlaskClient) -> None:
         assert response.get_data(as_text=True).count("\n") == 1
 
 
+def test_embedded_resources_dereference_as_embedded(collection_client: FlaskClient) -> None:
+    manifest = get_json(collection_client, "/iiif/manifests/KH-DT-0001")
+    canvas = manifest["items"][1]
+    page = canvas["items"][0]
+    painting = page["items"][0]
+    for resource in (canvas, page, painting):
+        path = resource["id"].removeprefix(BASE)
+        assert get_json(collection_client, path) == {"@context": CONTEXT, **resource}
+        response = collection_client.get(path, headers={"If-None-Match": collection_client.get(path).headers["ETag"]})
+        assert response.status_code == 304
+    assert canvas["id"] == f"{BASE}/iiif/manifests/KH-DT-0001/canvas/2"
+    for path in (
+        "/iiif/manifests/KH-DT-0001/canvas/3",  # no third image
+        "/iiif/manifests/KH-DT-0001/canvas/0",
+        "/iiif/manifests/KH-DT-0001/canvas/x",
+        "/iiif/manifests/KH-DT-0001/sheet/1",
+        "/iiif/manifests/KH-HV-0103/canvas/1",  # restricted: no manifest, no canvas
+        "/iiif/manifests/NOPE/page/1",
+    ):
+        response = collection_client.get(path)
+        assert response.status_code == 404, path
+        assert response.mimetype == "text/plain" and response.get_data(as_text=True).count("\n") == 1
+
+
 def test_export_edit_is_served_without_restart(collection_client: FlaskClient, collection: Path) -> None:
     before = get_json(collection_client, "/iiif/manifests/KH-DT-0001")
     rows = [list(r) for r in ROWS]

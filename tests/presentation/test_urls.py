@@ -21,7 +21,8 @@ from iiif_server.check import free_port, running_server
 from tests.conftest import DEMO_EXPORT, demo_env
 from tests.presentation.test_demo import run_cli
 
-#: Resources only ever embedded in a manifest: the Presentation API does not require their ids to dereference.
+#: Resources embedded in a manifest: the live server answers their ids; a static tree cannot (they nest
+#: under the manifest's file).
 EMBEDDED = {"Canvas", "AnnotationPage", "Annotation"}
 #: Beside a static tree, not in it (docs/manifests.md: host the tree beside the image server).
 IMAGE_API = ("iiif/3/", "iiif/2/")
@@ -44,22 +45,24 @@ def strings(node: Any) -> Iterator[str]:
             yield from strings(value)
 
 
-def embedded_ids(node: Any) -> set[str]:
-    found: set[str] = set()
+def embedded(node: Any) -> dict[str, dict[str, Any]]:
+    """The resources embedded in ``node`` by id."""
+    found: dict[str, dict[str, Any]] = {}
     if isinstance(node, dict):
         if node.get("type") in EMBEDDED:
-            found.add(node["id"])
+            found[node["id"]] = node
         for value in node.values():
-            found |= embedded_ids(value)
+            found |= embedded(value)
     elif isinstance(node, list):
         for value in node:
-            found |= embedded_ids(value)
+            found |= embedded(value)
     return found
 
 
-def same_site(document: dict[str, Any], base: str) -> set[str]:
-    """URLs on ``base`` a client follows: everything but the ids of embedded resources."""
-    return {s for s in strings(document) if s.startswith(base + "/")} - embedded_ids(document)
+def same_site(document: dict[str, Any], base: str, with_embedded: bool = True) -> set[str]:
+    """URLs on ``base`` a client may follow (a static tree holds no embedded resources' ids)."""
+    urls = {s for s in strings(document) if s.startswith(base + "/")}
+    return urls if with_embedded else urls - embedded(document).keys()
 
 
 def no_placeholder(text: str, where: str) -> None:
@@ -87,7 +90,7 @@ def crawl(base: str) -> dict[str, dict[str, Any]]:
         body = get(url)
         no_placeholder(body.decode(), url)
         found[url] = document = json.loads(body)
-        for link in same_site(document, base):
+        for link in same_site(document, base, with_embedded=False):
             if "/iiif/manifests/" in link or "/iiif/collections/" in link or "/iiif/activity/" in link:
                 queue.append(link)
     return found
@@ -99,8 +102,13 @@ def test_every_url_of_every_served_document_works(live: tuple[str, Path]) -> Non
     manifests = {url: d for url, d in documents.items() if d.get("type") == "Manifest"}
     assert len(manifests) == 8 and sum(d.get("type") == "Collection" for d in documents.values()) == 11
     links = set().union(*(same_site(d, base) for d in documents.values()))
-    for url in sorted(links - documents.keys()):  # images, image services, viewer pages
-        no_placeholder(get(url).decode("latin-1"), url)
+    parts = {key: value for d in manifests.values() for key, value in embedded(d).items()}
+    assert {part["type"] for part in parts.values()} == EMBEDDED and parts.keys() <= links
+    for url in sorted(links - documents.keys()):  # canvases and annotations, images, image services, viewer pages
+        body = get(url)
+        no_placeholder(body.decode("latin-1"), url)
+        if url in parts:  # a canvas, annotation page or annotation: as embedded, with a context of its own
+            assert json.loads(body) == {"@context": "http://iiif.io/api/presentation/3/context.json", **parts[url]}
     for url, manifest in manifests.items():
         (homepage,) = manifest["homepage"]
         page = get(homepage["id"]).decode()
@@ -128,7 +136,7 @@ def test_a_static_export_holds_every_document_it_links(live: tuple[str, Path], d
             served = json.loads(get(url))
             served.pop("homepage")
             assert document == served  # otherwise the very same document
-        for link in same_site(document, base):
+        for link in same_site(document, base, with_embedded=False):
             if not link.removeprefix(base + "/").startswith(IMAGE_API):
                 assert link in files, f"{url} links {link}, which the tree does not hold"
 
