@@ -4,13 +4,13 @@
 #
 #   bench/build-iipsrv.sh [SRC] [OUT]
 #     SRC  git URL, checkout or bare git directory of iipsrv (default: https://github.com/ruven/iipsrv)
-#     OUT  build folder, outside this repository (default: ./iipsrv-build); reused if already built
+#     OUT  build folder, outside this repository (default: ~/.cache/iipsrv-build); reused if already built
 #
 # Prints the path of iipsrv.fcgi last; pass it to bench/run.py as --iipsrv PATH or IIPSRV=PATH.
 # Installs nothing: it lists missing Debian packages and the apt-get line, then stops.
 set -euo pipefail
 SRC="${1:-https://github.com/ruven/iipsrv}"
-OUT="${2:-./iipsrv-build}"
+OUT="${2:-${XDG_CACHE_HOME:-$HOME/.cache}/iipsrv-build}"
 DEPS=(build-essential autoconf automake libtool pkg-config git libtiff-dev libjpeg-dev libpng-dev libwebp-dev
   libfcgi-dev zlib1g-dev)
 missing=()

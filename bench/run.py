@@ -55,7 +55,7 @@ TILES_LUA = BENCH / "random_tiles.lua"
 HOST = "127.0.0.1"
 INSTALL_HINT = "apt-get update && apt-get install -y lighttpd wrk"
 BUILD_HINT = (
-    "build iipsrv 1.3 with:\n  bench/build-iipsrv.sh https://github.com/ruven/iipsrv ~/iipsrv-build\n"
+    "build iipsrv 1.3 with:\n  bench/build-iipsrv.sh    # clones github.com/ruven/iipsrv into ~/.cache/iipsrv-build\n"
     "then pass the path it prints: --iipsrv PATH or IIPSRV=PATH (or --iipsrv debian for Debian's 1.1)"
 )
 WRK_THREADS = 2
