@@ -1,7 +1,7 @@
 -- wrk script: random valid 256-px tiles across every zoom level, as OpenSeadragon asks for them
 -- (region x,y,w,h at scale s, size w,h of the scaled region; edge tiles are clipped and rounded up as IIIF does).
--- The URL form is understood by Image API 3.0 servers and by iipsrv 1.1 (API 2.0, which accepts "w,h" sizes),
--- so only the prefix differs: "/iiif/3/" for ours, "/iiif/" for iipsrv.
+-- The URL form is understood by Image API 3.0 servers (ours, iipsrv 1.3) and by iipsrv 1.1 (API 2.0, which
+-- accepts "w,h" sizes), so only the prefix differs: "/iiif/3/" for ours, "/iiif/" for iipsrv.
 --
 -- Usage: wrk -s bench/random_tiles.lua http://HOST:PORT -- IDENTIFIER WIDTH HEIGHT [TILE] [PREFIX] [SEED]
 --

@@ -1,13 +1,16 @@
-"""Side-by-side benchmark: our IIIF server against iipsrv 1.1, on the same images, machine and load.
+"""Side-by-side benchmark: our IIIF server against iipsrv 1.3, on the same images, machine and load.
 
 One command (see bench/README.md)::
 
-    .venv/bin/python bench/run.py [--duration S] [--quick] [--only SCENARIO[,SCENARIO]] [--our-workers N]
+    IIPSRV=/path/to/iipsrv.fcgi .venv/bin/python bench/run.py [--duration S] [--quick] [--only S[,S]] \
+        [--our-workers N] [--iipsrv PATH|debian] [--peer-version LABEL]
 
-It builds the photo-like pyramidal TIFFs if missing, starts iipsrv (4 FastCGI processes behind lighttpd, set
-up as the shared PERFORMANCE.md measured it) and our server (its CLI, default settings), checks that both
-answer every benchmarked URL form correctly, then runs wrk scenarios on both, alternating which goes first so
-drift (thermal, noisy neighbours) hits both. It prints a Markdown table and writes it to bench/results/.
+It builds the photo-like pyramidal TIFFs if missing, starts iipsrv (the binary bench/build-iipsrv.sh builds
+from github.com/ruven/iipsrv; 4 FastCGI processes behind lighttpd) and our server (its CLI, default settings),
+checks that both answer every benchmarked URL form correctly, then runs the scenarios on both, alternating
+which goes first so drift (thermal, noisy neighbours) hits both. Uncached renders are measured with distinct
+sizes and their quality compared by SSIM against a Lanczos reference. It prints Markdown tables, with the
+issue-10 targets, and writes them to bench/results/.
 
 Both servers are black boxes reached over HTTP on 127.0.0.1 only. Every process started here runs in its own
 process group and is stopped on exit, Ctrl-C, SIGTERM or error.
@@ -18,7 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import http.client
 import json
+import math
 import os
 import platform
 import random
@@ -29,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,7 +53,11 @@ IMAGES = BENCH / "images"
 RESULTS = BENCH / "results"
 TILES_LUA = BENCH / "random_tiles.lua"
 HOST = "127.0.0.1"
-INSTALL_HINT = "apt-get update && apt-get install -y iipimage-server lighttpd wrk"
+INSTALL_HINT = "apt-get update && apt-get install -y lighttpd wrk"
+BUILD_HINT = (
+    "build iipsrv 1.3 with:\n  bench/build-iipsrv.sh    # clones github.com/ruven/iipsrv into ~/.cache/iipsrv-build\n"
+    "then pass the path it prints: --iipsrv PATH or IIPSRV=PATH (or --iipsrv debian for Debian's 1.1)"
+)
 WRK_THREADS = 2
 #: wrk's default 2 s timeout would turn slow-but-correct full/max responses into "errors".
 WRK_TIMEOUT_S = 30
@@ -55,7 +65,7 @@ TILE = 256
 #: Share of the machine used by other processes during a run above which the run is flagged.
 FOREIGN_CPU_WARN = 0.05
 
-# iipsrv settings, as measured in PERFORMANCE.md. The 1.1 binary's own cache default is 10 MB: set 64 explicitly.
+# iipsrv settings, as measured in PERFORMANCE.md. Its own cache default is 10 MB: set 64 explicitly.
 IIPSRV_PROCS = 4
 IIPSRV_CACHE_MB = 64
 #: Same output quality as our server's default (config.toml [output] jpeg_quality), so bytes are comparable.
@@ -94,7 +104,8 @@ class Server:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One wrk load: a fixed URL tail, or random tiles over all zoom levels when ``tail`` is None."""
+    """One load: a fixed URL tail (wrk), random tiles over all zoom levels when ``tail`` is None (wrk), or,
+    when ``distinct``, ``tail`` with ``{w}`` filled in by a new width for every request (our own client)."""
 
     name: str
     label: str
@@ -103,17 +114,60 @@ class Scenario:
     tail: str | None = None
     expect_size: tuple[int, int] | None = None
     quick: bool = False
+    distinct: bool = False
 
+
+#: Uncached renders: widths FIRST_DISTINCT_WIDTH, one less, ... each asked once per server, so neither a
+#: derivative cache (ours) nor anything else can answer from memory. Warm-up asks widths above it, the
+#: preflight PREFLIGHT_WIDTH: none of them is in the measured set.
+DISTINCT_TAIL = "full/{w},/0/default.jpg"
+FIRST_DISTINCT_WIDTH = 1024
+#: Distinct widths asked per second of --duration, at most MAX_DISTINCT (so the widths stay >= 513 px).
+DISTINCT_PER_SECOND = 32
+MAX_DISTINCT = 512
+PREFLIGHT_WIDTH = 1280
+#: Widths whose outputs are compared with a Lanczos reference (1024: the issue's target; 777: an awkward scale).
+SSIM_WIDTHS = (1024, 777)
 
 SCENARIOS = (
     Scenario("tiles-c4", "random tiles, 20k, c=4", 4, BIG),
     Scenario("tiles-c16", "random tiles, 20k, c=16", 16, BIG, quick=True),
-    Scenario("tiles-c64", "random tiles, 20k, c=64", 64, BIG),
+    Scenario("tiles-c64", "random tiles, 20k, c=64", 64, BIG, quick=True),
     Scenario("hot-tile", "one hot tile, c=16", 16, BIG, "10240,7680,256,256/256,256/0/default.jpg", (256, 256), True),
     Scenario("info", "info.json, c=16", 16, BIG, "info.json", quick=True),
-    Scenario("full-1024", "full/1024, of 20k, c=16", 16, BIG, "full/1024,/0/default.jpg", (1024, 768), True),
+    Scenario("full-1024", "full/1024, of 20k, same URL, c=16", 16, BIG, "full/1024,/0/default.jpg", (1024, 768)),
+    # c=4: as many renders in flight as iipsrv has processes, enough to keep both cores busy.
+    Scenario(
+        "full-distinct",
+        "full/w, of 20k, uncached (w = 1024, 1023, …), c=4",
+        4,
+        BIG,
+        DISTINCT_TAIL,
+        (PREFLIGHT_WIDTH, PREFLIGHT_WIDTH * BIG.height // BIG.width),
+        quick=True,
+        distinct=True,
+    ),
     # iipsrv 1.1 (Image API 2.0) answers "max" with the whole image too: the preflight checks the decoded size.
     Scenario("full-max-6k", "full/max of 6k, c=16", 16, SMALL, "full/max/0/default.jpg", (6000, 4000)),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An issue-10 goal: ours/iipsrv req/s at least ``ratio``, or ours' p99 at most ``p99_ms``."""
+
+    scenario: str
+    what: str
+    ratio: float | None = None
+    p99_ms: float | None = None
+
+
+TARGETS = (
+    Target("info", "info.json", ratio=1.5),
+    Target("hot-tile", "one hot tile", ratio=1.5),
+    Target("tiles-c16", "random tiles, c=16", ratio=1.5),
+    Target("tiles-c64", "p99 of random tiles, c=64", p99_ms=25),
+    Target("full-distinct", "uncached full/w, (distinct sizes)", ratio=1.2),
 )
 
 
@@ -130,6 +184,16 @@ class WrkResult:
     socket_errors: dict[str, int] = field(default_factory=dict)
     #: Share of the machine's CPU used during the run by processes that are neither wrk nor the servers.
     foreign_cpu: float = 0.0
+
+    @classmethod
+    def from_latencies(cls, latencies_ms: Sequence[float], seconds: float, bytes_read: float) -> WrkResult:
+        """Rate and nearest-rank percentiles of requests timed one by one (our own client)."""
+        ordered = sorted(latencies_ms) or [0.0]
+
+        def pct(q: float) -> float:
+            return ordered[max(0, math.ceil(len(ordered) * q / 100) - 1)]
+
+        return cls(len(latencies_ms) / max(seconds, 1e-9), pct(50), pct(99), len(latencies_ms), bytes_read)
 
     @property
     def errors(self) -> int:
@@ -289,8 +353,17 @@ def log_tail(log: Path, lines: int = 20) -> str:
 # ---------------------------------------------------------------- prerequisites and images
 
 
-def iipsrv_binary() -> Path | None:
-    """The FastCGI binary of Debian's iipimage-server, located through dpkg (its path is not on PATH)."""
+@dataclass(frozen=True)
+class Peer:
+    """The iipsrv under test: its FastCGI binary, a short label for the tables and where it came from."""
+
+    binary: Path
+    label: str
+    origin: str
+
+
+def debian_iipsrv() -> Path | None:
+    """The FastCGI binary of Debian's iipimage-server (1.1), located through dpkg (its path is not on PATH)."""
     try:
         listing = subprocess.run(["dpkg", "-L", "iipimage-server"], capture_output=True, text=True, check=False).stdout
     except OSError:
@@ -311,18 +384,58 @@ def our_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def check_prerequisites() -> tuple[Path, Path]:
+def source_version(binary: Path) -> tuple[str | None, str | None]:
+    """Version (configure.ac's AC_INIT) and git commit of the source tree an iipsrv.fcgi was built in, if any.
+
+    bench/build-iipsrv.sh leaves the binary at SRC/src/iipsrv.fcgi; a binary elsewhere falls back to the
+    "iipsrv/X.Y" string compiled into it (its Server header).
+    """
+    version = commit = None
+    for folder in binary.resolve().parents[:3]:
+        with contextlib.suppress(OSError):
+            found = re.search(r"AC_INIT\(\[iipsrv\],\s*\[([^\]]+)\]", (folder / "configure.ac").read_text())
+            if found:
+                version = found.group(1)
+                done = subprocess.run(
+                    ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+                )
+                commit = done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+                break
+    if version is None:
+        with contextlib.suppress(OSError):
+            found_bytes = re.search(rb"iipsrv/(\d+\.\d+[\w.-]*)", binary.read_bytes())
+            version = found_bytes.group(1).decode() if found_bytes else None
+    return version, commit
+
+
+def find_peer(choice: str | None, version: str | None) -> Peer:
+    """iipsrv from --iipsrv / $IIPSRV (a path, or "debian" for the packaged 1.1); exit with how to build it."""
+    if not choice:
+        sys.exit(f"no iipsrv given (--iipsrv PATH or IIPSRV=PATH); {BUILD_HINT}")
+    if choice == "debian":
+        binary = debian_iipsrv()
+        if binary is None:
+            sys.exit("--iipsrv debian: iipimage-server is not installed (apt-get install -y iipimage-server)")
+        package = _command_output(["dpkg-query", "-W", "-f", "${Version}", "iipimage-server"])
+        short = version or ".".join(package.split(".")[:2])
+        return Peer(binary, f"iipsrv {short}", f"Debian iipimage-server {package}")
+    binary = Path(choice).expanduser()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        sys.exit(f"iipsrv binary {binary} is not an executable file; {BUILD_HINT}")
+    found, commit = source_version(binary)
+    origin = f"built from source{f' at {commit}' if commit else ''} ({binary.resolve()})"
+    return Peer(binary, f"iipsrv {version or found or '?'}", origin)
+
+
+def check_prerequisites(args: argparse.Namespace) -> tuple[Peer, Path]:
     """Exit with an install line when a tool is missing: this script installs nothing itself."""
     missing = [tool for tool in ("wrk", "lighttpd") if shutil.which(tool) is None]
-    iipsrv = iipsrv_binary()
-    if iipsrv is None:
-        missing.append("iipimage-server (iipsrv.fcgi)")
     ours = our_binary()
     if ours is None:
         missing.append("iiif-server (pip install -e . in the venv running this script)")
-    if missing or iipsrv is None or ours is None:
+    if missing or ours is None:
         sys.exit(f"missing prerequisites: {', '.join(missing)}\ninstall the system ones with:\n  {INSTALL_HINT}")
-    return iipsrv, ours
+    return find_peer(args.iipsrv, args.peer_version), ours
 
 
 def ensure_images() -> None:
@@ -349,6 +462,7 @@ def lighttpd_config(workdir: Path, port: int, iipsrv: Path) -> str:
         "URI_MAP": "iiif=>IIIF",
         "FILESYSTEM_PREFIX": f"{IMAGES}/",  # identifier = file name
         "JPEG_QUALITY": str(IIPSRV_JPEG_QUALITY),
+        "LOGFILE": f"{workdir}/iipsrv.log",  # not the shared /tmp/iipsrv.log
     }
     env_lines = ",\n".join(f'      "{key}" => "{value}"' for key, value in env.items())
     return f"""server.modules = ("mod_fastcgi")
@@ -496,7 +610,8 @@ def preflight(server: Server, scenarios: Sequence[Scenario]) -> list[str]:
     problems = [check_info(server, picture) for picture in PICTURES]
     for scenario in scenarios:
         if scenario.tail is not None and scenario.tail != "info.json":
-            problems.append(check_image(server, scenario.picture, scenario.tail, scenario.expect_size))
+            tail = scenario.tail.format(w=PREFLIGHT_WIDTH) if scenario.distinct else scenario.tail
+            problems.append(check_image(server, scenario.picture, tail, scenario.expect_size))
     if any(scenario.tail is None for scenario in scenarios):
         problems += [check_image(server, BIG, tail, expected_size(tail)) for tail in tile_samples(BIG)]
     return [problem for problem in problems if problem]
@@ -559,6 +674,65 @@ def run_wrk(server: Server, scenario: Scenario, seconds: int, seed: int) -> WrkR
     return parse_wrk(done.stdout)
 
 
+def distinct_widths(count: int, warmup: bool = False) -> list[int]:
+    """Measured: FIRST_DISTINCT_WIDTH downwards; warm-up: above it (so it leaves nothing cached to hit)."""
+    if warmup:
+        return list(range(FIRST_DISTINCT_WIDTH + 1, FIRST_DISTINCT_WIDTH + 1 + count))
+    return list(range(FIRST_DISTINCT_WIDTH, FIRST_DISTINCT_WIDTH - count, -1))
+
+
+def run_distinct(server: Server, scenario: Scenario, widths: Sequence[int]) -> WrkResult:
+    """Ask each width once, ``scenario.connections`` keep-alive connections at a time; time every request.
+
+    wrk cannot stop after a fixed set of URLs, so this small client does it (renders take milliseconds, so
+    its own cost is negligible beside them). Responses are read in full; only status 200 counts as success.
+    """
+    pending = iter(widths)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    volume = [0]
+    failures: dict[str, int] = {"non-2xx": 0, "read": 0}
+    host, port = server.base.removeprefix("http://").split(":")
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=WRK_TIMEOUT_S)
+        try:
+            while True:
+                with lock:
+                    width = next(pending, None)
+                if width is None:
+                    return
+                path = f"{server.prefix}{scenario.picture.name}/{(scenario.tail or '').format(w=width)}"
+                began = time.perf_counter()
+                try:
+                    conn.request("GET", path)
+                    response = conn.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    with lock:
+                        failures["read"] += 1
+                    continue
+                elapsed = (time.perf_counter() - began) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    volume[0] += len(body)
+                    failures["non-2xx"] += response.status != 200
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(scenario.connections)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = WrkResult.from_latencies(latencies, time.monotonic() - began, volume[0])
+    result.non_2xx = failures["non-2xx"]
+    result.socket_errors = {"read": failures["read"]}
+    return result
+
+
 def scenario_seed(scenario: Scenario) -> int:
     """The same tile sequence for both servers, but a different one per scenario (no replay of cached tiles)."""
     return zlib.crc32(scenario.name.encode()) % 1_000_000
@@ -570,11 +744,22 @@ def measure(
     """Warm up then measure each server in the given order; shout about errors and competing load at once."""
     results: dict[str, WrkResult] = {}
     seed = scenario_seed(scenario)
+    count = min(MAX_DISTINCT, DISTINCT_PER_SECOND * seconds)
+    warm_count = min(100, 4 * warmup)
     for server in servers:
-        print(f"  {scenario.name:<12} {server.name:<6} warm-up {warmup} s, measure {seconds} s ...", end="", flush=True)
-        run_wrk(server, scenario, warmup, seed + 1)  # a different tile sequence from the measured one
+        plan = (
+            f"{warm_count}, measure {count} distinct sizes" if scenario.distinct else f"{warmup} s, measure {seconds} s"
+        )
+        print(f"  {scenario.name:<13} {server.name:<6} warm-up {plan} ...", end="", flush=True)
+        if scenario.distinct:
+            run_distinct(server, scenario, distinct_widths(warm_count, warmup=True))
+        else:
+            run_wrk(server, scenario, warmup, seed + 1)  # a different tile sequence from the measured one
         before, began = cpu_ticks(), time.monotonic()
-        result = run_wrk(server, scenario, seconds, seed)
+        if scenario.distinct:
+            result = run_distinct(server, scenario, distinct_widths(count))
+        else:
+            result = run_wrk(server, scenario, seconds, seed)
         result.foreign_cpu = foreign_share(before, time.monotonic() - began, own_groups)
         results[server.name] = result
         print(f" {result.rps:,.1f} req/s, p50 {fmt_ms(result.p50_ms)}, p99 {fmt_ms(result.p99_ms)}", flush=True)
@@ -583,6 +768,80 @@ def measure(
         if result.foreign_cpu > FOREIGN_CPU_WARN:
             print(f"  ! other processes used {result.foreign_cpu:.0%} of the CPU during that run", file=sys.stderr)
     return results
+
+
+# ---------------------------------------------------------------- quality
+
+
+def luma(image: pyvips.Image) -> pyvips.Image:
+    """Grey (luminance, sRGB-encoded) as float: SSIM is computed on luma, as usual."""
+    if image.bands >= 3:
+        image = image.colourspace("b-w")
+    return image[0].cast("float")
+
+
+def ssim(a: pyvips.Image, b: pyvips.Image) -> float:
+    """Mean SSIM of two same-size images (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03).
+
+    1.0 means identical; blur, aliasing, ringing and block artefacts all lower it. Plain libvips arithmetic,
+    so no extra dependency.
+    """
+    x, y = luma(a), luma(b)
+
+    def blur(image: pyvips.Image) -> pyvips.Image:
+        return image.gaussblur(1.5, precision="float", min_ampl=0.01)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((mx * my * 2 + c1) * (sxy * 2 + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(ssim_map.avg())
+
+
+def lanczos_reference(picture: Picture, width: int, height: int) -> pyvips.Image:
+    """The full-resolution image reduced to ``width`` × ``height`` by Lanczos-3 alone, in memory.
+
+    ``gap=0`` turns off libvips' box-filter pre-shrink, so every output pixel is a true Lanczos-3 mix of
+    the full-resolution pixels: the best a server could do, whatever shortcut (pyramid level, shrink on
+    load, bilinear) it takes. Decodes all 300 MP once per size: seconds, outside any measurement.
+    """
+    source = pyvips.Image.new_from_file(str(IMAGES / picture.name), access="sequential")
+    reduced = source.resize(width / source.width, vscale=height / source.height, kernel="lanczos3", gap=0.0)
+    return reduced.copy_memory()
+
+
+def quality(servers: Sequence[Server]) -> list[tuple[int, dict[str, tuple[float, float]]]]:
+    """Per SSIM width: each server's (SSIM against the Lanczos reference, KB) for ``full/{w},``."""
+    rows = []
+    for width in SSIM_WIDTHS:
+        scores: dict[str, tuple[float, float]] = {}
+        references: dict[tuple[int, int], pyvips.Image] = {}
+        for server in servers:
+            status, _, body = fetch(server.url(BIG, DISTINCT_TAIL.format(w=width)))
+            if status != 200:
+                raise RuntimeError(f"{server.name}: full/{width}, answered {status} for the quality check")
+            image = pyvips.Image.new_from_buffer(body, "")
+            size = (image.width, image.height)
+            if size not in references:  # servers may round the height differently: compare like with like
+                references[size] = lanczos_reference(BIG, *size)
+            scores[server.name] = (ssim(image, references[size]), len(body) / 1024)
+        rows.append((width, scores))
+    return rows
+
+
+def quality_table(rows: Sequence[tuple[int, dict[str, tuple[float, float]]]], peer: str) -> str:
+    """SSIM and size of both servers' renders: speed must not be bought with quality."""
+    lines = [
+        f"Quality of uncached renders: SSIM (luma, mean, 1 = identical) of `full/w,` against a Lanczos-3 "
+        f"reduction of the full-resolution image made by libvips; JPEG Q{IIPSRV_JPEG_QUALITY} on both sides.",
+        "",
+        f"| size | ours SSIM | {peer} SSIM | ours KB | {peer} KB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for width, scores in rows:
+        ours, theirs = scores["ours"], scores["iipsrv"]
+        lines.append(f"| `full/{width},` | {ours[0]:.4f} | {theirs[0]:.4f} | {ours[1]:.1f} | {theirs[1]:.1f} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- report
@@ -599,9 +858,9 @@ def fmt_rps(value: float) -> str:
 Rows = Sequence[tuple[Scenario, dict[str, WrkResult]]]
 
 
-def headline_table(rows: Rows) -> str:
+def headline_table(rows: Rows, peer: str) -> str:
     """scenario | rates | ratio | latencies | errors: the numbers to compare."""
-    columns = ["ours req/s", "iipsrv req/s", "ratio ours/iipsrv", "ours p50", "ours p99", "iipsrv p50", "iipsrv p99"]
+    columns = ["ours req/s", f"{peer} req/s", f"ours/{peer}", "ours p50", "ours p99", f"{peer} p50", f"{peer} p99"]
     lines = ["| scenario | " + " | ".join(columns) + " | errors |", "|---|" + "---:|" * len(columns) + "---|"]
     for scenario, result in rows:
         ours, peer = result["ours"], result["iipsrv"]
@@ -613,9 +872,39 @@ def headline_table(rows: Rows) -> str:
     return "\n".join(lines)
 
 
-def detail_table(rows: Rows) -> str:
+def targets_table(rows: Rows, quality_rows: Sequence[tuple[int, dict[str, tuple[float, float]]]], peer: str) -> str:
+    """The issue-10 goals for the scenarios that ran: met or not, with the figure that decides."""
+    by_name = {scenario.name: result for scenario, result in rows}
+    lines = [f"| target | ours | {peer} | ours/{peer} | goal | met |", "|---|---:|---:|---:|---|---|"]
+    for target in TARGETS:
+        result = by_name.get(target.scenario)
+        if result is None:
+            continue
+        ours, theirs = result["ours"], result["iipsrv"]
+        ratio = ours.rps / theirs.rps if theirs.rps else 0.0
+        if target.p99_ms is not None:
+            cells = [fmt_ms(ours.p99_ms), fmt_ms(theirs.p99_ms), f"{ours.p99_ms / max(theirs.p99_ms, 1e-9):.2f}"]
+            goal, met = f"ours p99 ≤ {target.p99_ms:g} ms", ours.p99_ms <= target.p99_ms
+        else:
+            cells = [f"{fmt_rps(ours.rps)} req/s", f"{fmt_rps(theirs.rps)} req/s", f"**{ratio:.2f}**"]
+            goal, met = f"≥ {target.ratio:g}×", ratio >= (target.ratio or 0)
+            if target.scenario == "full-distinct" and quality_rows:
+                # "At least its image quality": SSIM compared at the precision it is reported with.
+                worse = [w for w, q in quality_rows if round(q["ours"][0], 3) < round(q["iipsrv"][0], 3)]
+                goal += f", SSIM ≥ {peer}'s"
+                met = met and not worse
+        errors = result["ours"].errors + result["iipsrv"].errors
+        lines.append(
+            f"| {target.what} | "
+            + " | ".join([*cells, goal, ("yes" if met else "**no**") + (" (errors!)" if errors else "")])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def detail_table(rows: Rows, peer: str) -> str:
     """Volumes and competing load: what tells whether the headline numbers can be trusted."""
-    columns = ["ours requests", "ours KB/response", "iipsrv requests", "iipsrv KB/response", "other CPU ours/iipsrv"]
+    columns = ["ours requests", "ours KB/response", f"{peer} requests", f"{peer} KB/response", f"other CPU ours/{peer}"]
     lines = ["| scenario | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for scenario, result in rows:
         ours, peer = result["ours"], result["iipsrv"]
@@ -656,7 +945,9 @@ def our_version() -> str:
     return f"iiif-server {version} at {commit}" + (" + uncommitted changes in iiif_server/" if dirty else "")
 
 
-def header(args: argparse.Namespace, ours_proc: subprocess.Popen, iipsrv_proc: subprocess.Popen) -> str:
+def header(
+    args: argparse.Namespace, peer: Peer, ours_proc: subprocess.Popen, iipsrv_proc: subprocess.Popen, server_header: str
+) -> str:
     """Date, machine, versions and settings: a table without them cannot be compared with another."""
     memory = "?"
     with contextlib.suppress(OSError, IndexError, ValueError):
@@ -665,23 +956,24 @@ def header(args: argparse.Namespace, ours_proc: subprocess.Popen, iipsrv_proc: s
     workers = children(ours_proc.pid)
     fcgi = [name for name in children(iipsrv_proc.pid) if name.startswith("iipsrv")]
     images = ", ".join(f"{p.name} {(IMAGES / p.name).stat().st_size / 1e6:.0f} MB" for p in PICTURES)
-    iipsrv_version = _command_output(["dpkg-query", "-W", "-f", "${Version}", "iipimage-server"])
     ours_workers = "default" if args.our_workers is None else f"--workers {args.our_workers}"
     return "\n".join(
         [
-            f"# iiif_server vs iipsrv — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"# iiif_server vs {peer.label} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
             f"- machine: {os.cpu_count()} × {cpu_model()} (nproc {len(os.sched_getaffinity(0))}), {memory} RAM, "
             f"{platform.system()} {platform.release()}; wrk shares the cores with the server under test",
             f"- ours: {our_version()}, libvips {'.'.join(str(pyvips.version(i)) for i in range(3))} "
             f"(pyvips {pyvips.__version__}); {ours_workers} → {len(workers)} gunicorn worker processes",
-            f"- iipsrv: Debian iipimage-server {iipsrv_version}"
-            f" ({len(fcgi)} FastCGI processes) behind {_command_output(['lighttpd', '-v']).split(' ')[0]}; "
+            f"- peer: {peer.label}, {peer.origin}; answers `Server: {server_header}`;"
+            f" {len(fcgi)} FastCGI processes behind {_command_output(['lighttpd', '-v']).split(' ')[0]}; "
             f"MAX_IMAGE_CACHE_SIZE={IIPSRV_CACHE_MB} MB, JPEG_QUALITY={IIPSRV_JPEG_QUALITY}, MAX_CVT={IIPSRV_MAX_CVT}, "
             'MEMCACHED_SERVERS="", URI_MAP="iiif=>IIIF"',
             f"- load: {wrk_version} -t{WRK_THREADS} -c<C> -d{args.duration}s --latency --timeout {WRK_TIMEOUT_S}s, "
             f"{args.warmup} s warm-up before each run, servers alternate first/second per scenario; "
-            "random tiles: same seeded sequence for both servers, uniform over zoom levels",
+            "random tiles: same seeded sequence for both servers, uniform over zoom levels; uncached renders: "
+            f"{min(MAX_DISTINCT, DISTINCT_PER_SECOND * args.duration)} distinct widths from {FIRST_DISTINCT_WIDTH} "
+            "down, each asked once per server by this script's own keep-alive client",
             f"- images (JPEG Q85, 256-px tiled pyramidal TIFF, synthetic photo-like): {images}",
         ]
     )
@@ -707,6 +999,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: short runs, fewer scenarios")
     parser.add_argument("--only", help=f"comma-separated scenarios to run, from: {', '.join(names)}")
     parser.add_argument("--our-workers", type=int, help="pass --workers N to our server (default: its own default)")
+    parser.add_argument(
+        "--iipsrv",
+        default=os.environ.get("IIPSRV"),
+        help="iipsrv.fcgi to compare with (default: $IIPSRV), as bench/build-iipsrv.sh prints it; "
+        "'debian' for the packaged iipsrv 1.1 (reference only)",
+    )
+    parser.add_argument(
+        "--peer-version", help="iipsrv version for the tables (default: from its source's configure.ac or binary)"
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (5 if args.quick else 15)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
@@ -724,12 +1025,18 @@ def chosen_scenarios(args: argparse.Namespace) -> list[Scenario]:
     return [scenario for scenario in SCENARIOS if scenario.quick or not args.quick]
 
 
-def benchmark(args: argparse.Namespace, iipsrv_bin: Path, ours_bin: Path) -> int:
+def server_header(server: Server) -> str:
+    """The Server header of an info.json answer: the version the peer says it is."""
+    with _OPENER.open(server.url(BIG, "info.json"), timeout=30) as response:
+        return response.headers.get("Server", "?")
+
+
+def benchmark(args: argparse.Namespace, peer_bin: Peer, ours_bin: Path) -> int:
     """Start both servers, verify them, run the scenarios alternately, report. Returns the exit status."""
     scenarios = chosen_scenarios(args)
     with tempfile.TemporaryDirectory(prefix="iiif-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        peer, peer_proc = stack.enter_context(iipsrv_server(workdir, iipsrv_bin))
+        peer, peer_proc = stack.enter_context(iipsrv_server(workdir, peer_bin.binary))
         ours, ours_proc = stack.enter_context(our_server(workdir, ours_bin, args.our_workers))
         print(f"iipsrv at {peer.base}{peer.prefix}, ours at {ours.base}{ours.prefix}; checking answers ...")
         problems = preflight(peer, scenarios) + preflight(ours, scenarios)
@@ -741,13 +1048,22 @@ def benchmark(args: argparse.Namespace, iipsrv_bin: Path, ours_bin: Path) -> int
             print(
                 f"!!! the machine is {busy:.0%} busy before any load: other work will skew the numbers", file=sys.stderr
             )
-        top = header(args, ours_proc, peer_proc) + f"\n- CPU busy before the runs (both servers idle): {busy:.0%}"
+        top = header(args, peer_bin, ours_proc, peer_proc, server_header(peer))
+        top += f"\n- CPU busy before the runs (both servers idle): {busy:.0%}"
         own_groups = {os.getpgid(0), ours_proc.pid, peer_proc.pid}
         rows = []
         for index, scenario in enumerate(scenarios):
             order = (ours, peer) if index % 2 == 0 else (peer, ours)
             rows.append((scenario, measure(order, scenario, args.duration, args.warmup, own_groups)))
-    report = f"{top}\n\n{headline_table(rows)}\n\n{detail_table(rows)}\n"
+        quality_rows = []
+        if any(scenario.distinct for scenario in scenarios):
+            print("  quality: SSIM of full/w, against a Lanczos-3 reference ...", flush=True)
+            quality_rows = quality((ours, peer))
+    label = peer_bin.label
+    report = f"{top}\n\n{headline_table(rows, label)}\n\n"
+    if quality_rows:
+        report += f"{quality_table(quality_rows, label)}\n\n"
+    report += f"Issue-10 targets:\n\n{targets_table(rows, quality_rows, label)}\n\n{detail_table(rows, label)}\n"
     failed = [f"{s.name}/{name}: {r.error_text()}" for s, result in rows for name, r in result.items() if r.errors]
     if failed:
         report += "\n**ERRORS — these numbers measure failures, not serving:** " + "; ".join(failed) + "\n"
@@ -762,13 +1078,13 @@ def benchmark(args: argparse.Namespace, iipsrv_bin: Path, ours_bin: Path) -> int
 def main(argv: Sequence[str] | None = None) -> int:
     """Check tools, build images, benchmark; SIGTERM/SIGHUP end it like Ctrl-C (servers stopped first)."""
     args = parse_args(argv)
-    iipsrv_bin, ours_bin = check_prerequisites()
+    peer, ours_bin = check_prerequisites(args)
     become_subreaper()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_exit)
     ensure_images()
     try:
-        return benchmark(args, iipsrv_bin, ours_bin)
+        return benchmark(args, peer, ours_bin)
     except KeyboardInterrupt:
         print("\ninterrupted: servers stopped", file=sys.stderr)
         return 130
