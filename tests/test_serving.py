@@ -84,6 +84,7 @@ def test_a_runaway_render_gets_503_and_the_worker_serves_on(image_root: Path, tm
     env = {
         "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "0.2",
         "IIIF_SERVER_SERVER_THREADS": "1",  # a stuck render would leave nobody to answer the next request
+        "IIIF_SERVER_LANES_HEAVY_PIXELS": "0",  # one thread: no room for a lane
         "IIIF_SERVER_IMAGES_MAX_AREA": "0",
     }
     slow = "/iiif/3/pattern.png/full/^12000,/0/default.jpg"  # 115 megapixels upscaled from 0.8
