@@ -31,7 +31,8 @@ def test_defaults_are_sized_to_the_machine() -> None:
 
 def test_settings_override_the_defaults() -> None:
     settings = Settings().replace(
-        server={"workers": 3, "threads": 2, "port": 9000, "host": "0.0.0.0", "max_requests": 0, "timeout": 120}
+        server={"workers": 3, "threads": 2, "port": 9000, "host": "0.0.0.0", "max_requests": 0, "timeout": 120},
+        lanes={"heavy_queue": 0},  # one heavy render + none waiting leaves one of the 2 threads free
     )
     options = gunicorn_options(settings)
     assert (options["workers"], options["threads"], options["bind"]) == (3, 2, "0.0.0.0:9000")
