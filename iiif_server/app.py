@@ -14,6 +14,7 @@ from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
 from .http import CORS, error_body, preflight_headers
+from .image.lanes import Lane
 from .image.model import Limits
 from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.routes import ImageEndpoint, error_headers, status_for
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_vips(settings.vips.concurrency)
     images = settings.images
     caches = build_caches(settings.cache)
+    lanes = settings.lanes
     app.extensions["iiif_caches"] = caches
     app.extensions["iiif_server"] = ImageService(
         source=FileSource(images.root, images.extensions),
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         preferred_formats=settings.output.preferred_formats,
         cache=caches.tiered,
         flight=caches.flight,
+        lane=Lane(lanes.heavy_concurrency, lanes.heavy_queue, lanes.heavy_wait) if lanes.heavy_pixels else None,
+        heavy_pixels=lanes.heavy_pixels,
     )
     app.extensions["iiif_catalogue"] = Catalogue(
         settings.manifests,

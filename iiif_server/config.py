@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .presentation.records import GROUPABLE, ColumnMap
@@ -100,6 +100,13 @@ class OutputSettings(_Section):
 class HttpSettings(_Section):
     cache_control: str = "public, max-age=86400"
     cors_max_age: int = Field(86400, ge=0)
+
+
+class LanesSettings(_Section):
+    heavy_pixels: int = Field(4_000_000, ge=0)  # pixels decoded + produced above which a render is heavy; 0: off
+    heavy_concurrency: int = Field(1, ge=1)  # heavy renders at once, per worker
+    heavy_queue: int = Field(1, ge=0)  # heavy renders waiting for a slot, per worker; more: 503
+    heavy_wait: float = Field(1.0, ge=0)  # seconds one may wait for a slot; then 503
 
 
 class VipsSettings(_Section):
@@ -190,12 +197,24 @@ class Settings(_Section):
     images: ImagesSettings = ImagesSettings()
     output: OutputSettings = OutputSettings()
     http: HttpSettings = HttpSettings()
+    lanes: LanesSettings = LanesSettings()
     vips: VipsSettings = VipsSettings()
     cache: CacheSettings = CacheSettings()
     admin: AdminSettings = AdminSettings()
     manifests: ManifestsSettings = ManifestsSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
+
+    @model_validator(mode="after")
+    def _lanes_leave_threads(self) -> Settings:
+        """Heavy renders, running or waiting, must leave a worker thread free for tiles and info.json."""
+        lanes = self.lanes
+        if lanes.heavy_pixels and lanes.heavy_concurrency + lanes.heavy_queue >= self.server.threads:
+            raise ValueError(
+                f"lanes.heavy_concurrency + lanes.heavy_queue ({lanes.heavy_concurrency} + {lanes.heavy_queue}) "
+                f"must be below server.threads ({self.server.threads}), or lanes.heavy_pixels = 0 (no lane)"
+            )
+        return self
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
         """A copy with some keys of some sections changed, validated again."""
@@ -239,6 +258,8 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
+        if not key:  # a rule across sections: its message names the keys
+            raise ConfigError(f"invalid settings ({origin}): {first['msg'].removeprefix('Value error, ')}") from None
         raise ConfigError(f"invalid setting {key} ({origin}): {first['msg']}") from None
 
 

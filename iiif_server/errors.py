@@ -9,7 +9,9 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
      ├── NotFound              identifier names no image under root    (404)
      ├── AccessDenied          the access policy refuses this client   (403)
      ├── ImageDecodeError      source exists but cannot be decoded     (422)
-     └── RenderTimeout         the render passed its deadline          (503 + Retry-After)
+     └── Overloaded            busy, not wrong: come back later        (503 + Retry-After)
+          ├── RenderTimeout    the render passed its deadline
+          └── LaneFull         the heavy-render lane has no room
 
     ConfigError                invalid settings; stops start-up, never reaches a client
 """
@@ -49,13 +51,21 @@ class ImageDecodeError(IIIFError):
     """The source file exists but is truncated, corrupt or not an image."""
 
 
-class RenderTimeout(IIIFError):
-    """libvips was stopped at ``[server] render_timeout``: the server is busy, not the request wrong
-    (Image API 3.0 §7.3: 503 Service Unavailable). ``retry_after`` is in seconds."""
+class Overloaded(IIIFError):
+    """The server is busy, not the request wrong (Image API 3.0 §7.3: 503 Service Unavailable).
+    ``retry_after`` (whole seconds) becomes the ``Retry-After`` header."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RenderTimeout(Overloaded):
+    """libvips was stopped at ``[server] render_timeout``."""
+
+
+class LaneFull(Overloaded):
+    """A heavy render found the lane's queue full, or waited its ``[lanes] heavy_wait`` in it."""
 
 
 class ConfigError(Exception):

@@ -103,3 +103,12 @@ def test_trusted_proxies_from_the_environment_and_checked() -> None:
     assert load_settings(environ=NO_FILE).server.trusted_proxies == ()  # secure by default: no one
     with pytest.raises(ConfigError, match=r"server\.trusted_proxies.*'nginx' is not an IP address"):
         load_settings(environ={**NO_FILE, "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "nginx"})
+
+
+def test_heavy_lane_must_leave_a_thread_for_cheap_requests() -> None:
+    """Running plus waiting heavy renders each hold a worker thread: at least one must stay free."""
+    environ = {**NO_FILE, "IIIF_SERVER_SERVER_THREADS": "2"}
+    with pytest.raises(ConfigError, match=r"heavy_concurrency \+ lanes.heavy_queue \(1 \+ 1\) must be below server"):
+        load_settings(environ=environ)
+    assert load_settings(environ={**environ, "IIIF_SERVER_LANES_HEAVY_QUEUE": "0"}).lanes.heavy_queue == 0
+    assert load_settings(environ={**environ, "IIIF_SERVER_LANES_HEAVY_PIXELS": "0"}).server.threads == 2

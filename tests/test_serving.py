@@ -31,7 +31,8 @@ def test_defaults_are_sized_to_the_machine() -> None:
 
 def test_settings_override_the_defaults() -> None:
     settings = Settings().replace(
-        server={"workers": 3, "threads": 2, "port": 9000, "host": "0.0.0.0", "max_requests": 0, "timeout": 120}
+        server={"workers": 3, "threads": 2, "port": 9000, "host": "0.0.0.0", "max_requests": 0, "timeout": 120},
+        lanes={"heavy_queue": 0},  # one heavy render + none waiting leaves one of the 2 threads free
     )
     options = gunicorn_options(settings)
     assert (options["workers"], options["threads"], options["bind"]) == (3, 2, "0.0.0.0:9000")
@@ -84,6 +85,7 @@ def test_a_runaway_render_gets_503_and_the_worker_serves_on(image_root: Path, tm
     env = {
         "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "0.2",
         "IIIF_SERVER_SERVER_THREADS": "1",  # a stuck render would leave nobody to answer the next request
+        "IIIF_SERVER_LANES_HEAVY_PIXELS": "0",  # one thread: no room for a lane
         "IIIF_SERVER_IMAGES_MAX_AREA": "0",
     }
     slow = "/iiif/3/pattern.png/full/^12000,/0/default.jpg"  # 115 megapixels upscaled from 0.8

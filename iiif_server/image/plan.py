@@ -208,6 +208,17 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
     )
 
 
+def pixel_cost(plan: RenderPlan, layout: Layout) -> int:
+    """Pixels a render decodes plus pixels it produces: what makes it heavy (admission lanes).
+
+    A tiled level is decoded around the crop only; an untiled one is streamed from its top
+    down to the crop's bottom edge, full width, so a crop near its bottom costs the whole level.
+    """
+    _, top, width, height = plan.crop
+    decoded = width * height if layout.tile_width else layout.levels[plan.level].width * (top + height)
+    return decoded + plan.size[0] * plan.size[1]
+
+
 def stored_tile(plan: RenderPlan, tile_width: int, tile_height: int) -> tuple[int, int] | None:
     """(col, row) of the stored tile that *is* the response, or None.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.http import http_date
 
-from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, RenderTimeout
+from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded, RenderTimeout
 from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
@@ -37,7 +37,7 @@ STATUS: dict[type[IIIFError], int] = {
     AccessDenied: 403,
     NotFound: 404,
     ImageDecodeError: 422,
-    RenderTimeout: 503,
+    Overloaded: 503,
 }
 _REASONS = {
     200: "OK",
@@ -63,7 +63,7 @@ def status_for(error: IIIFError) -> int:
 
 def error_headers(error: IIIFError) -> Headers:
     """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3)."""
-    return [("Retry-After", str(error.retry_after))] if isinstance(error, RenderTimeout) else []
+    return [("Retry-After", str(error.retry_after))] if isinstance(error, Overloaded) else []
 
 
 @lru_cache(maxsize=4096)

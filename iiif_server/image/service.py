@@ -2,13 +2,16 @@
 
 Order of work follows ARCHITECTURE.md: locate -> policy -> layout -> resolve ->
 plan -> (cache) -> render. ``prepare`` does everything but the pixels, so the
-HTTP layer can answer a conditional request (304) without rendering.
+HTTP layer can answer a conditional request (304) without rendering; it also
+prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
+renders in the worker's ``Lane`` (image/lanes.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -17,9 +20,10 @@ from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import SingleFlight
 from ..errors import AccessDenied
 from . import info as info_doc
+from .lanes import Lane
 from .model import ApiVersion, ImageRequest, Limits
 from .parse import canonical_params
-from .plan import Layout, RenderPlan, plan, resolve
+from .plan import Layout, RenderPlan, pixel_cost, plan, resolve
 from .render import Renderer
 from .sources import FileSource, Located
 
@@ -32,6 +36,7 @@ class Prepared:
     plan: RenderPlan
     canonical: str  # region/size/rotation/quality.format
     etag: str
+    cost: int  # pixels decoded + produced if rendered (plan.pixel_cost)
 
 
 def service_path(version: ApiVersion, identifier: str) -> str:
@@ -50,6 +55,8 @@ class ImageService:
         cache: Cache | None = None,
         flight: SingleFlight | None = None,
         policy: Policy | None = None,
+        lane: Lane | None = None,
+        heavy_pixels: int = 0,
     ) -> None:
         self.source = source
         self.renderer = renderer
@@ -59,6 +66,8 @@ class ImageService:
         self.cache: Cache = cache or NullCache()
         self.flight = flight or SingleFlight(self.cache)
         self.policy: Policy = policy or OpenPolicy()
+        self.lane = lane  # None: every render runs at once
+        self.heavy_pixels = heavy_pixels
         options = renderer.options
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
@@ -101,12 +110,19 @@ class ImageService:
             f"{source.fingerprint}|{request.version.value}|{canonical}|{resolved.region}|{resolved.size}|"
             f"{self._settings_tag}".encode()
         ).hexdigest()
-        return Prepared(source, plan(request, resolved, layout), canonical, digest[:32])
+        chosen = plan(request, resolved, layout)
+        return Prepared(source, chosen, canonical, digest[:32], pixel_cost(chosen, layout))
+
+    def heavy(self, prepared: Prepared) -> bool:
+        """Whether rendering ``prepared`` needs a slot in the lane (it may still be answered from a cache)."""
+        return self.lane is not None and prepared.cost > self.heavy_pixels
 
     def render(self, prepared: Prepared) -> bytes:
         """A stored tile as is, else cached bytes, else rendered once however many ask at once.
 
-        Pass-through costs microseconds: cheaper than a cache lookup, so it is not cached.
+        Pass-through costs microseconds: cheaper than a cache lookup, so it is not cached. Only
+        the single flight's leader of a heavy render takes a lane slot, after every cache missed:
+        its waiters, like cache hits, hold none.
         """
         stored = self.renderer.passthrough(prepared.source, prepared.plan)
         if stored is not None:
@@ -114,5 +130,14 @@ class ImageService:
         key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
         body = self.cache.get(key)
         if body is None:
-            body = self.flight.run(key, lambda: self.renderer.render(prepared.source, prepared.plan))
+            body = self.flight.run(key, self._producer(prepared))
         return body
+
+    def _producer(self, prepared: Prepared) -> Callable[[], bytes]:
+        def produce() -> bytes:
+            return self.renderer.render(prepared.source, prepared.plan)
+
+        if self.lane is not None and self.heavy(prepared):
+            lane = self.lane
+            return lambda: lane.run(produce)
+        return produce

@@ -9,7 +9,7 @@ import pytest
 from iiif_server.errors import InvalidRequest, SizeNotAllowed
 from iiif_server.image.model import ApiVersion, ImageRequest, Limits
 from iiif_server.image.parse import parse_path
-from iiif_server.image.plan import Layout, Level, max_size, plan, resolve, scale_factors
+from iiif_server.image.plan import Layout, Level, max_size, pixel_cost, plan, resolve, scale_factors
 
 NO_LIMITS = Limits()
 # A 20000×15000 pyramid whose levels are rounded down, as libvips writes them.
@@ -144,3 +144,29 @@ def test_scale_factors() -> None:
     assert scale_factors(20000, 15000, 256, 256) == [1, 2, 4, 8, 16, 32, 64, 128]
     assert scale_factors(256, 100, 256, 256) == [1]
     assert scale_factors(257, 100, 256, 256) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("params", "cost"),
+    [
+        ("0,0,256,256/256,/0/default.jpg", 2 * 256 * 256),  # one tile: its crop, its output
+        ("full/1024,/0/default.jpg", 1250 * 937 + 1024 * 768),  # read at 1/16: cheap
+        ("full/2500,/0/default.jpg", 2500 * 1875 + 2500 * 1875),  # read at 1/8, no resampling
+        ("full/max/0/default.jpg", 20000 * 15000 * 2),  # limits off: the whole full resolution
+        ("5000,5000,1000,1000/max/0/default.jpg", 2 * 1000 * 1000),
+    ],
+)
+def test_pixel_cost_counts_what_is_decoded_and_produced(params: str, cost: int) -> None:
+    request = _request(params)
+    chosen = plan(request, resolve(request, 20000, 15000, NO_LIMITS), PYRAMID)
+    assert pixel_cost(chosen, PYRAMID) == cost
+
+
+def test_pixel_cost_of_an_untiled_source_counts_the_rows_streamed_above_the_crop() -> None:
+    """An untiled level is decoded from its top down to the crop's bottom edge, full width."""
+    untiled = Layout(4000, 3000, (Level(1, 4000, 3000), Level(2, 2000, 1500)))
+    bottom = _request("0,2744,256,256/256,/0/default.jpg")
+    top = _request("0,0,256,256/256,/0/default.jpg")
+    for request, rows in ((bottom, 3000), (top, 256)):
+        chosen = plan(request, resolve(request, 4000, 3000, NO_LIMITS), untiled)
+        assert pixel_cost(chosen, untiled) == 4000 * rows + 256 * 256
