@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 FORMATS = ("off", "combined", "json")
 REDACTED = "REDACTED"
@@ -27,8 +27,7 @@ _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: built once per request, about four times cheaper than a frozen dataclass
     client: str
     time: float  # seconds since the epoch, when the request arrived
     method: str
@@ -44,8 +43,10 @@ class Entry:
 
 def redact(target: str) -> str:
     """The URL with the values of credential-like query parameters replaced."""
-    path, sep, query = target.partition("?")
-    if not sep or not _SECRET_NAME.search(query):
+    if "?" not in target:
+        return target
+    path, _, query = target.partition("?")
+    if not _SECRET_NAME.search(query):
         return target
     parts = []
     for part in query.split("&"):
@@ -67,11 +68,21 @@ def _clf_time(second: int) -> str:
 
 
 def combined(entry: Entry) -> str:
+    client, method, target, protocol, referer, agent = (
+        entry.client,
+        entry.method,
+        redact(entry.target),
+        entry.protocol,
+        redact(entry.referer),
+        entry.user_agent,
+    )
+    if _UNSAFE.search(f"{client}{method}{target}{protocol}{referer}{agent}"):  # rare: escape each
+        client, method, target, protocol, referer, agent = map(
+            _escape, (client, method, target, protocol, referer, agent)
+        )
     return (
-        f"{_escape(entry.client) or '-'} - - [{_clf_time(int(entry.time))}] "
-        f'"{_escape(entry.method)} {_escape(redact(entry.target))} {_escape(entry.protocol)}" '
-        f"{entry.status} {entry.bytes or '-'} "
-        f'"{_escape(redact(entry.referer)) or "-"}" "{_escape(entry.user_agent) or "-"}" '
+        f'{client or "-"} - - [{_clf_time(int(entry.time))}] "{method} {target} {protocol}" '
+        f'{entry.status} {entry.bytes or "-"} "{referer or "-"}" "{agent or "-"}" '
         f"{entry.duration:.6f} {entry.tier or '-'}"
     )
 

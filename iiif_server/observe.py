@@ -8,15 +8,16 @@ expose the metrics to everyone it proxies for). The log line shows the client ad
 inner layers settled on (a trusted proxy's ``for=``).
 
 The work per request is a few dictionary lookups, two clock reads, one histogram observation
-and one log call; the logic lives in ``metrics``, ``health`` and ``accesslog``, which know no
-web framework.
+and one line appended to a batch (``LineWriter``); the logic lives in ``metrics``, ``health``
+and ``accesslog``, which know no web framework.
 """
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
-import logging
-import sys
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
@@ -33,17 +34,67 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Headers = list[tuple[str, str]]
 
 NO_STORE = ("Cache-Control", "no-store")
-access_logger = logging.getLogger("iiif_server.access")
+PIPE_BUF = 4096  # POSIX: a write of at most this many bytes to a pipe is never interleaved with another
 
 
-def _configure_access_logger() -> None:
-    """Lines go to stdout bare (no level or logger name), like any web server's access log."""
-    if not access_logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access_logger.addHandler(handler)
-    access_logger.setLevel(logging.INFO)
-    access_logger.propagate = False
+class LineWriter:
+    """Access log lines to a file descriptor (stdout), batched: at most a second late, whole lines.
+
+    Through ``logging`` a line cost 7-12 µs of the request's time (record, caller lookup, lock,
+    flush syscall); appending to a list costs well under one. A daemon thread writes the batch
+    every ``interval`` seconds, a full batch is written at once, and what is left goes out at exit.
+    Each ``os.write`` holds whole lines and at most PIPE_BUF bytes, so the lines of several
+    workers sharing one pipe (systemd, containers) never interleave.
+    """
+
+    def __init__(self, fd: int = 1, interval: float = 1.0) -> None:
+        self.fd = fd
+        self.interval = interval
+        self._lines: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line) + 1
+            full = self._size >= PIPE_BUF
+            thread = None
+            if self._thread is None:  # started in the worker, after the fork, by its first request
+                thread = self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+        if thread is not None:
+            thread.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines, self._size = self._lines, [], 0
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            data = line.encode("utf-8", "backslashreplace") + b"\n"
+            if chunk and size + len(data) > PIPE_BUF:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            self._write(b"".join(chunk))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:
+            pass  # stdout closed or full: losing log lines must not fail requests
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
 
 
 class Observed:
@@ -64,8 +115,7 @@ class Observed:
         self.allow: list[Network] = [ipaddress.ip_network(entry, strict=False) for entry in metrics_allow]
         self.metrics_dir = metrics_dir
         self.format = {"combined": accesslog.combined, "json": accesslog.as_json}.get(access_log)
-        if self.format is not None:
-            _configure_access_logger()
+        self.log = LineWriter() if self.format is not None else None
         self._histograms: dict[tuple[str, int], Any] = {}
         self._images: dict[str, Any] = {}
 
@@ -116,7 +166,7 @@ class Observed:
                 if counter is None:
                     counter = self._images[tier] = metrics.IMAGE_RESPONSES.labels(tier)
                 counter.inc()
-        if self.format is not None:
+        if self.log is not None and self.format is not None:
             entry = accesslog.Entry(
                 client=environ.get("REMOTE_ADDR") or "-",
                 time=arrived,
@@ -130,7 +180,7 @@ class Observed:
                 referer=environ.get("HTTP_REFERER", ""),
                 user_agent=environ.get("HTTP_USER_AGENT", ""),
             )
-            access_logger.info(self.format(entry))
+            self.log.write(self.format(entry))
 
     # -- the endpoints answered here ---------------------------------------------------------
 
