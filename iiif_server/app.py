@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .admin import blueprint as admin_blueprint
-from .cache.build import build_caches
+from .cache.build import Caches, build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
+from .health import Readiness, images_readable, manifests_built, redis_reachable
 from .http import CORS, error_body, preflight_headers
 from .image.lanes import Lane
 from .image.model import Limits
@@ -20,6 +22,7 @@ from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.routes import ImageEndpoint, error_headers, status_for
 from .image.service import ImageService
 from .image.sources import FileSource
+from .observe import Observed
 from .presentation.catalogue import Catalogue, change_log
 from .presentation.routes import blueprint as presentation_blueprint
 from .web import blueprint as web_blueprint
@@ -79,7 +82,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     server = settings.server
     if server.trusted_proxies and server.proxy_hops:
         app.wsgi_app = ForwardedHeaders(app.wsgi_app, server.trusted_proxies, server.proxy_hops)  # type: ignore[method-assign]
+    # Outermost: /metrics is allowed by the connecting address, before forwarded headers rewrite it.
+    metrics = settings.metrics
+    app.wsgi_app = Observed(  # type: ignore[method-assign]
+        app.wsgi_app,
+        _readiness(settings, caches, app.extensions["iiif_catalogue"]),
+        metrics_enabled=metrics.enabled,
+        metrics_allow=metrics.allow,
+        metrics_dir=Path(metrics.directory) if metrics.directory else None,
+        access_log=server.access_log,
+    )
     return app
+
+
+def _readiness(settings: Settings, caches: Caches, catalogue: Catalogue) -> Readiness:
+    checks = {"images": images_readable(settings.images.root)}
+    if caches.redis is not None:
+        checks["redis"] = redis_reachable(caches.redis.ping)
+    checks["manifests"] = manifests_built(settings.manifests.source, lambda: len(catalogue.current().documents))
+    return Readiness(checks)
 
 
 def _plain(message: str, status: int) -> Response:

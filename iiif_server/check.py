@@ -64,14 +64,16 @@ def running_server(
     The server sees only the settings in ``env``: neither the user's config.toml (``IIIF_SERVER_CONFIG``
     is empty unless ``env`` names one) nor any ``IIIF_SERVER_*`` variable of this process's environment.
     ``program`` may be another environment's ``iiif-server`` (an installed package); ``cwd`` the folder.
-    ``log`` receives the server's stderr (gunicorn's and the app's log lines) instead of a pipe.
+    ``log`` receives the server's stderr (gunicorn's and the app's log lines) and stdout (the access
+    log) instead of a pipe and nothing.
     """
     command = [*program, *args, "--port", str(port), "--host", "127.0.0.1"]
     inherited = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
     full_env = {**inherited, CONFIG_ENV: os.devnull, "IIIF_SERVER_CACHE_DISK_MAX_MB": "0", **(env or {})}
     with contextlib.ExitStack() as stack:
         stderr = stack.enter_context(log.open("ab")) if log is not None else subprocess.PIPE
-        process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        stdout = stderr if log is not None else subprocess.DEVNULL
+        process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=stdout, stderr=stderr)
         base = f"http://127.0.0.1:{port}"
         try:
             try:

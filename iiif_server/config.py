@@ -14,7 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,6 +37,15 @@ def _redis_url(value: str) -> str:
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 
 
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,6 +61,7 @@ class ServerSettings(_Section):
     public_base_url: str = ""
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose Forwarded/X-Forwarded-* headers count
     proxy_hops: int = Field(1, ge=0)
+    access_log: Literal["off", "combined", "json"] = "combined"
 
     @field_validator("public_base_url")
     @classmethod
@@ -63,12 +73,7 @@ class ServerSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
-        return value
+        return _networks(value)
 
 
 class ImagesSettings(_Section):
@@ -192,6 +197,17 @@ class DemoSettings(_Section):
         return Path(self.state_dir) if self.state_dir else self.root / ".state"
 
 
+class MetricsSettings(_Section):
+    enabled: bool = True
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses/CIDRs that may scrape /metrics
+    directory: str = ""  # prometheus_client multiprocess folder; "": a private temporary one
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _networks(value)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     images: ImagesSettings = ImagesSettings()
@@ -204,6 +220,7 @@ class Settings(_Section):
     manifests: ManifestsSettings = ManifestsSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _lanes_leave_threads(self) -> Settings:
@@ -310,4 +327,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "state_dir": absolute(settings.manifests.state_dir),
             "vocabulary": str(absolute(Path(settings.manifests.vocabulary))) if settings.manifests.vocabulary else "",
         },
+        metrics={"directory": str(absolute(Path(settings.metrics.directory))) if settings.metrics.directory else ""},
     )

@@ -9,21 +9,29 @@ timeout never fires: the worker's main thread keeps heart-beating). So the proce
 that forks the workers never imports pyvips: work that needs libvips before serving
 (demo images, the manifests' first build) runs in a spawned child
 (``in_fresh_process``), and ``serve`` refuses to start if pyvips is loaded.
+
+Metrics: prometheus_client's multiprocess mode. ``serve`` gives the workers a folder for
+their values (``PROMETHEUS_MULTIPROC_DIR``, set before they fork and before prometheus_client
+is imported, which reads it once), emptied at start; the master marks each exiting worker dead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gunicorn.app.base import BaseApplication
 
-from .config import Settings
+from .config import MetricsSettings, Settings
 
 T = TypeVar("T")
 
@@ -79,7 +87,56 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # gunicorn 27 opens a control socket (~/.gunicorn/gunicorn.ctl) by default: a management
         # surface nothing here uses, shared by every instance of a user. Off: deny what is not needed.
         "control_socket_disable": True,
+        # the server's own access log ([server] access_log, iiif_server.observe) replaces gunicorn's
+        "accesslog": None,
+        **({"child_exit": _mark_dead(settings.metrics.directory)} if settings.metrics.directory else {}),
     }
+
+
+def _mark_dead(directory: str) -> Callable[[Any, Any], None]:
+    def child_exit(server: Any, worker: Any) -> None:
+        """gunicorn hook, in the master: an exited worker's live values leave the metrics with it."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, directory)
+
+    return child_exit
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def metrics_directory(settings: MetricsSettings) -> Iterator[Path | None]:
+    """The workers' shared metrics folder, emptied of old values; a private temporary one unless
+    configured (removed at exit). Exported as PROMETHEUS_MULTIPROC_DIR for the workers to inherit."""
+    if not settings.enabled:
+        yield None
+        return
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and values.ValueClass is values.MutexValue:
+        raise RuntimeError(
+            "prometheus_client was imported before its multiprocess folder was set: "
+            "the workers' metrics would not be summed"
+        )
+    created = not settings.directory
+    directory = Path(tempfile.mkdtemp(prefix="iiif-server-metrics-") if created else settings.directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    owner = os.getpid()  # the workers fork inside this block and leave through its end too
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        if os.getpid() == owner:  # a worker exiting leaves the folder to the master
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -115,4 +172,7 @@ def check_no_libvips() -> None:
 def serve(settings: Settings) -> None:
     check_no_libvips()
     limit_malloc_arenas()
-    _Gunicorn(settings, gunicorn_options(settings)).run()
+    with metrics_directory(settings.metrics) as directory:
+        if directory is not None:
+            settings = settings.replace(metrics={"directory": str(directory)})
+        _Gunicorn(settings, gunicorn_options(settings)).run()

@@ -94,7 +94,7 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(image_root: Path) -> Settings:
     return Settings().replace(
         images={"root": image_root},
-        server={"proxy_hops": 1},
+        server={"proxy_hops": 1, "access_log": "off"},  # in-process apps: no lines on the tests' stdout
         cache={"disk_dir": image_root.parent / "cache"},
         manifests={"source": image_root.parent / "no-export.csv", "state_dir": image_root.parent / "state"},
     )

@@ -22,6 +22,7 @@ from typing import TypeVar
 import redis
 from redis.exceptions import RedisError
 
+from ..metrics import REDIS_ERRORS
 from . import group_of
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class RedisCache:
         try:
             result = operation()
         except RedisError as err:
+            REDIS_ERRORS.inc()
             with self._lock:
                 first = self._down_since is None
                 self._down_since = time.monotonic()
@@ -75,6 +77,13 @@ class RedisCache:
     @property
     def available(self) -> bool:
         return self._down_since is None
+
+    def ping(self) -> bool:
+        """Whether Redis answers now (for readiness probes): asks even while an outage is assumed."""
+        try:
+            return bool(self.client.ping())
+        except RedisError:
+            return False
 
     # -- Cache ---------------------------------------------------------------------------
 

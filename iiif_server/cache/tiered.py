@@ -1,5 +1,8 @@
 """Memory first, then the shared tier (Redis or disk); hits from the shared tier warm memory.
 
+Here the tier that answers is decided, so here hits and misses are counted per tier and
+the request's note learns which tier answered (``metrics.note_tier``; None for a miss).
+
 A purge must reach every worker's memory tier, which no process can touch from
 outside. The shared tier keeps a purge *epoch*; each worker compares it at most
 once a second and drops its memory tier when it moved. Correctness never
@@ -12,6 +15,7 @@ import threading
 import time
 from typing import Protocol
 
+from ..metrics import MEMORY, MEMORY_HIT, MEMORY_MISS, SHARED, SHARED_HIT, SHARED_MISS, note_tier
 from . import Cache
 from .memory import MemoryCache
 
@@ -49,13 +53,20 @@ class TieredCache:
         if self.memory is not None:
             value = self.memory.get(key)
             if value is not None:
+                MEMORY_HIT.inc()
+                note_tier(MEMORY)
                 return value
+            MEMORY_MISS.inc()
         if self.shared is not None:
             value = self.shared.get(key)
             if value is not None:
+                SHARED_HIT.inc()
+                note_tier(SHARED)
                 if self.memory is not None:
                     self.memory.put(key, value)
                 return value
+            SHARED_MISS.inc()
+        note_tier(None)
         return None
 
     def put(self, key: str, value: bytes) -> None:

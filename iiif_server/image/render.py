@@ -27,6 +27,7 @@ import pyvips
 from ..cache import Cache, cache_key
 from ..errors import ImageDecodeError, RenderTimeout
 from ..lru import LRU
+from ..metrics import RENDER_TIMEOUTS
 from .model import Format, Quality
 from .passthrough import TiffTiles, open_reader
 from .plan import Layout, Level, RenderPlan, stored_tile
@@ -109,6 +110,7 @@ class Renderer:
             return _encode(image, plan.format, self.options, deadline.watch)
         except pyvips.Error as err:
             if deadline.passed:
+                RENDER_TIMEOUTS.inc()
                 raise RenderTimeout(
                     f"rendering took longer than {self.render_timeout:g} s; try again later",
                     retry_after=max(1, math.ceil(self.render_timeout)),

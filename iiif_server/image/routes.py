@@ -21,6 +21,7 @@ from werkzeug.http import http_date
 
 from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded, RenderTimeout
 from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
+from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, service_path
@@ -169,6 +170,7 @@ class ImageEndpoint:
         """304 if the client's copy is current, decided before ``body_of`` renders anything."""
         validators = self._validators(etag, mtime)
         if is_fresh(environ, etag, mtime):
+            note_tier(NOT_MODIFIED)
             return 304, headers + validators, b""
         body = body_of()
         return (

@@ -19,6 +19,7 @@ from ..access import Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import SingleFlight
 from ..errors import AccessDenied
+from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import info as info_doc
 from .lanes import Lane
 from .model import ApiVersion, ImageRequest, Limits
@@ -126,10 +127,12 @@ class ImageService:
         """
         stored = self.renderer.passthrough(prepared.source, prepared.plan)
         if stored is not None:
+            note_tier(PASS_THROUGH)
             return stored
         key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
-        body = self.cache.get(key)
+        body = self.cache.get(key)  # notes the tier that answered
         if body is None:
+            note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
             body = self.flight.run(key, self._producer(prepared))
         return body
 

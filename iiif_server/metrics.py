@@ -1,0 +1,102 @@
+"""Prometheus metrics (``prometheus_client``) and the per-request note of which tier answered.
+
+Knows no web framework: the WSGI edge (``observe.py``) times requests and serves the
+exposition; the cache, Redis tier and renderer count what only they know. Under gunicorn,
+``serving.serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a private folder before the workers
+fork, so every worker writes its values there and any worker's ``/metrics`` sums them all
+(prometheus_client's multiprocess mode). Without it (one process) the values live in memory.
+
+The tier note is a mutable holder in a context variable: the edge sets a fresh one per
+request, the service and the cache write into it, the edge reads it for the access log.
+Being a holder, a value written in a thread the request handed work to is seen too.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: Where an image (or info.json) came from; ``None`` when nothing answered it (an error).
+PASS_THROUGH, MEMORY, SHARED, RENDER, NOT_MODIFIED = "pass-through", "memory", "shared", "render", "304"
+
+#: Seconds: tiles answer in ~1 ms, renders in tens of ms to seconds, timeouts at [server] render_timeout.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Histogram(
+    "iiif_http_request_duration_seconds",
+    "Time to produce a response, by endpoint kind and status; _count is the number of requests",
+    ["kind", "status"],
+    buckets=BUCKETS,
+)
+CACHE_HITS = Counter("iiif_cache_hits", "Cache lookups answered, by tier (memory, shared)", ["tier"])
+CACHE_MISSES = Counter("iiif_cache_misses", "Cache lookups not answered, by tier (memory, shared)", ["tier"])
+IMAGE_RESPONSES = Counter(
+    "iiif_image_responses",
+    "Image requests by what answered them: pass-through (stored tile), memory, shared, render, 304",
+    ["tier"],
+)
+RENDER_TIMEOUTS = Counter("iiif_render_timeouts", "Renders stopped at [server] render_timeout (answered 503)")
+REDIS_ERRORS = Counter("iiif_redis_errors", "Redis commands that failed (each is served as a cache miss)")
+
+MEMORY_HIT, MEMORY_MISS = CACHE_HITS.labels(MEMORY), CACHE_MISSES.labels(MEMORY)
+SHARED_HIT, SHARED_MISS = CACHE_HITS.labels(SHARED), CACHE_MISSES.labels(SHARED)
+
+
+class Note:
+    """What one request's handling learnt that its log line and metrics need."""
+
+    __slots__ = ("tier",)
+
+    def __init__(self) -> None:
+        self.tier: str | None = None
+
+
+_NOTE: ContextVar[Note | None] = ContextVar("iiif_server_note", default=None)
+
+
+def begin() -> tuple[Note, object]:
+    """A fresh note for the request starting now; pass the token to ``end``."""
+    note = Note()
+    return note, _NOTE.set(note)
+
+
+def end(token: object) -> None:
+    _NOTE.reset(token)  # type: ignore[arg-type]
+
+
+def note_tier(tier: str | None) -> None:
+    """Record what answered the current request; a no-op outside one (CLI builds, tests)."""
+    note = _NOTE.get()
+    if note is not None:
+        note.tier = tier
+
+
+def kind_of(path: str, tier: str | None) -> str:
+    """The endpoint kind of a request path, as the latency histogram labels it.
+
+    ``tile`` is an image answered without rendering (stored tile, cache, 304): what a viewer's
+    tiles are; ``render`` an image this request had rendered (or waited for).
+    """
+    if path.startswith(("/iiif/3/", "/iiif/2/")):
+        if path.endswith("/info.json"):
+            return "info"
+        return "render" if tier == RENDER else "tile"
+    if path.startswith(("/iiif/manifests/", "/iiif/collections/", "/iiif/activity/")):
+        return "presentation"
+    if path == "/" or path.startswith(("/viewer", "/static/")):
+        return "page"
+    return "other"
+
+
+def exposition(directory: Path | None) -> tuple[bytes, str]:
+    """The text format of every metric: summed over the workers' files in ``directory``, if given."""
+    if directory is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
