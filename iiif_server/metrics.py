@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 #: Where an image (or info.json) came from; ``None`` when nothing answered it (an error).
@@ -39,6 +39,18 @@ IMAGE_RESPONSES = Counter(
     ["tier"],
 )
 RENDER_TIMEOUTS = Counter("iiif_render_timeouts", "Renders stopped at [server] render_timeout (answered 503)")
+LANE_REJECTIONS = Counter(
+    "iiif_lane_rejections",
+    "Large renders answered 503 by the admission lane: queue full on arrival, or no slot within [lanes] heavy_wait",
+    ["reason"],
+)
+LANE_FULL, LANE_WAIT_EXPIRED = LANE_REJECTIONS.labels("full"), LANE_REJECTIONS.labels("wait")
+LANE_WAIT = Histogram(
+    "iiif_lane_wait_seconds", "Time large renders waited for a slot in the admission lane", buckets=BUCKETS
+)
+LANE_QUEUED = Gauge(
+    "iiif_lane_queued", "Large renders waiting for a slot, summed over live workers", multiprocess_mode="livesum"
+)
 REDIS_ERRORS = Counter("iiif_redis_errors", "Redis commands that failed (each is served as a cache miss)")
 
 MEMORY_HIT, MEMORY_MISS = CACHE_HITS.labels(MEMORY), CACHE_MISSES.labels(MEMORY)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..errors import LaneFull
+from ..metrics import LANE_FULL, LANE_QUEUED, LANE_WAIT, LANE_WAIT_EXPIRED
 
 T = TypeVar("T")
 
@@ -101,24 +102,29 @@ class Lane:
                 return
             if self._queued >= self.queue_length:
                 self._rejected_full += 1
+                LANE_FULL.inc()
                 raise self._full("the queue for large renders is full")
             self._queued += 1
+            LANE_QUEUED.inc()
             try:
                 end = arrived + self.max_wait
                 while self._running >= self.concurrency:
                     remaining = end - time.monotonic()
                     if remaining <= 0:
                         self._rejected_wait += 1
+                        LANE_WAIT_EXPIRED.inc()
                         self._record_wait(time.monotonic() - arrived)
                         raise self._full(f"no slot for a large render within {self.max_wait:g} s")
                     self._changed.wait(remaining)
             finally:
                 self._queued -= 1
+                LANE_QUEUED.dec()
             self._running += 1
             self._admitted += 1
             self._record_wait(time.monotonic() - arrived)
 
     def _record_wait(self, waited: float) -> None:
+        LANE_WAIT.observe(waited)
         self._wait_total += waited
         self._wait_max = max(self._wait_max, waited)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from prometheus_client import REGISTRY
 
 from iiif_server import create_app
 from iiif_server.config import Settings
@@ -65,13 +66,19 @@ def test_queue_full_is_lane_full_with_retry_after_mapped_to_503() -> None:
     assert lane.stats().rejected_full == 1 and lane.stats().running == 0
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_a_queued_call_runs_when_a_slot_frees_and_its_wait_is_recorded() -> None:
     lane = Lane(concurrency=1, queue_length=1, max_wait=10)
     results: list[str] = []
+    full, waits = _metric("iiif_lane_rejections_total", reason="full"), _metric("iiif_lane_wait_seconds_count")
     with occupied(lane) as release:
         waiter = threading.Thread(target=lambda: results.append(lane.run(lambda: "ran")))
         waiter.start()
         _until(lambda: lane.stats().queued == 1)
+        assert _metric("iiif_lane_queued") >= 1  # what /metrics shows operators
         with pytest.raises(LaneFull):  # one waits already: no room for a second
             lane.run(lambda: "never")
         time.sleep(0.2)
@@ -80,6 +87,8 @@ def test_a_queued_call_runs_when_a_slot_frees_and_its_wait_is_recorded() -> None
     stats = lane.stats()
     assert results == ["ran"]
     assert (stats.admitted, stats.rejected_full, stats.rejected_wait, stats.queued) == (2, 1, 0, 0)
+    assert _metric("iiif_lane_rejections_total", reason="full") == full + 1
+    assert _metric("iiif_lane_wait_seconds_count") == waits + 1
     assert 0.2 <= stats.wait_seconds_max <= stats.wait_seconds_total
 
 
