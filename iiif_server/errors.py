@@ -14,6 +14,7 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
           └── LaneFull         the heavy-render lane has no room
 
     ConfigError                invalid settings; stops start-up, never reaches a client
+    WouldBlock                 control flow, never reaches a client (see below)
 """
 
 from __future__ import annotations
@@ -70,3 +71,15 @@ class LaneFull(Overloaded):
 
 class ConfigError(Exception):
     """A setting is missing, unknown or of the wrong type; names the key."""
+
+
+class WouldBlock(Exception):
+    """Answering needs work that may block (Redis, the disk cache, libvips, a first file lookup).
+
+    Raised only in a request marked inline (``INLINE`` in the environ, set by the ASGI edge on
+    the event loop): the edge catches it and runs the request again on a thread.
+    """
+
+
+#: WSGI environ key: answer from memory and page-cached files only, else raise ``WouldBlock``.
+INLINE = "iiif.inline"

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import accesslog, metrics
+from .errors import INLINE, WouldBlock
 from .forwarded import Network, trusted
 from .health import Readiness
 
@@ -134,6 +135,8 @@ class Observed:
         note, token = metrics.begin()
         try:
             body = self._route(environ, capture)
+        except WouldBlock:
+            raise  # not answered: the edge runs it again on a thread, counted and logged there
         except BaseException:
             self._finish(environ, path, 500, 0, started, arrived, note.tier)
             raise
@@ -188,6 +191,8 @@ class Observed:
         path = environ.get("PATH_INFO", "")
         if path == "/health/live":
             return _answer(environ, start_response, 200, [("Content-Type", "text/plain; charset=utf-8")], b"ok\n")
+        if environ.get(INLINE) and path != "/health/live" and not path.startswith("/iiif/"):
+            raise WouldBlock  # readiness pings Redis, a scrape reads files: on a thread
         if path == "/health/ready":
             ready, body = self.readiness.run()
             headers = [("Content-Type", "application/json")]

@@ -1,7 +1,9 @@
 """Run the Flask app under gunicorn, the production server, sized from Settings.
 
 gthread workers: libvips releases the GIL while it works, so threads in a
-worker render in parallel and share its caches.
+worker render in parallel and share its caches. ``[server] worker = "asgi"``: uvicorn's
+worker class instead, the same site behind the ASGI edge (``asgi.py``) with a pool of as
+many threads.
 
 libvips' thread pool does not survive ``fork``: a worker forked from a process
 that has used libvips waits forever in its first threaded render (and gunicorn's
@@ -50,7 +52,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app  # imported in the worker, after fork: libvips starts its threads there
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        if self.settings.server.worker == "asgi":
+            from .asgi import ASGIEdge
+
+            return ASGIEdge(app, self.settings.server.threads)
+        return app
 
 
 def default_workers() -> int:
@@ -58,6 +65,8 @@ def default_workers() -> int:
     beat threads (measured: 4×4 served ~1.5× the requests/s of 2×4 on 2 cores, 6×4 no more)."""
     return 2 * (os.cpu_count() or 1)
 
+
+_WORKER_CLASSES = {"gthread": "gthread", "asgi": "iiif_server.asgi.Worker"}
 
 #: Options older gunicorn releases do not know; skipped there rather than refused.
 _NEWER_GUNICORN = frozenset({"control_socket_disable"})
@@ -68,7 +77,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{server.host}:{server.port}",
         "workers": server.workers or default_workers(),
-        "worker_class": "gthread",
+        "worker_class": _WORKER_CLASSES[server.worker],
         "threads": server.threads,
         "timeout": server.timeout,
         "graceful_timeout": 10,

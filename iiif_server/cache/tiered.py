@@ -69,6 +69,21 @@ class TieredCache:
         note_tier(None)
         return None
 
+    def peek(self, key: str) -> bytes | None:
+        """The memory tier alone, for the event loop: never touches the shared tier.
+
+        None also when the purge epoch is due for its check, so that the next ``get`` (on a
+        thread) makes it: traffic answered only here must not outlive a purge. A miss is left
+        for that ``get`` to count.
+        """
+        if self.memory is None or (self.shared is not None and time.monotonic() - self._checked >= self.epoch_interval):
+            return None
+        value = self.memory.get(key)
+        if value is not None:
+            MEMORY_HIT.inc()
+            note_tier(MEMORY)
+        return value
+
     def put(self, key: str, value: bytes) -> None:
         if self.memory is not None:
             self.memory.put(key, value)

@@ -83,18 +83,32 @@ class Renderer:
     def layout(self, source: Located) -> Layout:
         return self._source_layout(source).layout
 
-    def passthrough(self, source: Located, plan: RenderPlan) -> bytes | None:
-        """The stored JPEG tile that answers ``plan`` exactly, without decoding; None otherwise."""
-        found = self._source_layout(source)
-        if not found.tiled:
+    def known_layout(self, source: Located) -> Layout | None:
+        """The layout if this worker knows it already (no probe, no shared tier); else None."""
+        found = self._layouts.get((source.path, source.fingerprint))
+        if found is None:
+            return None
+        self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
+        return found.layout
+
+    def passthrough(self, source: Located, plan: RenderPlan, *, opened_only: bool = False) -> bytes | None:
+        """The stored JPEG tile that answers ``plan`` exactly, without decoding; None otherwise.
+
+        ``opened_only``: only with a layout and a reader already at hand, so the work is one
+        ``pread`` (for the event loop; the first tile of a file opens them on a thread).
+        """
+        key = (source.path, source.fingerprint)
+        found = self._layouts.get(key) if opened_only else self._source_layout(source)
+        if found is None or not found.tiled:
             return None
         layout = found.layout
         where = stored_tile(plan, layout.tile_width, layout.tile_height)
         if where is None:
             return None
-        reader = self._readers.get_or_create(
-            (source.path, source.fingerprint), lambda: open_reader(source.path, source.fingerprint) or False
-        )
+        if opened_only:
+            reader = self._readers.get(key)
+        else:
+            reader = self._readers.get_or_create(key, lambda: open_reader(source.path, source.fingerprint) or False)
         if not isinstance(reader, TiffTiles):
             return None
         level = reader.level_for_load(found.loads[plan.level])

@@ -7,6 +7,10 @@ lives in ``ImageService``; this module only speaks HTTP (Image API 3.0 §6-7):
 303 from the base URI, JSON-LD negotiation, canonical and profile Link headers,
 ETag/Last-Modified with 304 answered before any pixel is rendered, CORS on
 every response, and the error -> status table.
+
+Under the ASGI edge (``asgi.py``) a request may arrive marked ``INLINE``: it runs on the
+event loop and may only be answered from memory (``ImageService`` ``fast``); otherwise
+``WouldBlock`` goes up to the edge, which runs it again on a thread.
 """
 
 from __future__ import annotations
@@ -19,7 +23,17 @@ from typing import Any
 
 from werkzeug.http import http_date
 
-from ..errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded, RenderTimeout
+from ..errors import (
+    INLINE,
+    AccessDenied,
+    IIIFError,
+    ImageDecodeError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    RenderTimeout,
+    WouldBlock,
+)
 from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
 from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
@@ -93,6 +107,8 @@ class ImageEndpoint:
         path = environ.get("PATH_INFO", "")
         version = _PREFIXES.get(path[:8])
         if version is None:
+            if environ.get(INLINE):
+                raise WouldBlock  # Flask's pages: on a thread
             return self.fallback(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
         try:
@@ -109,6 +125,8 @@ class ImageEndpoint:
                 # WSGI gives the percent-decoded path as latin-1 code points of its UTF-8 bytes.
                 rest = path[8:].encode("latin-1").decode("utf-8", "replace")
                 status, headers, body = self._handle(environ, version, rest)
+        except WouldBlock:
+            raise
         except IIIFError as error:
             status, headers, body = self._error(status_for(error), str(error))
             headers += error_headers(error)
@@ -130,28 +148,31 @@ class ImageEndpoint:
 
     def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> tuple[int, Headers, bytes]:
         parsed = parse_path(version, rest)
+        fast = bool(environ.get(INLINE))
         if isinstance(parsed, BaseUriRequest):
-            self.service.locate(parsed.identifier)
+            self.service.locate(parsed.identifier, fast)
             location = self._base_url(environ) + service_path(version, parsed.identifier) + "/info.json"
             return 303, [("Location", location), ("Content-Length", "0")], b""
         if isinstance(parsed, InfoRequest):
-            return self._info(environ, version, parsed.identifier)
-        return self._image(environ, parsed)
+            return self._info(environ, version, parsed.identifier, fast)
+        return self._image(environ, parsed, fast)
 
-    def _info(self, environ: dict[str, Any], version: ApiVersion, identifier: str) -> tuple[int, Headers, bytes]:
-        source, body = self.service.info(version, identifier, self._base_url(environ))
+    def _info(
+        self, environ: dict[str, Any], version: ApiVersion, identifier: str, fast: bool
+    ) -> tuple[int, Headers, bytes]:
+        source, body = self.service.info(version, identifier, self._base_url(environ), fast)
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
         return self._respond(environ, lambda: body, media_type, headers, etag, source.mtime)
 
-    def _image(self, environ: dict[str, Any], request: ImageRequest) -> tuple[int, Headers, bytes]:
-        prepared = self.service.prepare(request)
+    def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
+        prepared = self.service.prepare(request, fast)
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
         return self._respond(
             environ,
-            lambda: self.service.render(prepared),
+            lambda: self.service.render(prepared, fast),
             request.format.media_type,
             links,
             prepared.etag,

@@ -5,6 +5,11 @@ plan -> (cache) -> render. ``prepare`` does everything but the pixels, so the
 HTTP layer can answer a conditional request (304) without rendering; it also
 prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
 renders in the worker's ``Lane`` (image/lanes.py).
+
+``fast=True`` (the ASGI edge's event loop) answers only from what this worker holds in
+memory: known paths and layouts, open pass-through readers (one ``pread`` from the page
+cache), the memory tier. Anything else raises ``WouldBlock`` and the request moves to a
+thread; the same code runs, so both ways give the same answer.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from urllib.parse import quote
 from ..access import Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import SingleFlight
-from ..errors import AccessDenied
+from ..errors import AccessDenied, WouldBlock
 from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import info as info_doc
 from .lanes import Lane
@@ -74,19 +79,24 @@ class ImageService:
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
         self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
 
-    def locate(self, identifier: str) -> tuple[Located, Layout]:
-        source = self.source.locate(identifier)
+    def locate(self, identifier: str, fast: bool = False) -> tuple[Located, Layout]:
+        source = self.source.known(identifier) if fast else self.source.locate(identifier)
+        if source is None:
+            raise WouldBlock
         decision = self.policy.decide(identifier)
         if isinstance(decision, Denied):
             raise AccessDenied(decision.reason, "identifier")
-        return source, self.renderer.layout(source)
+        layout = self.renderer.known_layout(source) if fast else self.renderer.layout(source)
+        if layout is None:
+            raise WouldBlock
+        return source, layout
 
-    def info(self, version: ApiVersion, identifier: str, base_url: str) -> tuple[Located, bytes]:
+    def info(self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False) -> tuple[Located, bytes]:
         """The info.json document as bytes, cached: it depends on the file, the base URL and settings."""
-        source, layout = self.locate(identifier)
+        source, layout = self.locate(identifier, fast)
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
         key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}")
-        body = self.cache.get(key)
+        body = self._peek(key) if fast else self.cache.get(key)
         if body is None:
             document = info_doc.build_info(
                 version,
@@ -100,8 +110,8 @@ class ImageService:
             self.cache.put(key, body)
         return source, body
 
-    def prepare(self, request: ImageRequest) -> Prepared:
-        source, layout = self.locate(request.identifier)
+    def prepare(self, request: ImageRequest, fast: bool = False) -> Prepared:
+        source, layout = self.locate(request.identifier, fast)
         resolved = resolve(request, layout.width, layout.height, self.limits)
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
@@ -118,22 +128,30 @@ class ImageService:
         """Whether rendering ``prepared`` needs a slot in the lane (it may still be answered from a cache)."""
         return self.lane is not None and prepared.cost > self.heavy_pixels
 
-    def render(self, prepared: Prepared) -> bytes:
+    def render(self, prepared: Prepared, fast: bool = False) -> bytes:
         """A stored tile as is, else cached bytes, else rendered once however many ask at once.
 
         Pass-through costs microseconds: cheaper than a cache lookup, so it is not cached. Only
         the single flight's leader of a heavy render takes a lane slot, after every cache missed:
         its waiters, like cache hits, hold none.
         """
-        stored = self.renderer.passthrough(prepared.source, prepared.plan)
+        stored = self.renderer.passthrough(prepared.source, prepared.plan, opened_only=fast)
         if stored is not None:
             note_tier(PASS_THROUGH)
             return stored
         key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
-        body = self.cache.get(key)  # notes the tier that answered
+        body = self._peek(key) if fast else self.cache.get(key)  # notes the tier that answered
         if body is None:
             note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
             body = self.flight.run(key, self._producer(prepared))
+        return body
+
+    def _peek(self, key: str) -> bytes:
+        """The memory tier's copy, else ``WouldBlock``: the other tiers and rendering need a thread."""
+        peek = getattr(self.cache, "peek", None)  # TieredCache; a NullCache holds nothing to peek at
+        body = peek(key) if peek is not None else None
+        if body is None:
+            raise WouldBlock
         return body
 
     def _producer(self, prepared: Prepared) -> Callable[[], bytes]:

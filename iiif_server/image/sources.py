@@ -49,6 +49,16 @@ class FileSource:
         self._paths.put(identifier, path)
         return _located(identifier, path, os.stat(path))
 
+    def known(self, identifier: str) -> Located | None:
+        """``locate`` for an identifier resolved before: one ``stat``, no search; else None."""
+        cached = self._paths.get(identifier)
+        if cached is None:
+            return None
+        try:
+            return _located(identifier, cached, os.stat(cached))
+        except OSError:
+            return None  # moved or gone: ``locate`` finds out and says so
+
     def _resolve(self, identifier: str) -> str:
         parts = identifier.split("/")
         for part in parts:

@@ -1,0 +1,242 @@
+"""The ASGI edge: the WSGI site under uvicorn's worker, cheap answers on the event loop.
+
+``[server] worker = "asgi"`` runs gunicorn with uvicorn's worker class (httptools parses
+HTTP, uvloop drives the sockets: C where gthread runs pure Python). The site stays the one
+WSGI stack ``create_app`` builds (metrics, access log, forwarded headers, image endpoint,
+Flask), so every answer, header and error is the same in both modes. This module only
+converts an ASGI request into a WSGI environ and decides where the stack runs:
+
+- **inline**, on the event loop, without a thread handoff: a GET/HEAD/OPTIONS without a
+  body under ``/iiif/`` (or ``/health/live``), marked ``INLINE``. The image endpoint then
+  answers only from memory (known layout, open pass-through reader, memory tier, 304) and
+  raises ``WouldBlock`` for anything else, before it has answered or been counted;
+- **on a thread** of a pool of ``[server] threads`` (so the lanes' rule about free threads
+  holds as under gthread): everything else, and inline attempts that raised ``WouldBlock``:
+  renders, Redis and disk-cache lookups, first opens of a file, Flask pages, request bodies.
+
+The loop never waits on Redis, the disk cache or libvips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from a2wsgi.wsgi import Body
+from uvicorn_worker import UvicornWorker
+
+from .errors import INLINE, WouldBlock
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Response = tuple[int, list[tuple[bytes, bytes]], list[bytes]]
+
+_INLINE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def environ_of(scope: Scope) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of an ASGI HTTP scope, as gunicorn would build it.
+
+    Paths are latin-1 code points of their UTF-8 bytes; ``SCRIPT_NAME`` is ``root_path``;
+    ``RAW_URI`` keeps the request target for the access log. Like gunicorn, header names
+    with ``_`` are dropped: ``X_Forwarded_For`` must not pose as ``X-Forwarded-For``.
+    ``wsgi.input`` is set by the caller.
+    """
+    script_name = scope.get("root_path", "").encode("utf-8").decode("latin-1")
+    path = scope["path"].encode("utf-8").decode("latin-1")
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name) :]
+    query = scope.get("query_string", b"").decode("latin-1")
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+    server = scope.get("server") or ("localhost", 80)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "RAW_URI": raw.decode("latin-1") + (f"?{query}" if query else ""),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1] or 0),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,  # uvicorn de-chunks bodies: read to the end, not by length
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1")
+        if "_" in name:
+            continue
+        key = {"content-length": "CONTENT_LENGTH", "content-type": "CONTENT_TYPE"}.get(name)
+        key = key or "HTTP_" + name.upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def inline_candidate(environ: dict[str, Any]) -> bool:
+    """Worth trying on the loop: an image-endpoint (or liveness) request with no body."""
+    path = environ["PATH_INFO"]
+    return (
+        environ["REQUEST_METHOD"] in _INLINE_METHODS
+        and (path.startswith(("/iiif/3/", "/iiif/2/")) or path == "/health/live")
+        and environ.get("CONTENT_LENGTH", "0") in ("", "0")
+        and "HTTP_TRANSFER_ENCODING" not in environ
+    )
+
+
+class ASGIEdge:
+    """ASGI application around a WSGI one; see the module's docstring."""
+
+    def __init__(self, app: WSGIApp, threads: int) -> None:
+        self.app = app
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="iiif")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":  # websockets: nothing here speaks them
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        environ = environ_of(scope)
+        if inline_candidate(environ):
+            try:
+                response = self._inline(environ)
+            except WouldBlock:
+                environ = environ_of(scope)  # the inner layers may have rewritten the first one
+            else:
+                await _send(send, response)
+                return
+        await self._pooled(environ, receive, send)
+
+    def _inline(self, environ: dict[str, Any]) -> Response:
+        environ[INLINE] = True
+        environ["wsgi.input"] = _NO_BODY
+        started: list[Any] = []
+        body = self.app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+        try:
+            chunks = list(body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return _status(started[-1][0]), _headers(started[-1][1]), chunks
+
+    async def _pooled(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        environ["wsgi.input"] = Body(loop, receive)
+
+        def send_from_thread(message: Message) -> None:
+            asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
+        response = await loop.run_in_executor(self.pool, self._run, environ, send_from_thread)
+        if response is not None:
+            await _send(send, response)
+
+    def _run(self, environ: dict[str, Any], send: Callable[[Message], None]) -> Response | None:
+        """The WSGI call on a pool thread. A list body (the usual case) goes back to the loop
+        whole; any other iterable is streamed from here, chunk by chunk, as it is produced."""
+        started: list[Any] = []
+        body = self.app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+        try:
+            if isinstance(body, list):
+                return _status(started[-1][0]), _headers(started[-1][1]), body
+            head_sent = False
+            for chunk in body:
+                if not chunk:
+                    continue
+                if not head_sent:
+                    send(
+                        {
+                            "type": "http.response.start",
+                            "status": _status(started[-1][0]),
+                            "headers": _headers(started[-1][1]),
+                        }
+                    )
+                    head_sent = True
+                send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not head_sent:
+                send(
+                    {
+                        "type": "http.response.start",
+                        "status": _status(started[-1][0]),
+                        "headers": _headers(started[-1][1]),
+                    }
+                )
+            send({"type": "http.response.body", "body": b"", "more_body": False})
+            return None
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.pool.shutdown(wait=True, cancel_futures=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _NoBody:
+    """``wsgi.input`` of an inline request, which has no body by construction."""
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+_NO_BODY = _NoBody()
+
+
+def _status(line: str) -> int:
+    return int(line[:3])
+
+
+def _headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def _send(send: Send, response: Response) -> None:
+    status, headers, chunks = response
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": False})
+
+
+class Worker(UvicornWorker):  # type: ignore[misc]
+    """gunicorn's worker class for ``[server] worker = "asgi"``: uvicorn (httptools, uvloop).
+
+    uvicorn's own proxy-header handling is off (``iiif_server.forwarded`` alone decides whom to
+    believe), as are its access log (``observe`` writes ours) and its ``Server`` header.
+    """
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "auto",  # uvloop when installed (it is a dependency)
+        "http": "auto",  # httptools likewise
+        "proxy_headers": False,
+        "access_log": False,
+        "server_header": False,
+    }
