@@ -20,6 +20,7 @@ The loop never waits on Redis, the disk cache or libvips.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -226,12 +227,24 @@ async def _send(send: Send, response: Response) -> None:
     await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": False})
 
 
+def _exit_normally(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
 class Worker(UvicornWorker):  # type: ignore[misc]
     """gunicorn's worker class for ``[server] worker = "asgi"``: uvicorn (httptools, uvloop).
 
     uvicorn's own proxy-header handling is off (``iiif_server.forwarded`` alone decides whom to
     believe), as are its access log (``observe`` writes ours) and its ``Server`` header.
     """
+
+    def init_signals(self) -> None:
+        """uvicorn re-raises the signal that stopped it once it has shut down; with the default
+        action the process would die there, before its exit handlers (the access log's last
+        batch). Exit normally instead."""
+        super().init_signals()
+        for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(stop, _exit_normally)
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "auto",  # uvloop when installed (it is a dependency)

@@ -95,6 +95,9 @@ def running_server(
                 process.stderr.close()
 
 
+WORKER_ENV = "IIIF_SERVER_SERVER_WORKER"
+
+
 def isolated_env(folder: Path) -> dict[str, str]:
     """Settings keeping a server inside ``folder``: images, no export, change log and cache all there."""
     (folder / "images").mkdir(exist_ok=True)
@@ -109,14 +112,18 @@ def isolated_env(folder: Path) -> dict[str, str]:
     }
 
 
-def run_check(versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print) -> int:
-    """Validate each version; returns the number of failed tests."""
+def run_check(
+    versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print, worker: str = "gthread"
+) -> int:
+    """Validate each version against a server with that ``[server] worker``; returns the number of failed tests."""
     from .conformance import run_validator
 
     failed = 0
     with (
         tempfile.TemporaryDirectory(prefix="iiif-check-") as folder,
-        running_server(["serve", "--workers", "2"], free_port(), env=isolated_env(Path(folder))) as base,
+        running_server(
+            ["serve", "--workers", "2"], free_port(), env={**isolated_env(Path(folder)), WORKER_ENV: worker}
+        ) as base,
     ):
         for version in versions:
             prefix = f"iiif/{version.split('.')[0]}"

@@ -99,11 +99,12 @@ def demo(config: str | None, host: str | None, port: int | None, workers: int | 
 @main.command()
 @click.option("--versions", default="3.0,2.0", show_default=True, help="Image API versions to validate.")
 @click.option("--level", default=2, show_default=True, type=int)
-def check(versions: str, level: int) -> None:
+@click.option("--worker", type=click.Choice(["gthread", "asgi"]), default="gthread", show_default=True)
+def check(versions: str, level: int, worker: str) -> None:
     """Run the official IIIF Image API validator against a temporary server."""
     from .check import run_check
 
-    failed = run_check(tuple(v.strip() for v in versions.split(",")), level, echo=click.echo)
+    failed = run_check(tuple(v.strip() for v in versions.split(",")), level, echo=click.echo, worker=worker)
     sys.exit(1 if failed else 0)
 
 

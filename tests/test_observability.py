@@ -11,6 +11,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,14 @@ TILE = "/iiif/3/big.tif/0,0,256,256/256,/0/default.jpg"  # one stored JPEG tile:
 RENDERED = "/iiif/3/big.tif/full/100,/0/default.png"
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
+    """Status, headers (names case-insensitive: uvicorn sends them lower-case) and body."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -51,14 +53,18 @@ def _count(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_metrics_are_summed_across_workers_and_every_request_is_logged(image_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", ["gthread", "asgi"])
+def test_metrics_are_summed_across_workers_and_every_request_is_logged(
+    image_root: Path, tmp_path: Path, worker: str
+) -> None:
     """Two workers, one of them stopped half-way (gunicorn starts another): the scrape must count
-    the requests of every worker, alive or gone; the private metrics folder lives as long as the server."""
+    the requests of every worker, alive or gone; the private metrics folder lives as long as the server.
+    asgi: the repeated info.json and tiles are answered on the event loop, counted and logged the same."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     log = tmp_path / "server.log"
     args = ["serve", "--images", str(image_root), "--workers", "2"]
-    with running_server(args, free_port(), {"TMPDIR": str(temp)}, log=log) as base:
+    with running_server(args, free_port(), {"TMPDIR": str(temp), "IIIF_SERVER_SERVER_WORKER": worker}, log=log) as base:
         for _ in range(4):
             assert _get(base + "/iiif/3/big.tif/info.json")[0] == 200
         folders = list(temp.glob("iiif-server-metrics-*"))

@@ -80,9 +80,11 @@ def test_priming_the_manifests_leaves_the_master_free_of_libvips(demo_root: Path
     assert "pyvips loaded: False" in result.stdout
 
 
-def test_a_runaway_render_gets_503_and_the_worker_serves_on(image_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", ["gthread", "asgi"])
+def test_a_runaway_render_gets_503_and_the_worker_serves_on(image_root: Path, tmp_path: Path, worker: str) -> None:
     """A real gunicorn worker with one thread: a render past [server] render_timeout is stopped by libvips."""
     env = {
+        "IIIF_SERVER_SERVER_WORKER": worker,
         "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "0.2",
         "IIIF_SERVER_SERVER_THREADS": "1",  # a stuck render would leave nobody to answer the next request
         "IIIF_SERVER_LANES_HEAVY_PIXELS": "0",  # one thread: no room for a lane
