@@ -140,10 +140,13 @@ class ASGIEdge:
 
     async def _pooled(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
-        environ["wsgi.input"] = Body(loop, receive)
+        environ["wsgi.input"] = Body(loop, receive)  # type: ignore[arg-type]  # a2wsgi's narrower message types
+
+        async def sending(message: Message) -> None:
+            await send(message)
 
         def send_from_thread(message: Message) -> None:
-            asyncio.run_coroutine_threadsafe(send(message), loop).result()
+            asyncio.run_coroutine_threadsafe(sending(message), loop).result()
 
         response = await loop.run_in_executor(self.pool, self._run, environ, send_from_thread)
         if response is not None:
