@@ -503,13 +503,18 @@ def our_env() -> tuple[dict[str, str], list[str]]:
 
 
 @contextlib.contextmanager
-def our_server(workdir: Path, binary: Path, workers: int | None) -> Iterator[tuple[Server, subprocess.Popen]]:
-    """Run ``iiif-server serve`` with its default workers/threads (unless --our-workers) until the block ends."""
+def our_server(
+    workdir: Path, binary: Path, workers: int | None, worker: str | None = None
+) -> Iterator[tuple[Server, subprocess.Popen]]:
+    """Run ``iiif-server serve`` with its default workers/threads (unless --our-workers) until the block ends;
+    ``worker``: its ``[server] worker`` (gthread or asgi; default: its own default)."""
     port = free_port()
     cmd = [str(binary), "serve", "--images", str(IMAGES), "--port", str(port), "--host", HOST]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     env, dropped = our_env()
+    if worker:
+        env["IIIF_SERVER_SERVER_WORKER"] = worker
     if dropped:
         print(f"note: not passing {', '.join(dropped)} to our server (benchmarking defaults)")
     server = Server("ours", f"http://{HOST}:{port}", "/iiif/3/")
@@ -957,6 +962,7 @@ def header(
     fcgi = [name for name in children(iipsrv_proc.pid) if name.startswith("iipsrv")]
     images = ", ".join(f"{p.name} {(IMAGES / p.name).stat().st_size / 1e6:.0f} MB" for p in PICTURES)
     ours_workers = "default" if args.our_workers is None else f"--workers {args.our_workers}"
+    ours_workers += f", worker {args.worker or 'default'}"
     return "\n".join(
         [
             f"# iiif_server vs {peer.label} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -1000,6 +1006,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", help=f"comma-separated scenarios to run, from: {', '.join(names)}")
     parser.add_argument("--our-workers", type=int, help="pass --workers N to our server (default: its own default)")
     parser.add_argument(
+        "--worker", choices=("gthread", "asgi"), help="our server's [server] worker (default: its own default)"
+    )
+    parser.add_argument(
         "--iipsrv",
         default=os.environ.get("IIPSRV"),
         help="iipsrv.fcgi to compare with (default: $IIPSRV), as bench/build-iipsrv.sh prints it; "
@@ -1037,7 +1046,7 @@ def benchmark(args: argparse.Namespace, peer_bin: Peer, ours_bin: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="iiif-bench-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         peer, peer_proc = stack.enter_context(iipsrv_server(workdir, peer_bin.binary))
-        ours, ours_proc = stack.enter_context(our_server(workdir, ours_bin, args.our_workers))
+        ours, ours_proc = stack.enter_context(our_server(workdir, ours_bin, args.our_workers, args.worker))
         print(f"iipsrv at {peer.base}{peer.prefix}, ours at {ours.base}{ours.prefix}; checking answers ...")
         problems = preflight(peer, scenarios) + preflight(ours, scenarios)
         if problems:
