@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 from typing import TypeVar
 
 from ..errors import InvalidRequest
@@ -66,8 +67,13 @@ class BaseUriRequest:
     identifier: str
 
 
+@lru_cache(maxsize=16384)
 def parse_path(version: ApiVersion, rest: str) -> ImageRequest | InfoRequest | BaseUriRequest:
-    """Classify and parse the decoded path after ``/iiif/{version}/``."""
+    """Classify and parse the decoded path after ``/iiif/{version}/``.
+
+    Pure, and its results immutable: memoised, since viewers ask for the same tiles again and
+    again (errors are not memoised; they are raised anew).
+    """
     if rest.endswith("/info.json"):
         return InfoRequest(version, check_identifier(rest[: -len("/info.json")]))
     if rest.endswith("/"):  # "{id}/": no image request ends so; the base URI, as a client meant it

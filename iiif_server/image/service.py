@@ -24,6 +24,7 @@ from ..access import Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import SingleFlight
 from ..errors import AccessDenied, WouldBlock
+from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import info as info_doc
 from .lanes import Lane
@@ -43,6 +44,9 @@ class Prepared:
     canonical: str  # region/size/rotation/quality.format
     etag: str
     cost: int  # pixels decoded + produced if rendered (plan.pixel_cost)
+
+
+PREPARED_CACHE_SIZE = 16384  # entries of a few hundred bytes: the hot tiles of a busy worker
 
 
 def service_path(version: ApiVersion, identifier: str) -> str:
@@ -78,6 +82,9 @@ class ImageService:
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
         self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
+        # What ``prepare`` computed, by request and source file: a hot tile's geometry, canonical
+        # form and ETag are pure functions of both, and cost more than its pass-through bytes.
+        self._prepared: LRU[tuple[ImageRequest, Located], Prepared] = LRU(PREPARED_CACHE_SIZE)
 
     def locate(self, identifier: str, fast: bool = False) -> tuple[Located, Layout]:
         source = self.source.known(identifier) if fast else self.source.locate(identifier)
@@ -112,6 +119,14 @@ class ImageService:
 
     def prepare(self, request: ImageRequest, fast: bool = False) -> Prepared:
         source, layout = self.locate(request.identifier, fast)
+        known = self._prepared.get((request, source))  # the source's fingerprint is in the key
+        if known is not None:
+            return known
+        prepared = self._prepare(request, source, layout)
+        self._prepared.put((request, source), prepared)
+        return prepared
+
+    def _prepare(self, request: ImageRequest, source: Located, layout: Layout) -> Prepared:
         resolved = resolve(request, layout.width, layout.height, self.limits)
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size

@@ -102,7 +102,8 @@ def test_disk_is_safe_with_many_processes(tmp_path: Path) -> None:
 def test_redis_entries_expire(redis_url: str, prefix: str) -> None:
     cache = RedisCache(redis_url, ttl=120, prefix=prefix)
     cache.put("g:k", b"v")
-    ttl = redis.Redis.from_url(redis_url).ttl(prefix + "g:k")
+    with redis.Redis.from_url(redis_url) as client:
+        ttl = client.ttl(prefix + "g:k")
     assert 100 < ttl <= 120
 
 

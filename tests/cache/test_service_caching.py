@@ -153,4 +153,5 @@ def test_redis_outage_mid_load_serves_uncached_and_recovers(
         private_redis.start()
         time.sleep(2.5)  # the outage back-off
         client.get(urls[0])
-        assert redis.Redis.from_url(private_redis.url).dbsize() > 0  # caching again
+        with redis.Redis.from_url(private_redis.url) as check:
+            assert check.dbsize() > 0  # caching again
