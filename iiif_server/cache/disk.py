@@ -108,13 +108,19 @@ class DiskCache:
         threading.Thread(target=self._evict_guarded, name="disk-cache-evict", daemon=True).start()
 
     def _evict_guarded(self) -> None:
-        try:
-            self.evict()
-        except Exception:  # eviction is housekeeping: never let it take a worker down
-            log.exception("disk cache eviction failed")
-        finally:
+        """Evict until no more than a tenth of the budget was written meanwhile: writes that arrive
+        while a pass runs trigger none of their own, so without another pass the cache could stay
+        over budget until the next write, however long that takes."""
+        while True:
+            try:
+                self.evict()
+            except Exception:  # eviction is housekeeping: never let it take a worker down
+                log.exception("disk cache eviction failed")
             with self._lock:
-                self._evicting = False
+                if self._written < self.max_bytes // 10:
+                    self._evicting = False
+                    return
+                self._written = 0
 
     def evict(self) -> int:
         """Delete least recently used files until the cache is within 90 % of its budget."""

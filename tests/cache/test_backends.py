@@ -99,6 +99,28 @@ def test_disk_is_safe_with_many_processes(tmp_path: Path) -> None:
     assert torn == [0, 0, 0, 0]
 
 
+def test_writes_during_an_eviction_pass_get_a_pass_of_their_own(tmp_path: Path) -> None:
+    """Writes that land while a (slow) pass runs start none themselves: the pass must look again."""
+    cache = DiskCache(tmp_path, 200 * KB)
+    evict, passes = cache.evict, []
+
+    def slow_evict() -> int:
+        passes.append(1)
+        if len(passes) == 1:
+            time.sleep(0.5)  # the first pass runs while the rest are written
+        return evict()
+
+    cache.evict = slow_evict  # type: ignore[method-assign]
+    for i in range(11):  # the first write (a tenth of the budget) starts the first pass
+        cache.put(cache_key("img", f"d:{i}"), bytes(20 * KB))
+    for i in range(11, 40):  # all during the first pass, which saw none of them
+        cache.put(cache_key("img", f"d:{i}"), bytes(20 * KB))
+    deadline = time.time() + 10
+    while time.time() < deadline and (_usage(tmp_path) > 200 * KB or cache._evicting):
+        time.sleep(0.05)
+    assert len(passes) >= 2 and _usage(tmp_path) <= 200 * KB
+
+
 def test_redis_entries_expire(redis_url: str, prefix: str) -> None:
     cache = RedisCache(redis_url, ttl=120, prefix=prefix)
     cache.put("g:k", b"v")
