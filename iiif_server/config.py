@@ -56,7 +56,7 @@ class ServerSettings(_Section):
     workers: int = Field(0, ge=0)  # 0: two per CPU core
     max_requests: int = Field(500_000, ge=0)
     threads: int = Field(4, ge=1)
-    worker: Literal["gthread", "asgi"] = "gthread"  # asgi: uvicorn's worker, cheap answers on its event loop
+    worker: Literal["gthread", "asgi"] = "asgi"  # asgi: uvicorn's worker, cheap answers on its event loop
     timeout: int = Field(60, ge=1)
     render_timeout: float = Field(30.0, gt=0)  # seconds; then 503 + Retry-After, the thread is free again
     public_base_url: str = ""

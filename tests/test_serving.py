@@ -24,7 +24,7 @@ from tests.conftest import DEMO_EXPORT, block_colour, decode, pixel
 def test_defaults_are_sized_to_the_machine() -> None:
     options = gunicorn_options(Settings())
     assert options["workers"] == default_workers() == 2 * (os.cpu_count() or 1)
-    assert options["worker_class"] == "gthread" and options["threads"] == 4
+    assert options["worker_class"] == "iiif_server.asgi.Worker" and options["threads"] == 4  # uvicorn under gunicorn
     assert options["bind"] == "127.0.0.1:8182"
     assert options["max_requests"] == 500_000 and options["max_requests_jitter"] == 50_000
 
