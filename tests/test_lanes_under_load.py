@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 from collections import Counter
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,11 @@ def _big_tiff(path: Path) -> None:
     image.tiffsave(str(path), tile=True, pyramid=True, compression="jpeg", Q=85, tile_width=256, tile_height=256)
 
 
-def _get(connection: http.client.HTTPConnection, path: str) -> tuple[int, dict[str, str], bytes]:
+def _get(connection: http.client.HTTPConnection, path: str) -> tuple[int, Message, bytes]:
+    """Status, headers (looked up case-insensitively, as HTTP names are) and body."""
     connection.request("GET", path)
     response = connection.getresponse()
-    return response.status, dict(response.getheaders()), response.read()
+    return response.status, response.headers, response.read()
 
 
 def _percentile(values: list[float], share: float) -> float:
