@@ -161,27 +161,20 @@ class ASGIEdge:
             if isinstance(body, list):
                 return _status(started[-1][0]), _headers(started[-1][1]), body
             head_sent = False
+
+            def send_head() -> None:  # once the first chunk exists: start_response may come late
+                status, headers = started[-1]
+                send({"type": "http.response.start", "status": _status(status), "headers": _headers(headers)})
+
             for chunk in body:
                 if not chunk:
                     continue
                 if not head_sent:
-                    send(
-                        {
-                            "type": "http.response.start",
-                            "status": _status(started[-1][0]),
-                            "headers": _headers(started[-1][1]),
-                        }
-                    )
+                    send_head()
                     head_sent = True
                 send({"type": "http.response.body", "body": chunk, "more_body": True})
             if not head_sent:
-                send(
-                    {
-                        "type": "http.response.start",
-                        "status": _status(started[-1][0]),
-                        "headers": _headers(started[-1][1]),
-                    }
-                )
+                send_head()
             send({"type": "http.response.body", "body": b"", "more_body": False})
             return None
         finally:
