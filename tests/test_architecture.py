@@ -74,3 +74,51 @@ def test_modules_never_import_what_the_architecture_forbids(
         if name in forbidden
     ]
     assert broken == [], f"{module} must never import {', '.join(forbidden)}"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Our modules and the modules of ours each imports (lazy imports included; ``from . import x``
+    counts as importing ``x`` when ``x`` is a module, else its package)."""
+    modules: dict[str, Path] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.with_suffix("").relative_to(ROOT).parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                submodules = {f"{target}.{alias.name}" for alias in node.names} & modules.keys()
+                graph[name] |= submodules or ({target} & modules.keys())
+            elif isinstance(node, ast.Import):
+                graph[name] |= {alias.name for alias in node.names} & modules.keys()
+        graph[name].discard(name)
+    return graph
+
+
+def test_no_import_cycles_among_our_modules() -> None:
+    """A cycle (even through a lazy import) means two modules that should be one, or a third
+    missing; e.g. the ingest queue and the CLI report once imported each other."""
+    graph = import_graph()
+    assert {"iiif_server.ingest.queue", "iiif_server.ingest.notify"} <= graph.keys()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []

@@ -25,6 +25,7 @@ from rq.job import JobStatus
 from ..config import Settings, load_settings
 from ..errors import ConfigError
 from .batch import FAILED, REPLACED, Job, process
+from .notify import notify, options_of
 
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 _settings: Settings | None = None  # the worker's, inherited by each job's work-horse process
@@ -74,8 +75,6 @@ def enqueue(settings: Settings, jobs: list[Job], replace: bool) -> tuple[int, in
 def ingest_job(source: str, identifier: str, size: int, replace: bool) -> dict[str, Any]:
     """What a worker runs for one file: the outcome as a dict (kept as the job's result)."""
     settings = _settings or load_settings()
-    from .report import notify, options_of
-
     outcome = process(Job(source, identifier, size), str(settings.images.root), options_of(settings), replace)
     if outcome.status == REPLACED:
         notify(settings, [identifier])

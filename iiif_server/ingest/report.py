@@ -1,15 +1,11 @@
-"""``iiif-server ingest`` and ``verify`` for people and scripts: progress, summary table, JSON, notifications.
+"""``iiif-server ingest`` and ``verify`` for people and scripts: progress, summary table, JSON.
 
-After a batch, replaced masters are purged from the derivative cache (their keys already change
-with the file's fingerprint; the purge frees the space at once) and every published manifest that
-shows a replaced master gets an ``Update`` in the Change Discovery stream, so harvesters fetch it
-again even when its JSON did not change.
+After a batch, replaced masters are announced (``notify.notify``: cache purge, manifest Updates).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -17,15 +13,10 @@ from pathlib import Path
 
 import click
 
-from ..cache.build import build_caches
 from ..config import Settings
-from ..errors import ConfigError
-from ..presentation.build import manifest_path
 from .batch import FAILED, REPLACED, NotUnderRoot, Outcome, plan, run, under_root
-from .convert import MasterOptions
 from .fixity import FixityCatalogue, catalogue_path, sha256_of
-
-log = logging.getLogger(__name__)
+from .notify import notify, options_of
 
 
 class Refused(click.ClickException):
@@ -40,11 +31,6 @@ def folder_under_root(settings: Settings, path: str, what: str) -> str:
         return under_root(Path(settings.images.root), path)
     except NotUnderRoot as err:
         raise Refused(f"{what} {err}") from None
-
-
-def options_of(settings: Settings) -> MasterOptions:
-    ingest = settings.ingest
-    return MasterOptions(ingest.quality, ingest.compression, ingest.alpha_compression, ingest.tile_size)
 
 
 def run_ingest(
@@ -125,31 +111,6 @@ def show_queue(settings: Settings, as_json: bool, echo: Callable[[str], None]) -
         echo(f"failed   {failure['source']}: {failure['reason']}")
     for crash in found["crashed"]:
         echo(f"crashed  {crash['job']}: {crash['error']}")
-
-
-def notify(settings: Settings, identifiers: list[str]) -> list[str]:
-    """Purge replaced masters' derivatives; publish an Update for each manifest showing one."""
-    tiered = build_caches(settings.cache, memory=False).tiered
-    for identifier in identifiers:
-        tiered.purge(identifier)
-    if not settings.manifests.source.is_file():
-        return []
-    from ..presentation.report import catalogue_for  # the manifest layer only when there are manifests
-
-    catalogue = catalogue_for(settings, memory_cache=False)
-    try:
-        snapshot = catalogue.build()
-    except ConfigError as err:
-        log.error("manifests not rebuilt after ingest: %s", err)
-        return []
-    wanted = set(identifiers)
-    touched = []
-    for record in snapshot.published:
-        if wanted.intersection(record.images) and catalogue.changes is not None:
-            path = manifest_path(record.inventory_number)
-            if catalogue.changes.touch(path, "Manifest") is not None:
-                touched.append(path)
-    return touched
 
 
 def _table(outcomes: list[Outcome], counts: Counter[str], touched: list[str], echo: Callable[[str], None]) -> None:
