@@ -7,7 +7,7 @@ Flask), so every answer, header and error is the same in both modes. This module
 converts an ASGI request into a WSGI environ and decides where the stack runs:
 
 - **inline**, on the event loop, without a thread handoff: a GET/HEAD/OPTIONS without a
-  body under ``/iiif/`` (or ``/health/live``), marked ``INLINE``. The image endpoint then
+  body under ``/iiif/3/`` or ``/iiif/2/`` (or ``/health/live``), marked ``INLINE``. The image endpoint then
   answers only from memory (known layout, open pass-through reader, memory tier, 304) and
   raises ``WouldBlock`` for anything else, before it has answered or been counted;
 - **on a thread** of a pool of ``[server] threads`` (so the lanes' rule about free threads
@@ -89,7 +89,11 @@ def environ_of(scope: Scope) -> dict[str, Any]:
 
 
 def inline_candidate(environ: dict[str, Any]) -> bool:
-    """Worth trying on the loop: an image-endpoint (or liveness) request with no body."""
+    """Worth trying on the loop: an image-endpoint (or liveness) request with no body.
+
+    Manifests, pages, readiness and metrics never are: they would only raise ``WouldBlock``
+    after a wasted attempt (the image endpoint refuses inline work it cannot do, as a guard).
+    """
     path = environ["PATH_INFO"]
     return (
         environ["REQUEST_METHOD"] in _INLINE_METHODS

@@ -113,16 +113,19 @@ def isolated_env(folder: Path) -> dict[str, str]:
 
 
 def run_check(
-    versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print, worker: str = "gthread"
+    versions: tuple[str, ...], level: int, echo: Callable[[str], None] = print, worker: str | None = None
 ) -> int:
-    """Validate each version against a server with that ``[server] worker``; returns the number of failed tests."""
+    """Validate each version against a server with that ``[server] worker`` (None: the default one);
+    returns the number of failed tests."""
     from .conformance import run_validator
 
     failed = 0
     with (
         tempfile.TemporaryDirectory(prefix="iiif-check-") as folder,
         running_server(
-            ["serve", "--workers", "2"], free_port(), env={**isolated_env(Path(folder)), WORKER_ENV: worker}
+            ["serve", "--workers", "2"],
+            free_port(),
+            env={**isolated_env(Path(folder)), **({WORKER_ENV: worker} if worker else {})},
         ) as base,
     ):
         for version in versions:

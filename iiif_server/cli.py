@@ -99,8 +99,8 @@ def demo(config: str | None, host: str | None, port: int | None, workers: int | 
 @main.command()
 @click.option("--versions", default="3.0,2.0", show_default=True, help="Image API versions to validate.")
 @click.option("--level", default=2, show_default=True, type=int)
-@click.option("--worker", type=click.Choice(["gthread", "asgi"]), default="gthread", show_default=True)
-def check(versions: str, level: int, worker: str) -> None:
+@click.option("--worker", type=click.Choice(["gthread", "asgi"]), help="[server] worker to run (default: asgi).")
+def check(versions: str, level: int, worker: str | None) -> None:
     """Run the official IIIF Image API validator against a temporary server."""
     from .check import run_check
 
