@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .admin import blueprint as admin_blueprint
-from .cache.build import Caches, build_caches
+from .cache.build import MB, Caches, build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
@@ -25,6 +25,7 @@ from .image.sources import FileSource
 from .observe import Observed
 from .presentation.catalogue import Catalogue, change_log
 from .presentation.routes import blueprint as presentation_blueprint
+from .replay import Replay
 from .web import blueprint as web_blueprint
 from .web.viewer import blueprint as viewer_blueprint
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ForwardedHeaders(app.wsgi_app, server.trusted_proxies, server.proxy_hops)  # type: ignore[method-assign]
     # Outermost: /metrics is allowed by the connecting address, before forwarded headers rewrite it.
     metrics = settings.metrics
-    app.wsgi_app = Observed(  # type: ignore[method-assign]
+    observed = app.wsgi_app = Observed(  # type: ignore[method-assign]
         app.wsgi_app,
         _readiness(settings, caches, app.extensions["iiif_catalogue"]),
         metrics_enabled=metrics.enabled,
@@ -92,6 +93,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         metrics_dir=Path(metrics.directory) if metrics.directory else None,
         access_log=server.access_log,
     )
+    app.extensions["iiif_observed"] = observed
+    if settings.cache.replay_mb:
+        app.extensions["iiif_replay"] = Replay(
+            settings.cache.replay_mb * MB,
+            app.extensions["iiif_server"].policy,
+            caches.tiered.memory_generation,
+            trusted_proxies=bool(server.trusted_proxies and server.proxy_hops),
+        )
     return app
 
 

@@ -83,3 +83,8 @@ class WouldBlock(Exception):
 
 #: WSGI environ key: answer from memory and page-cached files only, else raise ``WouldBlock``.
 INLINE = "iiif.inline"
+#: WSGI environ key set by the image endpoint: the source file of a 200 it answered from memory,
+#: which the ASGI edge may replay (replay.py).
+REPLAYABLE = "iiif.replayable"
+#: WSGI environ key set by ``Observed``: the tier that answered, for the replay's log lines.
+TIER = "iiif.tier"

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import accesslog, metrics
-from .errors import WouldBlock
+from .errors import TIER, WouldBlock
 from .forwarded import Network, trusted
 from .health import Readiness
 
@@ -157,7 +157,37 @@ class Observed:
         arrived: float,
         tier: str | None,
     ) -> None:
+        environ[TIER] = tier  # for the edge's replay of this answer (replay.py)
         duration = time.perf_counter() - started
+        sent = sent if environ.get("REQUEST_METHOD") != "HEAD" else 0
+        self.record(
+            path,
+            status,
+            sent,
+            duration,
+            tier,
+            lambda: accesslog.Entry(
+                client=environ.get("REMOTE_ADDR") or "-",
+                time=arrived,
+                method=environ.get("REQUEST_METHOD", "-"),
+                target=environ.get("RAW_URI") or _target(environ),
+                protocol=environ.get("SERVER_PROTOCOL", "-"),
+                status=status,
+                bytes=sent,
+                duration=duration,
+                tier=tier,
+                referer=environ.get("HTTP_REFERER", ""),
+                user_agent=environ.get("HTTP_USER_AGENT", ""),
+            ),
+        )
+
+    def record(
+        self, path: str, status: int, sent: int, duration: float, tier: str | None, entry: Callable[[], accesslog.Entry]
+    ) -> None:
+        """Count one answered request and log it (``entry`` is built only when the log is on).
+
+        Also called by the ASGI edge for the answers it replays without running this stack.
+        """
         if self.metrics_enabled:
             kind = metrics.kind_of(path, tier)
             histogram = self._histograms.get((kind, status))
@@ -170,20 +200,7 @@ class Observed:
                     counter = self._images[tier] = metrics.IMAGE_RESPONSES.labels(tier)
                 counter.inc()
         if self.log is not None and self.format is not None:
-            entry = accesslog.Entry(
-                client=environ.get("REMOTE_ADDR") or "-",
-                time=arrived,
-                method=environ.get("REQUEST_METHOD", "-"),
-                target=environ.get("RAW_URI") or _target(environ),
-                protocol=environ.get("SERVER_PROTOCOL", "-"),
-                status=status,
-                bytes=sent if environ.get("REQUEST_METHOD") != "HEAD" else 0,
-                duration=duration,
-                tier=tier,
-                referer=environ.get("HTTP_REFERER", ""),
-                user_agent=environ.get("HTTP_USER_AGENT", ""),
-            )
-            self.log.write(self.format(entry))
+            self.log.write(self.format(entry()))
 
     # -- the endpoints answered here ---------------------------------------------------------
 

@@ -56,7 +56,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         if self.settings.server.worker == "asgi":
             from .asgi import ASGIEdge
 
-            return ASGIEdge(app, self.settings.server.threads)
+            return ASGIEdge(
+                app,
+                self.settings.server.threads,
+                replay=app.extensions.get("iiif_replay"),
+                record=app.extensions["iiif_observed"].record,
+            )
         return app
 
 

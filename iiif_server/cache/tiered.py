@@ -34,19 +34,42 @@ class TieredCache:
         self._epoch = shared.epoch() if shared is not None else "0"
         self._checked = time.monotonic()
         self._lock = threading.Lock()
+        self._generation = 0  # moves whenever the memory tier is purged
+        self._checking = False
+
+    def memory_generation(self) -> int | None:
+        """Which memory-tier contents answers kept elsewhere (``replay``) were made from.
+
+        None while the purge epoch is due for its check, as for ``peek``. That check needs the
+        shared tier, so it never runs here (the caller is the event loop): a thread is started
+        to make it, since traffic answered from replays alone would never reach a ``get``.
+        """
+        if self.memory is None or self.shared is None:
+            return self._generation
+        if time.monotonic() - self._checked < self.epoch_interval:
+            return self._generation
+        if not self._checking:
+            threading.Thread(target=self._check_epoch, name="purge-epoch", daemon=True).start()
+        return None
 
     def _check_epoch(self) -> None:
-        now = time.monotonic()
-        if self.shared is None or self.memory is None or now - self._checked < self.epoch_interval:
+        """Compare the shared tier's purge epoch, at most once per ``epoch_interval``, one check at
+        a time. The check counts as made only once a moved epoch has purged the memory tier."""
+        if self.shared is None or self.memory is None or time.monotonic() - self._checked < self.epoch_interval:
             return
         with self._lock:
-            if now - self._checked < self.epoch_interval:
+            if self._checking:
                 return
-            self._checked = now
-        epoch = self.shared.epoch()
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self.memory.purge()
+            self._checking = True
+        try:
+            epoch = self.shared.epoch()
+            if epoch != self._epoch:
+                self._epoch = epoch
+                self._generation += 1
+                self.memory.purge()
+            self._checked = time.monotonic()
+        finally:
+            self._checking = False
 
     def get(self, key: str) -> bytes | None:
         self._check_epoch()
@@ -97,4 +120,5 @@ class TieredCache:
             self.shared.bump_epoch()
         if self.memory is not None:
             count += self.memory.purge(identifier)
+        self._generation += 1
         return count

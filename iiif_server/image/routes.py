@@ -25,6 +25,7 @@ from werkzeug.http import http_date
 
 from ..errors import (
     INLINE,
+    REPLAYABLE,
     AccessDenied,
     IIIFError,
     ImageDecodeError,
@@ -39,6 +40,7 @@ from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, service_path
+from .sources import Located
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ class ImageEndpoint:
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
-        return self._respond(environ, lambda: body, media_type, headers, etag, source.mtime)
+        return self._respond(environ, lambda: body, media_type, headers, etag, source, fast)
 
     def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
         prepared = self.service.prepare(request, fast)
@@ -176,7 +178,8 @@ class ImageEndpoint:
             request.format.media_type,
             links,
             prepared.etag,
-            prepared.source.mtime,
+            prepared.source,
+            fast,
         )
 
     def _respond(
@@ -186,14 +189,20 @@ class ImageEndpoint:
         media_type: str,
         headers: Headers,
         etag: str,
-        mtime: float,
+        source: Located,
+        fast: bool,
     ) -> tuple[int, Headers, bytes]:
-        """304 if the client's copy is current, decided before ``body_of`` renders anything."""
-        validators = self._validators(etag, mtime)
-        if is_fresh(environ, etag, mtime):
+        """304 if the client's copy is current, decided before ``body_of`` renders anything.
+
+        A 200 answered on the event loop came from memory: the edge may replay it (replay.py).
+        """
+        validators = self._validators(etag, source.mtime)
+        if is_fresh(environ, etag, source.mtime):
             note_tier(NOT_MODIFIED)
             return 304, headers + validators, b""
         body = body_of()
+        if fast:
+            environ[REPLAYABLE] = source
         return (
             200,
             [
