@@ -117,8 +117,7 @@ class Observed:
         self.metrics_dir = metrics_dir
         self.format = {"combined": accesslog.combined, "json": accesslog.as_json}.get(access_log)
         self.log = LineWriter() if self.format is not None else None
-        self._histograms: dict[tuple[str, int], Any] = {}
-        self._images: dict[str, Any] = {}
+        self.tally = metrics.Tally()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.metrics_enabled and self.format is None:
@@ -190,15 +189,8 @@ class Observed:
         """
         if self.metrics_enabled:
             kind = metrics.kind_of(path, tier)
-            histogram = self._histograms.get((kind, status))
-            if histogram is None:
-                histogram = self._histograms[(kind, status)] = metrics.REQUESTS.labels(kind, str(status))
-            histogram.observe(duration)
-            if tier is not None and kind in ("tile", "render") and status in (200, 304):
-                counter = self._images.get(tier)
-                if counter is None:
-                    counter = self._images[tier] = metrics.IMAGE_RESPONSES.labels(tier)
-                counter.inc()
+            image = tier is not None and kind in ("tile", "render") and status in (200, 304)
+            self.tally.add(kind, status, duration, tier if image else None)
         if self.log is not None and self.format is not None:
             self.log.write(self.format(entry()))
 
@@ -223,6 +215,7 @@ class Observed:
         if proxied or not trusted(environ.get("REMOTE_ADDR"), self.allow):
             body = b"metrics are not served to this address ([metrics] allow)\n"
             return _answer(environ, start_response, 403, [("Content-Type", "text/plain; charset=utf-8")], body)
+        self.tally.flush()  # this worker's latest; the others' are at most a second late
         body, media_type = metrics.exposition(self.metrics_dir)
         return _answer(environ, start_response, 200, [("Content-Type", media_type)], body)
 

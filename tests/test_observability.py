@@ -80,6 +80,7 @@ def test_metrics_are_summed_across_workers_and_every_request_is_logged(
         assert _get(base + "/iiif/3/nope.tif/info.json")[0] == 404
         secret = {"Authorization": "Bearer hunter2", "Referer": "https://museum.example/p?session=abc123&x=1"}
         assert _get(base + "/iiif/3/big.tif/info.json?token=s3cret&size=2", secret)[0] == 200
+        time.sleep(1.5)  # the other workers add their counts at most a second late (metrics.Tally)
         status, headers, body = _get(base + "/metrics")
         workers = _worker_pids(folders[0])
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=")
@@ -254,3 +255,32 @@ def test_manifests_are_waited_for_only_when_there_is_an_export(tmp_path: Path) -
     assert readiness.run() == (False, b'{"status":"not ready","checks":{"manifests":"not built"}}\n')
     built["documents"] = 3
     assert readiness.run()[0]
+
+
+def test_a_tally_adds_what_observe_would_have() -> None:
+    """Tally writes into prometheus_client's histogram internals: the exposition must be the same
+    as for plain ``observe`` calls, bucket edges included (le is inclusive)."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from iiif_server import metrics
+
+    durations = [0.0, 0.001, 0.0010001, 0.02, 0.5, 29.9, 30.0, 31.0, 120.0]
+    tally = metrics.Tally(interval=3600)
+    labels = ("tally-test", "299")
+    before = _samples(generate_latest().decode())
+    for duration in durations:
+        tally.add(*labels, duration, "pass-through" if duration < 1 else None)
+    tally.flush()
+    after = _samples(generate_latest().decode())
+    reference = CollectorRegistry()
+    histogram = Histogram(
+        "iiif_http_request_duration_seconds", "", ["kind", "status"], buckets=metrics.BUCKETS, registry=reference
+    )
+    for duration in durations:
+        histogram.labels(*labels).observe(duration)
+    expected = {key: value for key, value in _samples(generate_latest(reference).decode()).items()}
+    assert expected  # 15 buckets, _count, _sum
+    for key, value in expected.items():
+        assert after.get(key, 0) - before.get(key, 0) == pytest.approx(value), key
+    tier = ("iiif_image_responses_total", (("tier", "pass-through"),))
+    assert after[tier] - before.get(tier, 0) == 5
