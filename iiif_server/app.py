@@ -16,8 +16,10 @@ from .errors import IIIFError
 from .forwarded import ForwardedHeaders
 from .health import Readiness, images_readable, manifests_built, redis_reachable
 from .http import CORS, error_body, preflight_headers
+from .image.inspector import Inspector
 from .image.lanes import Lane
 from .image.model import Limits
+from .image.readers import ReaderPool
 from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.routes import ImageEndpoint, error_headers, status_for
 from .image.service import ImageService
@@ -43,13 +45,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iiif_caches"] = caches
     app.extensions["iiif_server"] = ImageService(
         source=FileSource(images.root, images.extensions),
+        inspector=Inspector(max_untiled_pixels=images.max_untiled_pixels, metadata=caches.tiered),
         renderer=Renderer(
             EncodeOptions(settings.output.jpeg_quality, settings.output.webp_quality, settings.output.png_compression),
-            handle_cache_size=images.handle_cache_size,
-            max_untiled_pixels=images.max_untiled_pixels,
-            metadata=caches.tiered,
             render_timeout=settings.server.render_timeout,
         ),
+        readers=ReaderPool(images.handle_cache_size),
         limits=Limits(images.max_width, images.max_height, images.max_area),
         default_tile_size=images.default_tile_size,
         preferred_formats=settings.output.preferred_formats,
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iiif_catalogue"] = Catalogue(
         settings.manifests,
         source=app.extensions["iiif_server"].source,
-        renderer=app.extensions["iiif_server"].renderer,
+        inspector=app.extensions["iiif_server"].inspector,
         cache=caches.tiered,
         changes=change_log(settings.manifests),
     )

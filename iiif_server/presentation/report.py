@@ -16,7 +16,7 @@ import click
 
 from ..cache.build import build_caches
 from ..config import Settings
-from ..image.render import EncodeOptions, Renderer
+from ..image.inspector import Inspector
 from ..image.sources import FileSource
 from .catalogue import Catalogue, DeletionRefused, Snapshot, change_log
 from .publish import write_tree
@@ -26,11 +26,11 @@ from .validate import problems
 def catalogue_for(settings: Settings, memory_cache: bool = True) -> Catalogue:
     """A catalogue on the configured image root and caches, as the server builds one."""
     caches = build_caches(settings.cache, memory=memory_cache)
-    renderer = Renderer(EncodeOptions(), max_untiled_pixels=settings.images.max_untiled_pixels, metadata=caches.tiered)
+    inspector = Inspector(max_untiled_pixels=settings.images.max_untiled_pixels, metadata=caches.tiered)
     return Catalogue(
         settings.manifests,
         source=FileSource(settings.images.root, settings.images.extensions),
-        renderer=renderer,
+        inspector=inspector,
         cache=caches.tiered,
         changes=change_log(settings.manifests),
     )
