@@ -138,3 +138,31 @@ def test_no_import_cycles_among_our_modules() -> None:
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+#: What only the composition root (``services.py``) builds from Settings; everything else asks it.
+SERVICES = {"build_caches", "FileSource", "Inspector", "Renderer", "ReaderPool", "ImageService", "Catalogue", "Lane"}
+
+
+def test_services_are_built_in_the_composition_root_only() -> None:
+    """One place turns Settings into services (app, CLI, RQ worker, notifications alike), so a setting
+    cannot mean one thing to the server and another to a CLI command or a worker."""
+    built = [
+        f"{path.relative_to(ROOT)}:{node.lineno} builds {node.func.id}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "services.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SERVICES
+    ]
+    assert built == []
+
+
+def test_no_module_keeps_state_in_globals() -> None:
+    """Services travel as values (e.g. the RQ worker's jobs carry its services), never via ``global``."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Global)
+    ]
+    assert found == []
