@@ -13,8 +13,8 @@ from .admin import blueprint as admin_blueprint
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
-from .http import CORS, error_body, preflight_headers
-from .image.routes import ImageEndpoint, error_headers, status_for
+from .http import CORS, error_body, error_headers, preflight_headers, status_for, status_line
+from .image.routes import ImageEndpoint
 from .observe import Observed
 from .presentation.routes import blueprint as presentation_blueprint
 from .services import Services
@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _plain(message: str, status: int) -> Response:
+    """The image endpoint's error answer, from Flask: same status line, body and headers."""
     body, headers = error_body(message)
-    return Response(body, status=status, headers=headers)
+    return Response(body, status=status_line(status), headers=headers)
 
 
 def _register_errors(app: Flask) -> None:
