@@ -1,4 +1,4 @@
-"""Flask app factory: Settings -> source, renderer, service; blueprints; one error handler."""
+"""Flask app factory: the image endpoint and Flask's pages over ``services.Services``; one error handler."""
 
 from __future__ import annotations
 
@@ -10,22 +10,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .admin import blueprint as admin_blueprint
-from .cache.build import MB, Caches, build_caches
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
-from .health import Readiness, images_readable, manifests_built, redis_reachable
-from .http import CORS, error_body, preflight_headers
-from .image.lanes import Lane
-from .image.model import Limits
-from .image.render import EncodeOptions, Renderer, configure_vips
-from .image.routes import ImageEndpoint, error_headers, status_for
-from .image.service import ImageService
-from .image.sources import FileSource
+from .http import CORS, error_body, error_headers, preflight_headers, status_for, status_line
+from .image.routes import ImageEndpoint
 from .observe import Observed
-from .presentation.catalogue import Catalogue, change_log
 from .presentation.routes import blueprint as presentation_blueprint
-from .replay import Replay
+from .services import Services
 from .web import blueprint as web_blueprint
 from .web.viewer import blueprint as viewer_blueprint
 
@@ -34,38 +26,13 @@ log = logging.getLogger("iiif_server")
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
+    services = Services(settings)
     app = Flask(__name__)
     app.url_map.merge_slashes = False  # "//etc/passwd" must reach the identifier check, not be rewritten
     app.config["IIIF_SETTINGS"] = settings
-    configure_vips(settings.vips.concurrency)
-    images = settings.images
-    caches = build_caches(settings.cache)
-    lanes = settings.lanes
-    app.extensions["iiif_caches"] = caches
-    app.extensions["iiif_server"] = ImageService(
-        source=FileSource(images.root, images.extensions),
-        renderer=Renderer(
-            EncodeOptions(settings.output.jpeg_quality, settings.output.webp_quality, settings.output.png_compression),
-            handle_cache_size=images.handle_cache_size,
-            max_untiled_pixels=images.max_untiled_pixels,
-            metadata=caches.tiered,
-            render_timeout=settings.server.render_timeout,
-        ),
-        limits=Limits(images.max_width, images.max_height, images.max_area),
-        default_tile_size=images.default_tile_size,
-        preferred_formats=settings.output.preferred_formats,
-        cache=caches.tiered,
-        flight=caches.flight,
-        lane=Lane(lanes.heavy_concurrency, lanes.heavy_queue, lanes.heavy_wait) if lanes.heavy_pixels else None,
-        heavy_pixels=lanes.heavy_pixels,
-    )
-    app.extensions["iiif_catalogue"] = Catalogue(
-        settings.manifests,
-        source=app.extensions["iiif_server"].source,
-        renderer=app.extensions["iiif_server"].renderer,
-        cache=caches.tiered,
-        changes=change_log(settings.manifests),
-    )
+    app.extensions["iiif_caches"] = services.caches
+    app.extensions["iiif_server"] = services.image_service
+    app.extensions["iiif_catalogue"] = services.catalogue
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)
@@ -74,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_cors(app, settings.http.cors_max_age)
     # The image endpoint answers /iiif/{2,3}/ before Flask sees the request: the hot path.
     app.wsgi_app = ImageEndpoint(  # type: ignore[method-assign]
-        app.extensions["iiif_server"],
+        services.image_service,
         app.wsgi_app,
         public_base_url=settings.server.public_base_url,
         cache_control=settings.http.cache_control,
@@ -87,34 +54,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics = settings.metrics
     observed = app.wsgi_app = Observed(  # type: ignore[method-assign]
         app.wsgi_app,
-        _readiness(settings, caches, app.extensions["iiif_catalogue"]),
+        services.readiness,
         metrics_enabled=metrics.enabled,
         metrics_allow=metrics.allow,
         metrics_dir=Path(metrics.directory) if metrics.directory else None,
         access_log=server.access_log,
     )
     app.extensions["iiif_observed"] = observed
-    if settings.cache.replay_mb:
-        app.extensions["iiif_replay"] = Replay(
-            settings.cache.replay_mb * MB,
-            app.extensions["iiif_server"].policy,
-            caches.tiered.memory_generation,
-            trusted_proxies=bool(server.trusted_proxies and server.proxy_hops),
-        )
+    app.extensions["iiif_replay"] = services.replay
     return app
 
 
-def _readiness(settings: Settings, caches: Caches, catalogue: Catalogue) -> Readiness:
-    checks = {"images": images_readable(settings.images.root)}
-    if caches.redis is not None:
-        checks["redis"] = redis_reachable(caches.redis.ping)
-    checks["manifests"] = manifests_built(settings.manifests.source, lambda: len(catalogue.current().documents))
-    return Readiness(checks)
-
-
 def _plain(message: str, status: int) -> Response:
+    """The image endpoint's error answer, from Flask: same status line, body and headers."""
     body, headers = error_body(message)
-    return Response(body, status=status, headers=headers)
+    return Response(body, status=status_line(status), headers=headers)
 
 
 def _register_errors(app: Flask) -> None:

@@ -121,10 +121,10 @@ def purge(identifier: str | None, config: str | None) -> None:
 
     Running servers drop their in-memory copies within a second.
     """
-    from .cache.build import build_caches
+    from .services import Services
 
     settings = _settings(config, {})
-    count = build_caches(settings.cache, memory=False).tiered.purge(identifier)
+    count = Services(settings, memory_cache=False).caches.tiered.purge(identifier)
     click.echo(f"purged {count} entries" + (f" of {identifier!r}" if identifier else ""))
 
 
@@ -145,10 +145,10 @@ def _prime_manifests(settings: Settings) -> None:
     if not settings.manifests.source.is_file():
         click.echo(f"no collection export at {settings.manifests.source}: no manifests published")
         return
-    from .presentation.report import catalogue_for
+    from .services import Services
 
     try:
-        snapshot = catalogue_for(settings, memory_cache=False).build()
+        snapshot = Services(settings, memory_cache=False).catalogue.build()
     except ConfigError as err:
         click.echo(f"manifests not built: {err}", err=True)
         return
@@ -263,10 +263,11 @@ def ingest(
 def worker(config: str | None, images: str | None, burst: bool) -> None:
     """Process queued ingest jobs (see `ingest --queue`); run one per core on any machine sharing the storage."""
     from .ingest.queue import work
+    from .services import Services
 
     settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
     try:
-        work(settings, burst=burst)
+        work(Services(settings, memory_cache=False), burst=burst)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 

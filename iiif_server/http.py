@@ -1,17 +1,33 @@
-"""HTTP details shared by the Flask app and the plain-WSGI image endpoint, so they cannot drift:
-CORS headers (Image API 3.0 §6.2: on every response, errors included), one-line error bodies,
-the public base URL, JSON-LD negotiation and revalidation."""
+"""The HTTP edge: what the plain-WSGI image endpoint, Flask's error handlers and the presentation
+routes share, so they cannot drift: the error -> status table and status lines, one-line error
+bodies, CORS headers (Image API 3.0 §6.2: on every response, errors included), conditional GET
+(validators, 304), the public base URL and JSON-LD negotiation."""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from werkzeug.http import parse_accept_header, parse_date, parse_etags
+from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.wsgi import get_host
 
-from .errors import InvalidRequest
+from .errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded
+
+Headers = list[tuple[str, str]]
+
+#: Image API 3.0 §7.3. Looked up along the error's MRO, most specific first.
+STATUS: dict[type[IIIFError], int] = {
+    InvalidRequest: 400,
+    AccessDenied: 403,
+    NotFound: 404,
+    ImageDecodeError: 422,
+    Overloaded: 503,
+}
+#: Reason phrases: RFC 9110's (werkzeug's list, with 422's current name).
+REASONS = {**HTTP_STATUS_CODES, 422: "Unprocessable Content"}
+_STATUS_LINES = {status: f"{status} {reason}" for status, reason in REASONS.items()}
 
 #: RFC 3986 host (a reg-name of unreserved characters, or an IP literal) with an optional port.
 _HOST = re.compile(r"(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
@@ -24,7 +40,24 @@ CORS = [
 ]
 
 
-def preflight_headers(requested_headers: str | None, max_age: int) -> list[tuple[str, str]]:
+def status_for(error: IIIFError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def status_line(status: int) -> str:
+    """``"404 Not Found"``: the same words from the image endpoint and from Flask."""
+    return _STATUS_LINES.get(status) or f"{status} "
+
+
+def error_headers(error: IIIFError) -> Headers:
+    """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3)."""
+    return [("Retry-After", str(error.retry_after))] if isinstance(error, Overloaded) else []
+
+
+def preflight_headers(requested_headers: str | None, max_age: int) -> Headers:
     """The answer to a CORS preflight: any origin, read-only methods, the headers asked for."""
     return [
         ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
@@ -33,7 +66,7 @@ def preflight_headers(requested_headers: str | None, max_age: int) -> list[tuple
     ]
 
 
-def error_body(message: str) -> tuple[bytes, list[tuple[str, str]]]:
+def error_body(message: str) -> tuple[bytes, Headers]:
     """One line of plain text, never cached, never a traceback."""
     body = (message.splitlines()[0] if message else "error").encode() + b"\n"
     return body, [
@@ -88,11 +121,25 @@ def _quality(ranges: list[tuple[str, float]], media_type: str) -> float:
     return quality
 
 
+@lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return http_date(seconds)
+
+
+def validators(etag: str, mtime: float | None, cache_control: str) -> Headers:
+    """What a 200 and its 304 both carry: the (strong) ETag, Last-Modified when the date is known,
+    Cache-Control."""
+    if mtime is None:
+        return [("ETag", f'"{etag}"'), ("Cache-Control", cache_control)]
+    return [("ETag", f'"{etag}"'), ("Last-Modified", _http_date(int(mtime))), ("Cache-Control", cache_control)]
+
+
 def is_fresh(environ: dict[str, Any], etag: str, mtime: float | None = None) -> bool:
     """Is the client's copy current? (RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.)
 
     If-None-Match uses the weak comparison (RFC 9110 §13.1.2): a proxy that compresses the body
-    sends our ``"tag"`` back as ``W/"tag"``, and that copy is still current.
+    sends our ``"tag"`` back as ``W/"tag"``, and that copy is still current. If-Modified-Since
+    counts only for responses with a date (``mtime``), as only those carry Last-Modified.
     """
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match:

@@ -1,10 +1,11 @@
-"""The only serving-side pyvips importer: read a source's layout, execute a RenderPlan.
+"""Execute a RenderPlan with pyvips: the pixels of a request.
 
 Tiled TIFFs are opened at the chosen pyramid level only, so a tile costs a crop
 of one page, never a full decode; untiled formats (JPEG, PNG, strip TIFF) are
 opened with shrink-on-load and sequential access, which reads only what the
 crop needs. Handles live for one request (see ``_open_level``); what is kept
-per file is its layout and, for JPEG-tiled TIFFs, a pass-through reader.
+per file is its layout (``inspector.py``) and, for JPEG-tiled TIFFs, a pass-through
+reader (``readers.py``).
 
 Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
 that request only. A render that passes its deadline is stopped by libvips itself
@@ -14,29 +15,23 @@ for longer than ``render_timeout``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pyvips
 
-from ..cache import Cache, cache_key
 from ..errors import ImageDecodeError, RenderTimeout
-from ..lru import LRU
 from ..metrics import RENDER_TIMEOUTS
+from .inspector import Inspected, SourceLayout, vips_error_line
 from .model import Format, Quality
-from .passthrough import TiffTiles, open_reader
-from .plan import Layout, Level, RenderPlan, stored_tile
-from .sources import Located
+from .plan import RenderPlan
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_JPEG_SHRINKS = (1, 2, 4, 8)
 _KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
 
 
@@ -47,15 +42,6 @@ class EncodeOptions:
     png_compression: int = 6
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLayout:
-    """A Layout plus how to load each level (pyvips keyword arguments)."""
-
-    layout: Layout
-    loads: tuple[tuple[tuple[str, Any], ...], ...]
-    tiled: bool
-
-
 def configure_vips(concurrency: int) -> None:
     """Our own handle cache replaces libvips' operation cache, which would keep stale files and decoded copies."""
     pyvips.cache_set_max(0)
@@ -64,59 +50,18 @@ def configure_vips(concurrency: int) -> None:
 
 
 class Renderer:
-    def __init__(
-        self,
-        options: EncodeOptions,
-        handle_cache_size: int = 64,
-        layout_cache_size: int = 16384,
-        max_untiled_pixels: int = 0,
-        metadata: Cache | None = None,
-        render_timeout: float = 0.0,
-    ) -> None:
+    """Pixels for a plan: opens the plan's level of the source, crops, resamples, encodes.
+
+    Works from the layout the request resolved (``Inspected``, see ``ImageService.locate``);
+    the layouts themselves, the untiled-size policy and the pass-through readers live in
+    ``inspector.py`` and ``readers.py``.
+    """
+
+    def __init__(self, options: EncodeOptions, render_timeout: float = 0.0) -> None:
         self.options = options
-        self.max_untiled_pixels = max_untiled_pixels
         self.render_timeout = render_timeout  # seconds; 0: no deadline
-        self.metadata = metadata  # shared tiers: another worker or host need not probe the file again
-        self._readers: LRU[tuple[str, str], TiffTiles | bool] = LRU(handle_cache_size)
-        self._layouts: LRU[tuple[str, str], SourceLayout] = LRU(layout_cache_size)
 
-    def layout(self, source: Located) -> Layout:
-        return self._source_layout(source).layout
-
-    def known_layout(self, source: Located) -> Layout | None:
-        """The layout if this worker knows it already (no probe, no shared tier); else None."""
-        found = self._layouts.get((source.path, source.fingerprint))
-        if found is None:
-            return None
-        self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
-        return found.layout
-
-    def passthrough(self, source: Located, plan: RenderPlan, *, opened_only: bool = False) -> bytes | None:
-        """The stored JPEG tile that answers ``plan`` exactly, without decoding; None otherwise.
-
-        ``opened_only``: only with a layout and a reader already at hand, so the work is one
-        ``pread`` (for the event loop; the first tile of a file opens them on a thread).
-        """
-        key = (source.path, source.fingerprint)
-        found = self._layouts.get(key) if opened_only else self._source_layout(source)
-        if found is None or not found.tiled:
-            return None
-        layout = found.layout
-        where = stored_tile(plan, layout.tile_width, layout.tile_height)
-        if where is None:
-            return None
-        if opened_only:
-            reader = self._readers.get(key)
-        else:
-            reader = self._readers.get_or_create(key, lambda: open_reader(source.path, source.fingerprint) or False)
-        if not isinstance(reader, TiffTiles):
-            return None
-        level = reader.level_for_load(found.loads[plan.level])
-        if level is None or not level.passthrough or (level.tile_width, level.tile_height) != plan.size:
-            return None
-        return reader.jpeg(level, *where)
-
-    def render(self, source: Located, plan: RenderPlan) -> bytes:
+    def render(self, source: Inspected, plan: RenderPlan) -> bytes:
         deadline = _Deadline(self.render_timeout)
         try:
             image, sequential = self._open_level(source, plan.level)
@@ -132,56 +77,12 @@ class Renderer:
             log.error("cannot render %r (%s): %s", source.identifier, source.path, vips_error_line(err))
             raise ImageDecodeError("the source image could not be decoded", "identifier") from None
 
-    # -- sources -------------------------------------------------------------------
+    @staticmethod
+    def _source_layout(source: Inspected) -> SourceLayout:
+        """The layout resolved for this request, never looked up again."""
+        return source.found
 
-    def dimensions(self, source: Located) -> tuple[int, int]:
-        """Full width and height, for manifests: from a known layout, else one header read.
-
-        A manifest build touches thousands of images once; probing every pyramid level (about
-        four opens per file) is left to the first info.json or tile request.
-        """
-        found = self._layouts.get((source.path, source.fingerprint))
-        if found is None and self.metadata is not None:
-            stored = self.metadata.get(cache_key(source.identifier, f"m:{source.fingerprint}"))
-            found = layout_from_json(stored) if stored is not None else None
-        if found is not None:
-            self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
-            return found.layout.width, found.layout.height
-        key = cache_key(source.identifier, f"s:{source.fingerprint}")
-        stored = self.metadata.get(key) if self.metadata is not None else None
-        if stored is not None:
-            width, height, tiled = (int(part) for part in stored.split(b","))
-        else:
-            width, height, tiled = _guard(source, lambda: header(source.path))
-            if self.metadata is not None:
-                self.metadata.put(key, f"{width},{height},{int(tiled)}".encode())
-        self._refuse_untiled(source, width, height, bool(tiled))
-        return width, height
-
-    def _source_layout(self, source: Located) -> SourceLayout:
-        found = self._layouts.get_or_create((source.path, source.fingerprint), lambda: self._load_layout(source))
-        self._refuse_untiled(source, found.layout.width, found.layout.height, found.tiled)
-        return found
-
-    def _refuse_untiled(self, source: Located, width: int, height: int, tiled: bool) -> None:
-        pixels = width * height
-        if not tiled and self.max_untiled_pixels and pixels > self.max_untiled_pixels:
-            log.warning("refusing %r: %d untiled pixels (limit %d)", source.identifier, pixels, self.max_untiled_pixels)
-            raise ImageDecodeError(
-                "the source image is too large to serve untiled; ingest it as a pyramid", "identifier"
-            )
-
-    def _load_layout(self, source: Located) -> SourceLayout:
-        key = cache_key(source.identifier, f"m:{source.fingerprint}")
-        stored = self.metadata.get(key) if self.metadata is not None else None
-        if stored is not None:
-            return layout_from_json(stored)
-        found = _guard(source, lambda: probe(source.path))
-        if self.metadata is not None:
-            self.metadata.put(key, layout_to_json(found))
-        return found
-
-    def _open_level(self, source: Located, level: int) -> tuple[pyvips.Image, bool]:
+    def _open_level(self, source: Inspected, level: int) -> tuple[pyvips.Image, bool]:
         """The level's image, and whether it can only be read top to bottom.
 
         Opened per request and dropped with it: libvips keeps decoded tiles attached to an open
@@ -193,90 +94,6 @@ class Renderer:
         if not found.tiled:
             return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
         return pyvips.Image.new_from_file(source.path, fail=True, **kwargs), False
-
-
-def header(path: str) -> tuple[int, int, bool]:
-    """Width, height and whether it is a tiled TIFF: one open, no pixels."""
-    image = pyvips.Image.new_from_file(path)
-    tiled = image.get("vips-loader").startswith("tiff") and "tile-width" in image.get_fields()
-    return image.width, image.height, tiled
-
-
-def probe(path: str) -> SourceLayout:
-    """Read headers only: dimensions, pyramid levels, tile size."""
-    image = pyvips.Image.new_from_file(path)
-    loader = image.get("vips-loader")
-    width, height = image.width, image.height
-    levels = [Level(1, width, height)]
-    loads: list[tuple[tuple[str, Any], ...]] = [()]
-    fields = set(image.get_fields())
-    if loader.startswith("tiff"):
-        if "n-subifds" in fields and image.get("n-subifds") > 0:
-            for i in range(image.get("n-subifds")):
-                _add_level(levels, loads, pyvips.Image.new_from_file(path, subifd=i), width, (("subifd", i),))
-        elif image.get("n-pages") > 1:
-            for page in range(1, image.get("n-pages")):
-                sub = pyvips.Image.new_from_file(path, page=page)
-                if not _add_level(levels, loads, sub, width, (("page", page),)):
-                    break  # a multi-page document, not a pyramid: stop at the first non-reduction
-    elif loader.startswith("jpeg"):
-        for shrink in _JPEG_SHRINKS[1:]:
-            _add_level(levels, loads, pyvips.Image.new_from_file(path, shrink=shrink), width, (("shrink", shrink),))
-    tiled = "tile-width" in fields and loader.startswith("tiff")
-    tile_w = image.get("tile-width") if tiled else 0
-    tile_h = image.get("tile-height") if tiled else 0
-    return SourceLayout(Layout(width, height, tuple(levels), tile_w, tile_h), tuple(loads), tiled)
-
-
-def layout_to_json(found: SourceLayout) -> bytes:
-    layout = found.layout
-    return json.dumps(
-        {
-            "width": layout.width,
-            "height": layout.height,
-            "levels": [[lv.factor, lv.width, lv.height] for lv in layout.levels],
-            "tile": [layout.tile_width, layout.tile_height],
-            "loads": [[list(pair) for pair in load] for load in found.loads],
-            "tiled": found.tiled,
-        }
-    ).encode()
-
-
-def layout_from_json(data: bytes) -> SourceLayout:
-    raw = json.loads(data)
-    levels = tuple(Level(*level) for level in raw["levels"])
-    layout = Layout(raw["width"], raw["height"], levels, *raw["tile"])
-    loads = tuple(tuple((key, value) for key, value in load) for load in raw["loads"])
-    return SourceLayout(layout, loads, raw["tiled"])
-
-
-def _add_level(
-    levels: list[Level],
-    loads: list[tuple[tuple[str, Any], ...]],
-    sub: pyvips.Image,
-    width: int,
-    load: tuple[tuple[str, Any], ...],
-) -> bool:
-    """Append ``sub`` if it is a power-of-two reduction of the full image."""
-    factor = round(width / sub.width) if sub.width else 0
-    if factor < 2 or factor & (factor - 1) or abs(width / factor - sub.width) > 1 or factor <= levels[-1].factor:
-        return False
-    levels.append(Level(factor, sub.width, sub.height))
-    loads.append(load)
-    return True
-
-
-def _guard(source: Located, work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except pyvips.Error as err:
-        log.error("cannot read %r (%s): %s", source.identifier, source.path, vips_error_line(err))
-        raise ImageDecodeError("the source image could not be decoded", "identifier") from None
-
-
-def vips_error_line(err: pyvips.Error) -> str:
-    """libvips' message for a log line or a client: its first line only."""
-    return (str(err.detail or err.message).strip().splitlines() or ["?"])[0]
 
 
 # -- pipeline --------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from the environ directly; the rest of the site stays in Flask. The logic
 lives in ``ImageService``; this module only speaks HTTP (Image API 3.0 §6-7):
 303 from the base URI, JSON-LD negotiation, canonical and profile Link headers,
 ETag/Last-Modified with 304 answered before any pixel is rendered, CORS on
-every response, and the error -> status table.
+every response; the error -> status table, status lines and validators are the
+HTTP edge's (``http.py``), shared with Flask's pages.
 
 Under the ASGI edge (``asgi.py``) a request may arrive marked ``INLINE``: it runs on the
 event loop and may only be answered from memory (``ImageService`` ``fast``); otherwise
@@ -18,24 +19,22 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from typing import Any
 
-from werkzeug.http import http_date
-
-from ..errors import (
-    INLINE,
-    REPLAYABLE,
-    AccessDenied,
-    IIIFError,
-    ImageDecodeError,
-    InvalidRequest,
-    NotFound,
-    Overloaded,
-    RenderTimeout,
-    WouldBlock,
+from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
+from ..http import (
+    CORS,
+    Headers,
+    base_url,
+    error_body,
+    error_headers,
+    is_fresh,
+    json_media_type,
+    preflight_headers,
+    status_for,
+    status_line,
+    validators,
 )
-from ..http import CORS, base_url, error_body, is_fresh, json_media_type, preflight_headers
 from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
@@ -46,46 +45,8 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-Headers = list[tuple[str, str]]
 
-#: Image API 3.0 §7.3. Looked up along the error's MRO, most specific first.
-STATUS: dict[type[IIIFError], int] = {
-    InvalidRequest: 400,
-    AccessDenied: 403,
-    NotFound: 404,
-    ImageDecodeError: 422,
-    Overloaded: 503,
-}
-_REASONS = {
-    200: "OK",
-    303: "See Other",
-    304: "Not Modified",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    422: "Unprocessable Content",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 _PREFIXES = {"/iiif/3/": ApiVersion.V3, "/iiif/2/": ApiVersion.V2}
-
-
-def status_for(error: IIIFError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
-
-
-def error_headers(error: IIIFError) -> Headers:
-    """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3)."""
-    return [("Retry-After", str(error.retry_after))] if isinstance(error, Overloaded) else []
-
-
-@lru_cache(maxsize=4096)
-def _http_date(seconds: int) -> str:
-    return http_date(seconds)
 
 
 class ImageEndpoint:
@@ -137,7 +98,7 @@ class ImageEndpoint:
         except Exception:
             log.exception("unhandled error for %s", path)
             status, headers, body = self._error(500, "internal server error")
-        start_response(f"{status} {_REASONS.get(status, '')}", headers + CORS)
+        start_response(status_line(status), headers + CORS)
         return [b"" if method == "HEAD" else body]
 
     @staticmethod
@@ -196,10 +157,10 @@ class ImageEndpoint:
 
         A 200 answered on the event loop came from memory: the edge may replay it (replay.py).
         """
-        validators = self._validators(etag, source.mtime)
+        revalidate = validators(etag, source.mtime, self.cache_control)
         if is_fresh(environ, etag, source.mtime):
             note_tier(NOT_MODIFIED)
-            return 304, headers + validators, b""
+            return 304, headers + revalidate, b""
         body = body_of()
         if fast:
             environ[REPLAYABLE] = source
@@ -209,10 +170,7 @@ class ImageEndpoint:
                 ("Content-Type", media_type),
                 ("Content-Length", str(len(body))),
                 *headers,
-                *validators,
+                *revalidate,
             ],
             body,
         )
-
-    def _validators(self, etag: str, mtime: float) -> Headers:
-        return [("ETag", f'"{etag}"'), ("Last-Modified", _http_date(int(mtime))), ("Cache-Control", self.cache_control)]

@@ -1,7 +1,9 @@
 """The image endpoint's logic, knowing no HTTP framework: identifier + request in, values out.
 
 Order of work follows ARCHITECTURE.md: locate -> policy -> layout -> resolve ->
-plan -> (cache) -> render. ``prepare`` does everything but the pixels, so the
+plan -> (cache) -> render. The layout is resolved once, in ``locate`` (``Inspector``), and
+travels with the prepared request (``Inspected``) to the pass-through readers and the
+renderer, which never look it up again. ``prepare`` does everything but the pixels, so the
 HTTP layer can answer a conditional request (304) without rendering; it also
 prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
 renders in the worker's ``Lane`` (image/lanes.py).
@@ -27,10 +29,12 @@ from ..errors import AccessDenied, WouldBlock
 from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import info as info_doc
+from .inspector import Inspected, Inspector, SourceLayout
 from .lanes import Lane
 from .model import ApiVersion, ImageRequest, Limits
 from .parse import canonical_params
-from .plan import Layout, RenderPlan, pixel_cost, plan, resolve
+from .plan import RenderPlan, pixel_cost, plan, resolve
+from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
 
@@ -39,7 +43,7 @@ RENDER_VERSION = "1"  # bump when rendering changes output bytes: invalidates ET
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    source: Located
+    source: Inspected  # the located file and its layout, resolved once for this request
     plan: RenderPlan
     canonical: str  # region/size/rotation/quality.format
     etag: str
@@ -58,7 +62,9 @@ class ImageService:
     def __init__(
         self,
         source: FileSource,
+        inspector: Inspector,
         renderer: Renderer,
+        readers: ReaderPool,
         limits: Limits,
         default_tile_size: int,
         preferred_formats: tuple[str, ...] = (),
@@ -69,7 +75,9 @@ class ImageService:
         heavy_pixels: int = 0,
     ) -> None:
         self.source = source
+        self.inspector = inspector
         self.renderer = renderer
+        self.readers = readers
         self.limits = limits
         self.default_tile_size = default_tile_size
         self.preferred_formats = preferred_formats
@@ -86,21 +94,22 @@ class ImageService:
         # form and ETag are pure functions of both, and cost more than its pass-through bytes.
         self._prepared: LRU[tuple[ImageRequest, Located], Prepared] = LRU(PREPARED_CACHE_SIZE)
 
-    def locate(self, identifier: str, fast: bool = False) -> tuple[Located, Layout]:
+    def locate(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout]:
+        """The file, checked against the policy, and its layout: resolved once per request."""
         source = self.source.known(identifier) if fast else self.source.locate(identifier)
         if source is None:
             raise WouldBlock
         decision = self.policy.decide(identifier)
         if isinstance(decision, Denied):
             raise AccessDenied(decision.reason, "identifier")
-        layout = self.renderer.known_layout(source) if fast else self.renderer.layout(source)
-        if layout is None:
+        found = self.inspector.known_layout(source) if fast else self.inspector.layout(source)
+        if found is None:
             raise WouldBlock
-        return source, layout
+        return source, found
 
     def info(self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False) -> tuple[Located, bytes]:
         """The info.json document as bytes, cached: it depends on the file, the base URL and settings."""
-        source, layout = self.locate(identifier, fast)
+        source, found = self.locate(identifier, fast)
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
         key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}")
         body = self._peek(key) if fast else self.cache.get(key)
@@ -108,7 +117,7 @@ class ImageService:
             document = info_doc.build_info(
                 version,
                 base_url + service_path(version, identifier),
-                layout,
+                found.layout,
                 self.limits,
                 self.default_tile_size,
                 self.preferred_formats,
@@ -118,15 +127,16 @@ class ImageService:
         return source, body
 
     def prepare(self, request: ImageRequest, fast: bool = False) -> Prepared:
-        source, layout = self.locate(request.identifier, fast)
+        source, found = self.locate(request.identifier, fast)
         known = self._prepared.get((request, source))  # the source's fingerprint is in the key
         if known is not None:
             return known
-        prepared = self._prepare(request, source, layout)
+        prepared = self._prepare(request, Inspected.of(source, found))
         self._prepared.put((request, source), prepared)
         return prepared
 
-    def _prepare(self, request: ImageRequest, source: Located, layout: Layout) -> Prepared:
+    def _prepare(self, request: ImageRequest, source: Inspected) -> Prepared:
+        layout = source.found.layout
         resolved = resolve(request, layout.width, layout.height, self.limits)
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
@@ -150,7 +160,7 @@ class ImageService:
         the single flight's leader of a heavy render takes a lane slot, after every cache missed:
         its waiters, like cache hits, hold none.
         """
-        stored = self.renderer.passthrough(prepared.source, prepared.plan, opened_only=fast)
+        stored = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
         if stored is not None:
             note_tier(PASS_THROUGH)
             return stored

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyvips
 
-from ..image.render import vips_error_line
+from ..image.inspector import vips_error_line
 from . import jp2_suffixes
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from ..cache.build import build_caches
 from ..config import Settings
 from ..errors import ConfigError
 from ..presentation.build import manifest_path
+from ..services import Services
 from .convert import MasterOptions
 
 log = logging.getLogger(__name__)
@@ -25,16 +25,14 @@ def options_of(settings: Settings) -> MasterOptions:
     return MasterOptions(ingest.quality, ingest.compression, ingest.alpha_compression, ingest.tile_size)
 
 
-def notify(settings: Settings, identifiers: list[str]) -> list[str]:
+def notify(services: Services, identifiers: list[str]) -> list[str]:
     """Purge replaced masters' derivatives; publish an Update for each manifest showing one."""
-    tiered = build_caches(settings.cache, memory=False).tiered
+    tiered = services.caches.tiered
     for identifier in identifiers:
         tiered.purge(identifier)
-    if not settings.manifests.source.is_file():
+    if not services.settings.manifests.source.is_file():
         return []
-    from ..presentation.report import catalogue_for  # the manifest layer only when there are manifests
-
-    catalogue = catalogue_for(settings, memory_cache=False)
+    catalogue = services.catalogue
     try:
         snapshot = catalogue.build()
     except ConfigError as err:

@@ -17,18 +17,18 @@ from collections import Counter
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry, Worker
+from rq import Queue, Retry, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
+from ..services import Services
 from .batch import FAILED, REPLACED, Job, process
 from .notify import notify, options_of
 
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-_settings: Settings | None = None  # the worker's, inherited by each job's work-horse process
 
 
 def connect(settings: Settings) -> tuple[Redis, Queue]:
@@ -73,20 +73,28 @@ def enqueue(settings: Settings, jobs: list[Job], replace: bool) -> tuple[int, in
 
 
 def ingest_job(source: str, identifier: str, size: int, replace: bool) -> dict[str, Any]:
-    """What a worker runs for one file: the outcome as a dict (kept as the job's result)."""
-    settings = _settings or load_settings()
+    """What a worker runs for one file: the outcome as a dict (kept as the job's result).
+
+    With the services of the worker that runs it (``work``): each machine converts with its own
+    settings. A job run by a plain ``rq worker`` reads the settings as the CLI would.
+    """
+    services: Services = getattr(get_current_job(), "services", None) or Services(load_settings(), memory_cache=False)
+    settings = services.settings
     outcome = process(Job(source, identifier, size), str(settings.images.root), options_of(settings), replace)
     if outcome.status == REPLACED:
-        notify(settings, [identifier])
+        notify(services, [identifier])
     return outcome.as_dict()
 
 
-def work(settings: Settings, burst: bool = False) -> None:
-    """Process jobs until stopped (or, with ``burst``, until the queue is empty)."""
-    global _settings
-    _settings = settings
-    redis, queue = connect(settings)
-    Worker([queue], connection=redis).work(burst=burst, logging_level="INFO")
+def work(services: Services, burst: bool = False) -> None:
+    """Process jobs until stopped (or, with ``burst``, until the queue is empty).
+
+    The worker's jobs carry its ``services`` (a job class of its own): the work-horse that runs
+    each job is forked from this process and inherits them.
+    """
+    redis, queue = connect(services.settings)
+    job_class = type("IngestJob", (RQJob,), {"services": services})
+    Worker([queue], connection=redis, job_class=job_class).work(burst=burst, logging_level="INFO")
 
 
 def status(settings: Settings) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..config import Settings
+from ..services import Services
 from .batch import FAILED, REPLACED, NotUnderRoot, Outcome, plan, run, under_root
 from .fixity import FixityCatalogue, catalogue_path, sha256_of
 from .notify import notify, options_of
@@ -70,7 +71,7 @@ def run_ingest(
 
         run(jobs, root, options_of(settings), replace, workers or settings.ingest.workers, on_done=done)
     replaced = [o.identifier for o in outcomes if o.status == REPLACED]
-    touched = notify(settings, replaced) if replaced else []
+    touched = notify(Services(settings, memory_cache=False), replaced) if replaced else []
     counts = Counter(o.status for o in outcomes)
     if as_json:
         summary = {"counts": counts, "outcomes": [o.as_dict() for o in outcomes], "updated": touched}

@@ -34,7 +34,7 @@ from pathlib import Path
 from ..cache import Cache, NullCache, cache_key
 from ..config import ManifestsSettings
 from ..errors import ConfigError, IIIFError
-from ..image.render import Renderer
+from ..image.inspector import Inspector
 from ..image.sources import FileSource, Located, fingerprint
 from . import build
 from .build import Groups, ImageRef, Publisher, Ref
@@ -122,14 +122,14 @@ class Catalogue:
         self,
         settings: ManifestsSettings,
         source: FileSource,
-        renderer: Renderer,
+        inspector: Inspector,
         cache: Cache | None = None,
         changes: ChangeLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.source = source
-        self.renderer = renderer
+        self.inspector = inspector
         self.cache: Cache = cache or NullCache()
         self.changes = changes
         self.publisher = publisher_of(settings)
@@ -286,7 +286,7 @@ class Catalogue:
         return body
 
     def _image(self, located: Located) -> ImageRef:
-        return ImageRef(located.identifier, *self.renderer.dimensions(located))
+        return ImageRef(located.identifier, *self.inspector.dimensions(located))
 
     def _groups(self, records: list[Record]) -> Groups:
         return Groups(self.settings.collections, records)

@@ -14,26 +14,11 @@ from pathlib import Path
 
 import click
 
-from ..cache.build import build_caches
 from ..config import Settings
-from ..image.render import EncodeOptions, Renderer
-from ..image.sources import FileSource
-from .catalogue import Catalogue, DeletionRefused, Snapshot, change_log
+from ..services import Services
+from .catalogue import DeletionRefused, Snapshot
 from .publish import write_tree
 from .validate import problems
-
-
-def catalogue_for(settings: Settings, memory_cache: bool = True) -> Catalogue:
-    """A catalogue on the configured image root and caches, as the server builds one."""
-    caches = build_caches(settings.cache, memory=memory_cache)
-    renderer = Renderer(EncodeOptions(), max_untiled_pixels=settings.images.max_untiled_pixels, metadata=caches.tiered)
-    return Catalogue(
-        settings.manifests,
-        source=FileSource(settings.images.root, settings.images.extensions),
-        renderer=renderer,
-        cache=caches.tiered,
-        changes=change_log(settings.manifests),
-    )
 
 
 def run_build(
@@ -49,7 +34,7 @@ def run_build(
     Raises DeletionRefused after the summary (whose skipped rows usually say why) if the build
     would delete too many manifests at once and ``force`` is not given; nothing is written then.
     """
-    catalogue = catalogue_for(settings, memory_cache=False)
+    catalogue = Services(settings, memory_cache=False).catalogue
     before = catalogue.changes.count() if catalogue.changes else 0
     started = time.monotonic()
     with click.progressbar(length=1, label="building manifests", show_pos=True, show_eta=True) as bar:

@@ -12,7 +12,8 @@ live server answers them.
 
 JSON-LD negotiation, ETag/304 and CORS as for info.json; ids carry the public
 base URL of the request (configured, or as a trusted proxy says). Errors are
-IIIFErrors, mapped to status in one place (``app._register_errors``).
+IIIFErrors, mapped to status by the HTTP edge (``http.status_for``), as for images;
+validators and 304s come from there too (``http.validators``, ``http.is_fresh``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import NotFound
-from ..http import base_url, is_fresh, json_media_type
+from ..http import base_url, is_fresh, json_media_type, status_line, validators
 from . import discovery
 from .build import EMBEDDED_KINDS, embedded_resource, manifest_path
 from .catalogue import Catalogue
@@ -49,9 +50,9 @@ def _base() -> str:
 def _json(body: bytes, etag_seed: str, context: str) -> Response:
     etag = hashlib.sha1(etag_seed.encode()).hexdigest()[:32]
     cache_control = current_app.config["IIIF_SETTINGS"].manifests.cache_control
-    headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Vary": "Accept"}
+    headers = [*validators(etag, None, cache_control), ("Vary", "Accept")]  # no date: If-Modified-Since never counts
     if is_fresh(request.environ, etag):
-        return Response(status=304, headers=headers)
+        return Response(status=status_line(304), headers=headers)
     media_type = json_media_type(request.headers.get("Accept"), context, ld_by_default=True)  # 3.0-style APIs
     return Response(body, status=200, headers=headers, content_type=media_type)
 

@@ -16,7 +16,10 @@ from iiif_server.cache.memory import MemoryCache
 from iiif_server.config import Settings
 from iiif_server.errors import ImageDecodeError
 from iiif_server.image import render as render_module
-from iiif_server.image.render import EncodeOptions, Renderer
+from iiif_server.image.inspector import Inspector
+from iiif_server.image.model import ApiVersion
+from iiif_server.image.parse import parse_path
+from iiif_server.image.service import ImageService
 from iiif_server.image.sources import FileSource
 from tests.conftest import block_colour, decode, make_pattern, pixel
 
@@ -52,6 +55,23 @@ def test_zoomed_out_tile_reads_only_its_pyramid_page(
     spy.calls.clear()
     fresh_client.get("/iiif/3/big.tif/0,0,256,256/256,/0/default.jpg")
     assert spy.calls == []  # a stored tile: passed through, libvips never opens the file
+
+
+def test_the_layout_is_resolved_once_and_travels_with_the_request(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pass-through and rendering work from the layout ``prepare`` resolved: they never look it up
+    (or probe the file) again, even when the worker's layout cache has forgotten it meanwhile."""
+    service: ImageService = create_app(settings.replace(cache={"memory_mb": 0, "disk_max_mb": 0})).extensions[
+        "iiif_server"
+    ]
+    request = parse_path(ApiVersion.V3, "big.tif/1024,1024,1024,1024/256,/0/default.png")
+    prepared = service.prepare(request)
+    service.inspector = Inspector()  # forgets every layout: a lookup now would probe every level
+    spy = OpenSpy(monkeypatch)
+    image = decode(service.render(prepared))
+    assert [kwargs.get("page") for _, kwargs in spy.calls] == [2]  # the level read, nothing probed
+    assert (image.width, image.height) == (256, 256)
 
 
 def test_subifd_pyramids_are_used(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,20 +210,18 @@ def test_dimensions_for_manifests_open_each_file_once_and_agree_with_the_layout(
     for name in ("big.tif", "pattern.jpg", "pattern.png"):
         located = source.locate(name)
         opened.clear()
-        assert Renderer(EncodeOptions(), metadata=shared).dimensions(located) == (
-            (4000, 3000) if name == "big.tif" else (1000, 800)
-        )
+        assert Inspector(metadata=shared).dimensions(located) == ((4000, 3000) if name == "big.tif" else (1000, 800))
         assert len(opened) == 1  # one header read, not a probe of every level
         opened.clear()
-        assert Renderer(EncodeOptions(), metadata=shared).dimensions(located) == (
-            Renderer(EncodeOptions()).layout(located).width,
-            Renderer(EncodeOptions()).layout(located).height,
+        assert Inspector(metadata=shared).dimensions(located) == (
+            Inspector().layout(located).layout.width,
+            Inspector().layout(located).layout.height,
         )
     opened.clear()
-    Renderer(EncodeOptions(), metadata=shared).dimensions(source.locate("big.tif"))
+    Inspector(metadata=shared).dimensions(source.locate("big.tif"))
     assert opened == []  # another worker finds the size in the shared tier
     with pytest.raises(ImageDecodeError, match="too large to serve untiled"):
-        Renderer(EncodeOptions(), max_untiled_pixels=1000).dimensions(source.locate("pattern.png"))
+        Inspector(max_untiled_pixels=1000).dimensions(source.locate("pattern.png"))
 
 
 @pytest.mark.parametrize(

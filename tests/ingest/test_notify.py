@@ -8,7 +8,7 @@ from iiif_server.cache import cache_key
 from iiif_server.cache.build import build_caches
 from iiif_server.config import Settings
 from iiif_server.ingest.report import run_ingest
-from iiif_server.presentation.report import catalogue_for
+from iiif_server.services import Services
 
 from .test_batch import scan
 
@@ -26,7 +26,7 @@ def test_replace_purges_the_cache_and_publishes_an_update(tmp_path: Path) -> Non
     source = scan(tmp_path / "scans" / "01.png")
     lines: list[str] = []
     assert run_ingest(settings, [tmp_path / "scans"], "le-hoi", False, 1, False, lines.append) == 0
-    catalogue = catalogue_for(settings)
+    catalogue = Services(settings).catalogue
     catalogue.build()
     assert catalogue.changes is not None
     before = catalogue.changes.count()

@@ -85,6 +85,19 @@ def test_queue_and_worker_give_the_same_results_idempotently(queue_env: dict[str
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.tif")} == stamps
 
 
+def test_the_worker_converts_with_its_own_settings(queue_env: dict[str, str], tmp_path: Path) -> None:
+    """Each job runs with the services its worker built from its own settings (here ``--images``
+    on the worker's command line, which no environment variable repeats), not the enqueuer's."""
+    scan(tmp_path / "scans" / "01.png")
+    assert iiif(queue_env, "ingest", str(tmp_path / "scans"), "--queue").returncode == 0
+    elsewhere = tmp_path / "worker-root"
+    worker = iiif(queue_env, "worker", "--burst", "--images", str(elsewhere))
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert (elsewhere / "01.tif").is_file()
+    assert not (Path(queue_env["IIIF_SERVER_IMAGES_ROOT"]) / "01.tif").exists()
+    assert FixityCatalogue(elsewhere).get("01.tif") is not None
+
+
 def test_queue_without_redis_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_IMAGES_ROOT": str(tmp_path)}
     result = iiif(env, "ingest", str(tmp_path), "--queue")

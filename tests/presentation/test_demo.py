@@ -13,8 +13,8 @@ import pytest
 
 from iiif_server.config import Settings
 from iiif_server.presentation.catalogue import Snapshot
-from iiif_server.presentation.report import catalogue_for
 from iiif_server.presentation.validate import problems
+from iiif_server.services import Services
 from tests.conftest import DEMO_EXPORT
 
 BASE = "https://iiif.museum.example/prefix"
@@ -33,7 +33,7 @@ def demo_settings(demo_root: Path, state: Path, source: Path = DEMO_EXPORT) -> S
 
 @pytest.fixture(scope="module")
 def demo_snapshot(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
-    return catalogue_for(demo_settings(demo_root, tmp_path_factory.mktemp("state"))).build()
+    return Services(demo_settings(demo_root, tmp_path_factory.mktemp("state"))).catalogue.build()
 
 
 def test_every_demo_document_validates_against_the_schema(demo_snapshot: Snapshot) -> None:
@@ -81,18 +81,18 @@ def test_the_same_records_as_json_build_the_same_documents(
         record["images"] = record["images"].split(";")  # JSON may carry a real list
     export = tmp_path / "export.json"
     export.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-    snapshot = catalogue_for(demo_settings(demo_root, tmp_path / "state", export)).build()
+    snapshot = Services(demo_settings(demo_root, tmp_path / "state", export)).catalogue.build()
     assert {p: d.etag for p, d in snapshot.documents.items()} == {p: d.etag for p, d in demo_snapshot.documents.items()}
 
 
 def test_history_survives_a_restart(demo_root: Path, tmp_path: Path) -> None:
     settings = demo_settings(demo_root, tmp_path / "state")
-    first = catalogue_for(settings)
+    first = Services(settings).catalogue
     first.build()
     assert first.changes is not None
     created = first.changes.count()
     assert created == 19  # 8 manifests + 11 collections
-    again = catalogue_for(settings)  # a new process: same state directory
+    again = Services(settings).catalogue  # a new process: same state directory
     again.build()
     assert again.changes is not None and again.changes.count() == created
 

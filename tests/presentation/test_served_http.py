@@ -267,3 +267,69 @@ def test_head_and_options_answer_like_get(server: str) -> None:
         status, headers, _ = fetch(server, path, preflight, method="OPTIONS")
         assert status in (200, 204) and headers["Access-Control-Allow-Origin"] == "*", path
         assert "GET" in headers["Access-Control-Allow-Methods"] and "Range" in headers["Access-Control-Allow-Headers"]
+
+
+def answer(base: str, path: str, headers: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+    """Status line, headers (names lower-cased; the Date and Server of the moment left out) and body."""
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    try:
+        connection.putrequest("GET", path, skip_host="Host" in headers, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        kept = {k.lower(): v for k, v in response.getheaders() if k.lower() not in ("date", "server", "connection")}
+        return f"{response.status} {response.reason}", kept, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("page", "image", "headers"),
+    [
+        ("/iiif/manifests/NO-SUCH", "/iiif/3/no-such-image.tif/info.json", {}),  # NotFound
+        (MANIFEST, INFO3, {"Host": "bad host"}),  # InvalidRequest
+    ],
+)
+def test_flask_pages_and_the_image_endpoint_answer_an_error_alike(
+    server: str, page: str, image: str, headers: dict[str, str]
+) -> None:
+    """One error -> status table, one status line, one body shape, whichever side raised it."""
+    page_status, page_headers, page_body = answer(server, page, headers)
+    image_status, image_headers, image_body = answer(server, image, headers)
+    assert page_status == image_status and page_status[:3] in ("400", "404")
+    assert page_headers.keys() == image_headers.keys()
+    for name in ("content-type", "cache-control", "access-control-allow-origin", "access-control-expose-headers"):
+        assert page_headers[name] == image_headers[name], name
+    for body, found in ((page_body, page_headers), (image_body, image_headers)):
+        assert body.endswith(b"\n") and body.count(b"\n") == 1 and found["content-length"] == str(len(body))
+    assert page_headers["content-type"] == "text/plain; charset=utf-8" and page_headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", [INFO3, TILE])
+def test_manifests_and_images_revalidate_alike(server: str, path: str) -> None:
+    """The same conditional GET for both: weak If-None-Match, ``*``, If-None-Match over If-Modified-Since,
+    If-Modified-Since only where Last-Modified was sent (images; a manifest has no date)."""
+    later = "Fri, 01 Jan 2100 00:00:00 GMT"
+    cases = [
+        ({"If-None-Match": "{etag}"}, True),
+        ({"If-None-Match": "W/{etag}"}, True),
+        ({"If-None-Match": "*"}, True),
+        ({"If-None-Match": '"other"'}, False),
+        ({"If-None-Match": '"other"', "If-Modified-Since": later}, False),
+        ({"If-Modified-Since": later}, None),  # fresh if and only if the 200 carried Last-Modified
+    ]
+    for resource in (MANIFEST, path):
+        first, got, _ = answer(server, resource, {})
+        assert first == "200 OK"
+        for asked, fresh in cases:
+            sent = {name: value.format(etag=got["etag"]) for name, value in asked.items()}
+            status, headers, body = answer(server, resource, sent)
+            expected = ("last-modified" in got) if fresh is None else fresh
+            assert status[:3] == ("304" if expected else "200"), (resource, sent)
+            if expected:
+                assert body == b"" and status == "304 Not Modified"
+                for name in ("etag", "cache-control", "last-modified", "access-control-allow-origin"):
+                    assert headers.get(name) == got.get(name), (resource, name)
+    assert "last-modified" not in answer(server, MANIFEST, {})[1] and "last-modified" in answer(server, path, {})[1]

@@ -1,0 +1,121 @@
+"""The composition root: every service built from ``Settings``, in one place.
+
+The app (``create_app``), the CLI's commands, the RQ worker and ingest notifications all
+build what they need here, so a setting means the same thing in each of them. Built lazily
+and once per ``Services``: a manifest build gets caches, files, inspector and catalogue, but
+no renderer; a cache purge only the caches.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .access import OpenPolicy, Policy
+from .cache.build import MB, Caches, build_caches
+from .config import Settings
+from .health import Readiness, images_readable, manifests_built, redis_reachable
+from .image.inspector import Inspector
+from .image.lanes import Lane
+from .image.model import Limits
+from .image.readers import ReaderPool
+from .image.render import EncodeOptions, Renderer, configure_vips
+from .image.service import ImageService
+from .image.sources import FileSource
+from .presentation.catalogue import Catalogue, change_log
+from .replay import Replay
+
+
+class Services:
+    """``memory_cache=False`` for short-lived processes (CLI, worker jobs): no memory tier to fill."""
+
+    def __init__(self, settings: Settings, memory_cache: bool = True) -> None:
+        self.settings = settings
+        self.memory_cache = memory_cache
+
+    @cached_property
+    def caches(self) -> Caches:
+        return build_caches(self.settings.cache, memory=self.memory_cache)
+
+    @cached_property
+    def source(self) -> FileSource:
+        images = self.settings.images
+        return FileSource(images.root, images.extensions)
+
+    @cached_property
+    def inspector(self) -> Inspector:
+        return Inspector(max_untiled_pixels=self.settings.images.max_untiled_pixels, metadata=self.caches.tiered)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        settings = self.settings
+        configure_vips(settings.vips.concurrency)
+        output = settings.output
+        options = EncodeOptions(output.jpeg_quality, output.webp_quality, output.png_compression)
+        return Renderer(options, render_timeout=settings.server.render_timeout)
+
+    @cached_property
+    def readers(self) -> ReaderPool:
+        return ReaderPool(self.settings.images.handle_cache_size)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return OpenPolicy()
+
+    @cached_property
+    def replay(self) -> Replay | None:
+        """Whole answers the ASGI edge may send again (``[cache] replay_mb``; 0: none)."""
+        server = self.settings.server
+        if not self.settings.cache.replay_mb:
+            return None
+        return Replay(
+            self.settings.cache.replay_mb * MB,
+            self.policy,
+            self.caches.tiered.memory_generation,
+            trusted_proxies=bool(server.trusted_proxies and server.proxy_hops),
+        )
+
+    @cached_property
+    def lane(self) -> Lane | None:
+        lanes = self.settings.lanes
+        return Lane(lanes.heavy_concurrency, lanes.heavy_queue, lanes.heavy_wait) if lanes.heavy_pixels else None
+
+    @cached_property
+    def image_service(self) -> ImageService:
+        settings = self.settings
+        images = settings.images
+        return ImageService(
+            source=self.source,
+            inspector=self.inspector,
+            renderer=self.renderer,
+            readers=self.readers,
+            limits=Limits(images.max_width, images.max_height, images.max_area),
+            default_tile_size=images.default_tile_size,
+            preferred_formats=settings.output.preferred_formats,
+            cache=self.caches.tiered,
+            flight=self.caches.flight,
+            policy=self.policy,
+            lane=self.lane,
+            heavy_pixels=settings.lanes.heavy_pixels,
+        )
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        """Manifests and collections on the configured image root and caches, as every process builds them."""
+        manifests = self.settings.manifests
+        return Catalogue(
+            manifests,
+            source=self.source,
+            inspector=self.inspector,
+            cache=self.caches.tiered,
+            changes=change_log(manifests),
+        )
+
+    @cached_property
+    def readiness(self) -> Readiness:
+        checks = {"images": images_readable(self.settings.images.root)}
+        if self.caches.redis is not None:
+            checks["redis"] = redis_reachable(self.caches.redis.ping)
+        checks["manifests"] = manifests_built(
+            self.settings.manifests.source, lambda: len(self.catalogue.current().documents)
+        )
+        return Readiness(checks)
