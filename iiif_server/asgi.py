@@ -134,7 +134,7 @@ class ASGIEdge:
             if answer is not None:
                 await send(answer.start)
                 await send(answer.body if scope["method"] == "GET" else _NO_CONTENT)
-                self._replayed(scope, answer, started, arrived, request)
+                self.replayed(scope, answer, started, arrived, request)
                 return
         environ = environ_of(scope)
         if inline_candidate(environ):
@@ -149,7 +149,7 @@ class ASGIEdge:
                 return
         await self._pooled(environ, receive, send)
 
-    def _replayed(self, scope: Scope, answer: Answer, started: float, arrived: float, request: Request | None) -> None:
+    def replayed(self, scope: Scope, answer: Answer, started: float, arrived: float, request: Request | None) -> None:
         if self.record is None or request is None:
             return
         method = scope["method"]
@@ -294,7 +294,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "auto",  # uvloop when installed (it is a dependency)
-        "http": "auto",  # httptools likewise
+        "http": "iiif_server.wire:ReplayProtocol",  # httptools, replays written straight to the socket
         "proxy_headers": False,
         "access_log": False,
         "server_header": False,

@@ -65,6 +65,7 @@ class Answer:
 
     start: Message
     body: Message
+    head: bytes  # the headers as sent on the wire, blank line included (wire.py)
     source: Located
     generation: int
     size: int  # body bytes
@@ -164,6 +165,7 @@ class Replay:
         answer = Answer(
             start={"type": "http.response.start", "status": 200, "headers": headers},
             body={"type": "http.response.body", "body": body, "more_body": False},
+            head=b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n",
             source=marked,
             generation=request.generation,
             size=len(body),
