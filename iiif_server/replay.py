@@ -125,8 +125,12 @@ class Replay:
         forwarded: list[tuple[bytes, bytes]] | None = None
         for name, value in scope["headers"]:
             if name == b"host":
+                if host is not None:  # two Host headers: a 400 (RFC 9112 §3.2), the stack's to say
+                    return None, None
                 host = value
             elif name == b"accept":
+                if accept is not None:  # the stack reads them joined: leave it to the stack
+                    return None, None
                 accept = value
             elif name == b"referer":
                 referer = value.decode("latin-1")

@@ -225,3 +225,12 @@ def test_over_http_replays_are_logged_and_a_replaced_master_is_served_new(tmp_pa
     lines = [line for line in log.read_text().splitlines() if "256,0,256,256" in line]
     assert len(lines) == 6, lines  # replays are logged like every other answer
     assert all('" 200 ' in line and line.endswith("pass-through") for line in lines), lines
+
+
+def test_two_host_headers_are_never_replayed(site: tuple[Flask, Switch, Path]) -> None:
+    app, _, _ = site
+    edge, recorder = _edge(app)
+    _warm(edge, INFO)
+    recorder.calls.clear()
+    status, _, body = _request(edge, _scope(INFO, headers=[(b"host", b"iiif.test")]))  # and _scope's own
+    assert status == 400 and b"Host" in body and recorder.calls
