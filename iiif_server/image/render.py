@@ -4,8 +4,9 @@ Tiled TIFFs are opened at the chosen pyramid level only, so a tile costs a crop
 of one page, never a full decode; untiled formats (JPEG, PNG, strip TIFF) are
 opened with shrink-on-load and sequential access, which reads only what the
 crop needs. Handles live for one request (see ``_open_level``); what is kept
-per file is its layout (``inspector.py``) and, for JPEG-tiled TIFFs, a pass-through
-reader (``readers.py``).
+per file is its layout (``inspector.py``), for JPEG-tiled TIFFs a pass-through
+reader (``readers.py``), and, within a byte budget, whole decoded levels that
+whole-image views read (see ``Renderer._level``).
 
 Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
 that request only. A render that passes its deadline is stopped by libvips itself
@@ -25,6 +26,7 @@ from typing import Any
 import pyvips
 
 from ..errors import ImageDecodeError, RenderTimeout
+from ..lru import LRU
 from ..metrics import RENDER_TIMEOUTS
 from .inspector import Inspected, SourceLayout, vips_error_line
 from .model import Format, Quality
@@ -32,6 +34,9 @@ from .plan import RenderPlan
 
 log = logging.getLogger(__name__)
 
+#: Decoded pyramid levels kept per worker, in bytes (``Renderer._level``); one level may take a quarter.
+DECODED_LEVELS_BYTES = 64 * 2**20
+_BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
 _KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
 
 
@@ -57,14 +62,17 @@ class Renderer:
     ``inspector.py`` and ``readers.py``.
     """
 
-    def __init__(self, options: EncodeOptions, render_timeout: float = 0.0) -> None:
+    def __init__(
+        self, options: EncodeOptions, render_timeout: float = 0.0, decoded_levels_bytes: int = DECODED_LEVELS_BYTES
+    ) -> None:
         self.options = options
         self.render_timeout = render_timeout  # seconds; 0: no deadline
+        self._decoded: LRU[tuple[str, str, int], pyvips.Image] = LRU(decoded_levels_bytes, _image_bytes)
 
     def render(self, source: Inspected, plan: RenderPlan) -> bytes:
         deadline = _Deadline(self.render_timeout)
         try:
-            image, sequential = self._open_level(source, plan.level)
+            image, sequential = self._level(source, plan, deadline.watch)
             image = _apply(image, plan, sequential, deadline.watch)
             return _encode(image, plan.format, self.options, deadline.watch)
         except pyvips.Error as err:
@@ -82,6 +90,28 @@ class Renderer:
         """The layout resolved for this request, never looked up again."""
         return source.found
 
+    def _level(self, source: Inspected, plan: RenderPlan, watch: Watch) -> tuple[pyvips.Image, bool]:
+        """The plan's level: decoded in memory if kept from an earlier render, else opened from the file.
+
+        A level whose decoded pixels fit a quarter of ``decoded_levels_bytes`` and which the crop
+        mostly covers (a whole-image view: ``full/w,``, thumbnails) is decoded whole and kept, so the
+        next size of the same view skips the file and the JPEG decode, about half of its render
+        (iipsrv keeps decoded tiles for the same reason). Bounded in bytes, unlike open handles
+        (see ``_open_level``); keyed by fingerprint, so a replaced file is never read stale.
+        """
+        key = (source.path, source.fingerprint, plan.level)
+        kept = self._decoded.get(key)
+        if kept is not None:
+            return kept, False
+        image, sequential = self._open_level(source, plan.level)
+        _, _, width, height = plan.crop
+        whole = image.width * image.height
+        if 2 * width * height >= whole and 4 * _image_bytes(image) <= self._decoded.maxsize:
+            image = watch(image).copy_memory()
+            self._decoded.put(key, image)
+            return image, False
+        return image, sequential
+
     def _open_level(self, source: Inspected, level: int) -> tuple[pyvips.Image, bool]:
         """The level's image, and whether it can only be read top to bottom.
 
@@ -94,6 +124,10 @@ class Renderer:
         if not found.tiled:
             return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
         return pyvips.Image.new_from_file(source.path, fail=True, **kwargs), False
+
+
+def _image_bytes(image: pyvips.Image) -> int:
+    return image.width * image.height * image.bands * _BAND_BYTES.get(image.format, 16)
 
 
 # -- pipeline --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Rendering reads the right pyramid level (never the full image for a zoomed-out tile), keeps
-handles open, uses shrink-on-load, and turns decoding failures into a logged, per-image error."""
+whole decoded levels within a byte budget, uses shrink-on-load, and turns decoding failures into a
+logged, per-image error."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from iiif_server.cache.memory import MemoryCache
 from iiif_server.config import Settings
 from iiif_server.errors import ImageDecodeError
 from iiif_server.image import render as render_module
-from iiif_server.image.inspector import Inspector
-from iiif_server.image.model import ApiVersion
+from iiif_server.image.inspector import Inspected, Inspector
+from iiif_server.image.model import ApiVersion, ImageRequest, Limits
 from iiif_server.image.parse import parse_path
+from iiif_server.image.plan import plan, resolve
+from iiif_server.image.render import EncodeOptions, Renderer
 from iiif_server.image.service import ImageService
 from iiif_server.image.sources import FileSource
 from tests.conftest import block_colour, decode, make_pattern, pixel
@@ -228,7 +231,8 @@ def test_dimensions_for_manifests_open_each_file_once_and_agree_with_the_layout(
     "path",
     [
         "pattern.tif/full/^12000,/0/default.jpg",  # tiled source: stopped in the encoder
-        "pattern.png/full/^12000,/33/default.png",  # untiled and rotated: stopped while buffered in memory
+        # untiled, rotated, under half the image (so not kept decoded): stopped while buffered in memory
+        "pattern.png/0,0,600,600/^12000,/33/default.png",
     ],
 )
 def test_a_render_past_its_deadline_is_stopped_with_503(settings: Settings, path: str) -> None:
@@ -242,3 +246,70 @@ def test_a_render_past_its_deadline_is_stopped_with_503(settings: Settings, path
     image = decode(client.get("/iiif/3/pattern.png/full/100,/0/default.png").data)
     assert (image.width, image.height) == (100, 80)
     assert pixel(image, 5, 5) == block_colour(0, 0)
+
+
+# -- decoded levels kept between renders ------------------------------------------------------------------------------
+
+
+def inspected(root: Path, identifier: str) -> Inspected:
+    source = FileSource(root, (".tif",)).locate(identifier)
+    return Inspected.of(source, Inspector().layout(source))
+
+
+def render_params(renderer: Renderer, source: Inspected, params: str) -> bytes:
+    request = parse_path(ApiVersion.V3, f"{source.identifier}/{params}")
+    assert isinstance(request, ImageRequest)
+    layout = source.found.layout
+    return renderer.render(source, plan(request, resolve(request, layout.width, layout.height, Limits()), layout))
+
+
+def test_a_whole_level_is_decoded_once_and_serves_the_next_sizes(
+    image_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """full/900, then full/899, of big.tif: both read its 1000-px page, opened and JPEG-decoded once;
+    the bytes are those of a renderer that keeps nothing."""
+    source = inspected(image_root, "big.tif")
+    keeping, plain = Renderer(EncodeOptions()), Renderer(EncodeOptions(), decoded_levels_bytes=0)
+    spy = OpenSpy(monkeypatch)
+    kept = [render_params(keeping, source, f"full/{w},/0/default.jpg") for w in (900, 899, 800)]
+    assert [kwargs.get("page") for _, kwargs in spy.calls] == [2]
+    assert kept == [render_params(plain, source, f"full/{w},/0/default.jpg") for w in (900, 899, 800)]
+    assert len(spy.calls) == 4  # the renderer that keeps nothing opens the page for every size
+
+
+def test_a_small_crop_of_a_level_is_read_from_the_file_and_not_kept(
+    image_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under half of the level: decoding all of it would cost more than the crop needs."""
+    source = inspected(image_root, "big.tif")
+    renderer = Renderer(EncodeOptions())
+    spy = OpenSpy(monkeypatch)
+    for _ in range(2):
+        image = decode(render_params(renderer, source, "0,0,2000,1500/450,/0/default.png"))  # 500×375 of 1000×750
+        assert (image.width, image.height) == (450, 338)
+    assert [kwargs.get("page") for _, kwargs in spy.calls] == [2, 2]
+
+
+def test_kept_levels_stay_within_their_byte_budget(image_root: Path) -> None:
+    """Levels of big.tif: 1000×750 (2.25 MB decoded), 500×375, 250×187. With 4 MB, only levels of at
+    most 1 MB are kept, and never more than 4 MB in all."""
+    source = inspected(image_root, "big.tif")
+    renderer = Renderer(EncodeOptions(), decoded_levels_bytes=4 * 2**20)
+    for width in (900, 450, 225, 120):
+        render_params(renderer, source, f"full/{width},/0/default.jpg")
+    kept = renderer._decoded
+    assert sorted(key[2] for key in kept._data) == [3, 4]  # 500×375 and 250×187 (the 1000-px page is too big)
+    assert kept.size == 500 * 375 * 3 + 250 * 187 * 3 <= kept.maxsize
+
+
+def test_a_replaced_file_is_never_rendered_from_its_old_kept_level(tmp_path: Path) -> None:
+    """The kept level is keyed by the file's fingerprint: a new master is decoded afresh."""
+    make_pattern(400, 300).tiffsave(str(tmp_path / "swap.tif"), tile=True, pyramid=True, tile_width=64, tile_height=64)
+    renderer = Renderer(EncodeOptions())
+    before = decode(render_params(renderer, inspected(tmp_path, "swap.tif"), "full/150,/0/default.png"))
+    assert pixel(before, 5, 5) == block_colour(0, 0)
+    replacement = tmp_path / "new.tif"
+    make_pattern(400, 300).invert().tiffsave(str(replacement), tile=True, pyramid=True, tile_width=64, tile_height=64)
+    replacement.replace(tmp_path / "swap.tif")
+    after = decode(render_params(renderer, inspected(tmp_path, "swap.tif"), "full/150,/0/default.png"))
+    assert pixel(after, 5, 5) == tuple(255 - v for v in block_colour(0, 0))
