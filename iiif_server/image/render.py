@@ -34,6 +34,13 @@ from .plan import RenderPlan
 
 log = logging.getLogger(__name__)
 
+#: Downscaling filter. Lanczos-2 rather than libvips' default Lanczos-3: the level read is a box-filtered,
+#: JPEG-compressed reduction at 1-2x the output, whose noise Lanczos-3 keeps sharper than the truth.
+#: SSIM against a Lanczos-3 reduction of the full resolution (bench image): full/1024, 0.9406 -> 0.9433
+#: (iipsrv's bilinear 0.9423), full/777, 0.9681 -> 0.9692; on sharp-edged content 0.003-0.007 below
+#: Lanczos-3 (still 0.01-0.1 above iipsrv). A third fewer taps (6-27 % fewer instructions); upscaling
+#: is bicubic whatever the kernel. See docs/architecture.md, "Downscaling filter".
+RESAMPLE_KERNEL = "lanczos2"
 #: Decoded pyramid levels kept per worker, in bytes (``Renderer._level``); one level may take a quarter.
 DECODED_LEVELS_BYTES = 64 * 2**20
 _BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
@@ -164,7 +171,7 @@ def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool, watch: Watch
     image = image.crop(*plan.crop)
     if plan.scale is not None:
         hscale, vscale = plan.scale
-        image = image.resize(float(hscale), vscale=float(vscale))
+        image = image.resize(float(hscale), vscale=float(vscale), kernel=RESAMPLE_KERNEL)
     image = _fit(image, *plan.size)
     image = _to_srgb8(image)
     if sequential and (plan.degrees or plan.mirror):

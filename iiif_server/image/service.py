@@ -38,7 +38,7 @@ from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
 
-RENDER_VERSION = "1"  # bump when rendering changes output bytes: invalidates ETags and caches
+RENDER_VERSION = "2"  # bump when rendering changes output bytes: invalidates ETags and caches
 
 
 @dataclass(frozen=True, slots=True)
