@@ -122,6 +122,7 @@ class VipsSettings(_Section):
 class CacheSettings(_Section):
     memory_mb: int = Field(128, ge=0)
     replay_mb: int = Field(32, ge=0)
+    decoded_levels_mb: int = Field(64, ge=0)
     disk_dir: Path = Path("cache")
     disk_max_mb: int = Field(2048, ge=0)
     redis_url: RedisUrl = ""

@@ -51,7 +51,11 @@ class Services:
         configure_vips(settings.vips.concurrency)
         output = settings.output
         options = EncodeOptions(output.jpeg_quality, output.webp_quality, output.png_compression)
-        return Renderer(options, render_timeout=settings.server.render_timeout)
+        return Renderer(
+            options,
+            render_timeout=settings.server.render_timeout,
+            decoded_levels_bytes=settings.cache.decoded_levels_mb * MB,
+        )
 
     @cached_property
     def readers(self) -> ReaderPool:
