@@ -54,7 +54,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8182, ge=1, le=65535)
     workers: int = Field(0, ge=0)  # 0: two per CPU core
-    max_requests: int = Field(500_000, ge=0)
+    max_requests: int = Field(5_000_000, ge=0)
     threads: int = Field(4, ge=1)
     worker: Literal["gthread", "asgi"] = "asgi"  # asgi: uvicorn's worker, cheap answers on its event loop
     timeout: int = Field(60, ge=1)

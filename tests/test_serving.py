@@ -26,7 +26,7 @@ def test_defaults_are_sized_to_the_machine() -> None:
     assert options["workers"] == default_workers() == 2 * (os.cpu_count() or 1)
     assert options["worker_class"] == "iiif_server.asgi.Worker" and options["threads"] == 4  # uvicorn under gunicorn
     assert options["bind"] == "127.0.0.1:8182"
-    assert options["max_requests"] == 500_000 and options["max_requests_jitter"] == 50_000
+    assert options["max_requests"] == 5_000_000 and options["max_requests_jitter"] == 500_000
 
 
 def test_settings_override_the_defaults() -> None:
