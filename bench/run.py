@@ -301,6 +301,8 @@ def children(pid: int) -> list[str]:
     with contextlib.suppress(OSError):
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             with contextlib.suppress(OSError):
+                if b"resource_tracker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    continue  # multiprocessing's helper (from the master's spawned start-up work)
                 names.append(Path(f"/proc/{child}/comm").read_text().strip())
     return names
 

@@ -33,7 +33,15 @@ def rss_mb(pid: int) -> float:
 
 def workers(master: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return sorted(int(pid) for pid in out.split())
+    found = []
+    for pid in out.split():
+        try:
+            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # multiprocessing's helper (from the master's spawned start-up work)
+        except OSError:
+            continue
+        found.append(int(pid))
+    return sorted(found)
 
 
 def main() -> int:
