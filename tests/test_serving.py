@@ -17,7 +17,7 @@ import pyvips
 
 from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
-from iiif_server.serving import default_workers, gunicorn_options, limit_malloc_arenas, serve
+from iiif_server.serving import default_workers, gunicorn_options, serve, tune_malloc
 from tests.conftest import DEMO_EXPORT, block_colour, decode, pixel
 
 
@@ -39,9 +39,9 @@ def test_settings_override_the_defaults() -> None:
     assert options["max_requests"] == 0 and options["timeout"] == 120
 
 
-def test_malloc_arenas_are_limited_on_glibc() -> None:
+def test_malloc_is_tuned_on_glibc() -> None:
     expected = platform.libc_ver()[0] == "glibc"
-    assert limit_malloc_arenas() is expected
+    assert tune_malloc() is expected
 
 
 def test_serve_refuses_to_fork_workers_once_libvips_is_loaded() -> None:
