@@ -13,7 +13,7 @@ from .admin import blueprint as admin_blueprint
 from .config import Settings, load_settings
 from .errors import IIIFError
 from .forwarded import ForwardedHeaders
-from .http import CORS, error_body, error_headers, preflight_headers, status_for, status_line
+from .http import EVERY_RESPONSE, error_body, error_headers, preflight_headers, status_for, status_line
 from .image.routes import ImageEndpoint
 from .observe import Observed
 from .presentation.routes import blueprint as presentation_blueprint
@@ -94,11 +94,11 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_cors(app: Flask, max_age: int) -> None:
-    """``Access-Control-Allow-Origin: *`` on every response, errors included (3.0 §6.2)."""
+    """``Access-Control-Allow-Origin: *`` (3.0 §6.2) and ``nosniff`` on every response, errors included."""
 
     @app.after_request
     def cors(response: Response) -> Response:
-        response.headers.extend(CORS)
+        response.headers.extend(EVERY_RESPONSE)
         if request.method == "OPTIONS":
             response.headers.extend(preflight_headers(request.headers.get("Access-Control-Request-Headers"), max_age))
         return response

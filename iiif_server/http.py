@@ -6,6 +6,7 @@ bodies, CORS headers (Image API 3.0 §6.2: on every response, errors included), 
 from __future__ import annotations
 
 import re
+import time
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +39,10 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Expose-Headers", "Link, ETag, Last-Modified"),
 ]
+#: Browsers must not guess another type than the one sent (an error body echoes the identifier).
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+#: On every response of the site, errors included: CORS (Image API 3.0 §6.2) and ``NOSNIFF``.
+EVERY_RESPONSE = [*CORS, NOSNIFF]
 
 
 def status_for(error: IIIFError) -> int:
@@ -148,4 +153,6 @@ def is_fresh(environ: dict[str, Any], etag: str, mtime: float | None = None) -> 
     if mtime is None:
         return False
     if_modified_since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
-    return if_modified_since is not None and int(mtime) <= if_modified_since.timestamp()
+    if if_modified_since is None or if_modified_since.timestamp() > time.time():
+        return False  # a date in the future is invalid (RFC 9110 §13.1.3): ignore it
+    return int(mtime) <= if_modified_since.timestamp()

@@ -29,6 +29,7 @@ from . import accesslog, metrics
 from .errors import TIER, WouldBlock
 from .forwarded import Network, trusted
 from .health import Readiness
+from .http import NOSNIFF
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -227,7 +228,7 @@ def _answer(
     method = environ.get("REQUEST_METHOD", "GET")
     if method not in ("GET", "HEAD"):
         status, headers, body = 405, [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")], b"method not allowed\n"
-    headers = [*headers, ("Content-Length", str(len(body))), NO_STORE]
+    headers = [*headers, ("Content-Length", str(len(body))), NO_STORE, NOSNIFF]
     start_response(f"{status} {HTTPStatus(status).phrase}", headers)
     return [b"" if method == "HEAD" else body]
 

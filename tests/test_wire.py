@@ -155,3 +155,38 @@ def test_replays_on_the_wire_are_logged(server: tuple[str, int, Path]) -> None:
     lines = [line for line in server[2].read_text().splitlines() if "?wire-log" in line]
     assert len(lines) == 4, lines
     assert all('" 200 ' in line and '"wire-test"' in line and line.endswith("pass-through") for line in lines)
+
+
+def _one(server: tuple[str, int, Path], path: str, extra: str = "") -> tuple[str, dict, bytes]:
+    with _connect(server) as sock:
+        sock.sendall(_request(path, extra=extra))
+        return _read_response(sock, bytearray())
+
+
+def test_every_answer_says_nosniff(server: tuple[str, int, Path]) -> None:
+    """Error bodies echo the identifier as text/plain: no browser may sniff them into HTML."""
+    answers = {
+        "tile": _one(server, TILE),
+        "replayed tile": _one(server, TILE),
+        "image 404": _one(server, "/iiif/3/%3Cscript%3E.tif/info.json"),
+        "image 400": _one(server, "/iiif/3/scan.tif/full/nope/0/default.jpg"),
+        "page": _one(server, "/"),
+        "page 404": _one(server, "/no-such-page"),
+        "liveness": _one(server, "/health/live"),
+    }
+    for name, (status, headers, _) in answers.items():
+        assert headers.get("x-content-type-options") == "nosniff", (name, status, headers)
+    assert (
+        answers["image 404"][0] == "HTTP/1.1 404 Not Found"
+        and answers["image 404"][1]["access-control-allow-origin"] == "*"
+    )
+
+
+def test_if_modified_since_in_the_future_is_ignored(server: tuple[str, int, Path]) -> None:
+    """RFC 9110 §13.1.3: a date later than the server's clock is invalid, so no 304 on its strength."""
+    _, headers, body = _one(server, TILE)
+    future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    status, _, again = _one(server, TILE, extra=f"If-Modified-Since: {future}\r\n")
+    assert status == "HTTP/1.1 200 OK" and again == body
+    status, _, _ = _one(server, TILE, extra=f"If-Modified-Since: {headers['last-modified']}\r\n")
+    assert status == "HTTP/1.1 304 Not Modified"

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
-    CORS,
+    EVERY_RESPONSE,
     Headers,
     base_url,
     error_body,
@@ -98,7 +98,7 @@ class ImageEndpoint:
         except Exception:
             log.exception("unhandled error for %s", path)
             status, headers, body = self._error(500, "internal server error")
-        start_response(status_line(status), headers + CORS)
+        start_response(status_line(status), headers + EVERY_RESPONSE)
         return [b"" if method == "HEAD" else body]
 
     @staticmethod
