@@ -35,7 +35,7 @@ from uvicorn_worker import UvicornWorker
 
 from .accesslog import Entry
 from .errors import INLINE, WouldBlock
-from .replay import Answer, Replay, Request
+from .replay import LOOKED_UP, Answer, Replay, Request
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -128,7 +128,9 @@ class ASGIEdge:
             await send({"type": "websocket.close", "code": 1000})
             return
         request: Request | None = None
-        if self.replay is not None:
+        if LOOKED_UP in scope:  # wire.py asked the replay this instant, and missed
+            request = scope[LOOKED_UP]
+        elif self.replay is not None:
             started, arrived = time.perf_counter(), time.time()
             answer, request = self.replay.lookup(scope)
             if answer is not None:
@@ -154,6 +156,7 @@ class ASGIEdge:
             return
         method = scope["method"]
         sent = answer.size if method != "HEAD" else 0
+        duration = time.perf_counter() - started
 
         def entry() -> Entry:
             query = scope.get("query_string", b"")
@@ -166,13 +169,13 @@ class ASGIEdge:
                 protocol=f"HTTP/{scope.get('http_version', '1.1')}",
                 status=200,
                 bytes=sent,
-                duration=time.perf_counter() - started,
+                duration=duration,
                 tier=answer.tier,
                 referer=request.referer,
                 user_agent=request.user_agent,
             )
 
-        self.record(scope["path"], 200, sent, time.perf_counter() - started, answer.tier, entry)
+        self.record(scope["path"], 200, sent, duration, answer.tier, entry)
 
     def _inline(self, environ: dict[str, Any]) -> Response:
         environ[INLINE] = True

@@ -44,6 +44,9 @@ Scope = MutableMapping[str, Any]
 Message = dict[str, Any]
 Key = tuple[Any, ...]
 
+#: ASGI scope key: the ``Request`` a lookup made before the ASGI cycle began (wire.py's miss).
+LOOKED_UP = "iiif.replay.request"
+
 _PREFIXES = {"/iiif/3/": ApiVersion.V3, "/iiif/2/": ApiVersion.V2}
 _CONDITIONAL = frozenset({b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range"})
 _FORWARDED = frozenset(

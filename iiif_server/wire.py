@@ -26,6 +26,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .replay import LOOKED_UP
+
 _OK = b"HTTP/1.1 200 OK\r\n"
 
 
@@ -42,7 +44,6 @@ class _Answered:
     leave it alone."""
 
     response_complete = True
-    keep_alive = True
     message_event = _Settled()
 
 
@@ -74,13 +75,14 @@ class ReplayProtocol(HttpToolsProtocol):  # type: ignore[misc]
         started, arrived = time.perf_counter(), time.time()
         url = httptools.parse_url(self.url)
         path = url.path.decode("ascii")
-        scope = self.scope
+        scope: Any = self.scope  # uvicorn types it; we add LOOKED_UP to it
         scope["method"] = method.decode("ascii")
         scope["path"] = urllib.parse.unquote(path) if "%" in path else path
         scope["raw_path"] = url.path
         scope["query_string"] = url.query or b""
         answer, request = replay.lookup(scope)
         if answer is None:
+            scope[LOOKED_UP] = request  # the edge keeps the answer it is about to make, asks nothing twice
             return False
         date = b"".join(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
         if method == b"GET":

@@ -44,18 +44,24 @@ class TieredCache:
         shared tier, so it never runs here (the caller is the event loop): a thread is started
         to make it, since traffic answered from replays alone would never reach a ``get``.
         """
-        if self.memory is None or self.shared is None:
-            return self._generation
-        if time.monotonic() - self._checked < self.epoch_interval:
+        if not self._epoch_due():
             return self._generation
         if not self._checking:
             threading.Thread(target=self._check_epoch, name="purge-epoch", daemon=True).start()
         return None
 
+    def _epoch_due(self) -> bool:
+        """Is a purge-epoch check due? Never without both a memory and a shared tier."""
+        return (
+            self.memory is not None
+            and self.shared is not None
+            and time.monotonic() - self._checked >= self.epoch_interval
+        )
+
     def _check_epoch(self) -> None:
         """Compare the shared tier's purge epoch, at most once per ``epoch_interval``, one check at
         a time. The check counts as made only once a moved epoch has purged the memory tier."""
-        if self.shared is None or self.memory is None or time.monotonic() - self._checked < self.epoch_interval:
+        if self.shared is None or self.memory is None or not self._epoch_due():
             return
         with self._lock:
             if self._checking:
@@ -95,11 +101,11 @@ class TieredCache:
     def peek(self, key: str) -> bytes | None:
         """The memory tier alone, for the event loop: never touches the shared tier.
 
-        None also when the purge epoch is due for its check, so that the next ``get`` (on a
-        thread) makes it: traffic answered only here must not outlive a purge. A miss is left
-        for that ``get`` to count.
+        None also when the purge epoch is due for its check (``memory_generation``): traffic
+        answered only here must not outlive a purge. A miss is left for the ``get`` that follows
+        on a thread to count.
         """
-        if self.memory is None or (self.shared is not None and time.monotonic() - self._checked >= self.epoch_interval):
+        if self.memory is None or self._epoch_due():
             return None
         value = self.memory.get(key)
         if value is not None:
