@@ -86,6 +86,7 @@ class ImagesSettings(_Section):
     default_tile_size: int = Field(512, ge=64, le=4096)
     max_untiled_pixels: int = Field(250_000_000, ge=0)
     handle_cache_size: int = Field(64, ge=0)
+    index_names: int = Field(200_000, ge=0)
 
 
 class OutputSettings(_Section):

@@ -39,7 +39,7 @@ class Services:
     @cached_property
     def source(self) -> FileSource:
         images = self.settings.images
-        return FileSource(images.root, images.extensions)
+        return FileSource(images.root, images.extensions, index_names=images.index_names)
 
     @cached_property
     def inspector(self) -> Inspector:

@@ -5,20 +5,22 @@ fingerprint (size, mtime, inode) that keys every cache and ETag downstream, so a
 replaced master is never mistaken for the old one.
 
 Identifiers are percent-decoded UTF-8 paths relative to the root. Names on disk
-may be NFC or NFD (macOS copies, Windows shares): both forms are tried, then a
-per-folder NFC comparison.
+may be NFC or NFD (macOS copies, Windows shares): each folder on the way is matched
+by NFC form, through listings kept while the folder is unchanged (``folders.py``), so
+a request for a missing image costs a ``stat`` per folder, not a listing. Misses are
+remembered too, with the folders that showed them, until one of those changes.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidRequest, NotFound
 from ..lru import LRU
+from .folders import Folders, Stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +35,17 @@ class Located:
 class FileSource:
     """Serves files whose extension is allowed, found under ``root`` only."""
 
-    def __init__(self, root: Path, extensions: tuple[str, ...], cache_size: int = 32768) -> None:
+    def __init__(
+        self, root: Path, extensions: tuple[str, ...], cache_size: int = 32768, index_names: int = 200_000
+    ) -> None:
         self.root = os.path.realpath(root)
         self.extensions = tuple(e.lower() for e in extensions)
+        # What may follow a requested name on disk: nothing, or an extension in either case.
+        self._suffixes = ("", *self.extensions, *(e.upper() for e in self.extensions))
         self._paths: LRU[str, str] = LRU(cache_size)
+        self.folders = Folders(index_names)
+        # Identifiers found missing -> the folders that showed it, valid while those are unchanged.
+        self._misses: LRU[str, tuple[Stamp, ...]] = LRU(cache_size)
 
     def locate(self, identifier: str) -> Located:
         cached = self._paths.get(identifier)
@@ -50,9 +59,12 @@ class FileSource:
         return _located(identifier, path, os.stat(path))
 
     def known(self, identifier: str) -> Located | None:
-        """``locate`` for an identifier resolved before: one ``stat``, no search; else None."""
+        """``locate`` for an identifier resolved before: one ``stat``, no search; ``NotFound`` for
+        one found missing before, its folders unchanged (a ``stat`` each); else None."""
         cached = self._paths.get(identifier)
         if cached is None:
+            if self._known_miss(identifier):
+                raise NotFound(f"no image {identifier!r}", "identifier")
             return None
         try:
             return _located(identifier, cached, os.stat(cached))
@@ -64,16 +76,52 @@ class FileSource:
         for part in parts:
             if part in ("", ".", "..") or part.startswith(".") or "\\" in part or "\x00" in part:
                 raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
-        for relative in _name_variants(parts, self.extensions):
-            path = self._safe_file(os.path.join(self.root, relative))
-            if path:
-                return path
-        matched = self._match_normalised(parts)
-        if matched:
-            path = self._safe_file(os.path.join(self.root, matched))
-            if path:
-                return path
+        if self._known_miss(identifier):
+            raise NotFound(f"no image {identifier!r}", "identifier")
+        path, proof = self._walk(parts)
+        if path is not None:
+            return path
+        if proof:
+            self._misses.put(identifier, proof)
         raise NotFound(f"no image {identifier!r}", "identifier")
+
+    def _known_miss(self, identifier: str) -> bool:
+        """Was ``identifier`` missing, and is every folder on its way unchanged since? (a ``stat`` each)"""
+        stamps = self._misses.get(identifier)
+        if stamps is None:
+            return False
+        if all(folder.current() for folder in stamps):
+            return True
+        self._misses.pop(identifier)
+        return False
+
+    def _walk(self, parts: list[str]) -> tuple[str | None, tuple[Stamp, ...]]:
+        """The file, folder by folder through the kept listings (``folders.py``); else None and
+        the stamps of the folders that prove it missing, empty when the miss is not to be remembered:
+        a listing not settled, or a name there but refused (not a folder, not a safe file: that may
+        depend on more than these folders, e.g. a symlink's target)."""
+        listing = self.folders.listing(self.root)
+        stamps: list[Stamp] = []
+        settled = True
+        for part in parts[:-1]:
+            if listing is None:
+                return None, ()
+            stamps.append(listing.stamp)
+            settled = settled and listing.settled
+            names = listing.find(part)
+            here = listing.stamp.path
+            listing = next(filter(None, (self.folders.listing(os.path.join(here, n)) for n in names)), None)
+            if listing is None:
+                return None, (tuple(stamps) if settled and not names else ())
+        if listing is None:
+            return None, ()
+        stamps.append(listing.stamp)
+        names = listing.find(parts[-1], self._suffixes)
+        for name in names:
+            path = self._safe_file(os.path.join(listing.stamp.path, name))
+            if path:
+                return path, ()
+        return None, (tuple(stamps) if settled and listing.settled and not names else ())
 
     def _safe_file(self, candidate: str) -> str | None:
         """The real path if it is a regular file inside the root with an allowed extension."""
@@ -88,26 +136,6 @@ class FileSource:
             return None
         return real if stat.S_ISREG(info.st_mode) else None
 
-    def _match_normalised(self, parts: list[str]) -> str | None:
-        """Walk folder by folder, comparing NFC forms; only runs when the quick forms missed."""
-        here = self.root
-        found: list[str] = []
-        for index, part in enumerate(parts):
-            wanted = {unicodedata.normalize("NFC", part)}
-            if index == len(parts) - 1:
-                base = next(iter(wanted))
-                wanted |= {base + ext for ext in self.extensions} | {base + ext.upper() for ext in self.extensions}
-            try:
-                names = os.listdir(here)
-            except OSError:
-                return None
-            match = next((n for n in names if unicodedata.normalize("NFC", n) in wanted), None)
-            if match is None:
-                return None
-            found.append(match)
-            here = os.path.join(here, match)
-        return os.path.join(*found)
-
     def list_identifiers(self, limit: int = 1000) -> list[str]:
         """Images under the root, for the index page; hidden folders skipped."""
         found: list[str] = []
@@ -119,15 +147,6 @@ class FileSource:
                     if len(found) >= limit:
                         return found
         return found
-
-
-def _name_variants(parts: list[str], extensions: tuple[str, ...]) -> list[str]:
-    relative = "/".join(parts)
-    forms = dict.fromkeys([relative, unicodedata.normalize("NFC", relative), unicodedata.normalize("NFD", relative)])
-    variants = list(forms)
-    for form in forms:
-        variants += [form + ext for ext in extensions] + [form + ext.upper() for ext in extensions]
-    return variants
 
 
 def fingerprint(info: os.stat_result) -> str:
