@@ -95,14 +95,15 @@ class Folders:
         self._listings: LRU[str, Listing] = LRU(max_names, weigh=lambda listing: listing.size)
         self._listing_lock = threading.Lock()  # one listing at a time: threads missing together wait for it
 
-    def listing(self, path: str) -> Listing | None:
-        """The folder's names, kept or listed now; None if ``path`` is not a folder."""
+    def listing(self, path: str, kept_only: bool = False) -> Listing | None:
+        """The folder's names, kept or listed now (``kept_only``: never listed now); None if ``path``
+        is not a folder, or has no usable kept listing and ``kept_only``."""
         now = stamp(path)
         if now is None:
             self._listings.pop(path)
             return None
         kept = self._usable(path, now)
-        if kept is not None:
+        if kept is not None or kept_only:
             return kept
         with self._listing_lock:
             kept = self._usable(path, now)  # listed by the thread this one waited for?

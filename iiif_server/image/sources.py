@@ -59,11 +59,11 @@ class FileSource:
         return _located(identifier, path, os.stat(path))
 
     def known(self, identifier: str) -> Located | None:
-        """``locate`` for an identifier resolved before: one ``stat``, no search; ``NotFound`` for
-        one found missing before, its folders unchanged (a ``stat`` each); else None."""
+        """``locate`` for an identifier resolved before: one ``stat``, no search. ``NotFound`` when
+        the kept listings of its folders show it missing (a ``stat`` each). Else None: look it up."""
         cached = self._paths.get(identifier)
         if cached is None:
-            if self._known_miss(identifier):
+            if self._known_miss(identifier) or self._missing_by_kept_listings(identifier):
                 raise NotFound(f"no image {identifier!r}", "identifier")
             return None
         try:
@@ -73,9 +73,8 @@ class FileSource:
 
     def _resolve(self, identifier: str) -> str:
         parts = identifier.split("/")
-        for part in parts:
-            if part in ("", ".", "..") or part.startswith(".") or "\\" in part or "\x00" in part:
-                raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
+        if not _valid(parts):
+            raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
         if self._known_miss(identifier):
             raise NotFound(f"no image {identifier!r}", "identifier")
         path, proof = self._walk(parts)
@@ -95,12 +94,18 @@ class FileSource:
         self._misses.pop(identifier)
         return False
 
-    def _walk(self, parts: list[str]) -> tuple[str | None, tuple[Stamp, ...]]:
+    def _missing_by_kept_listings(self, identifier: str) -> bool:
+        """Do the kept, settled listings of its folders show ``identifier`` missing? (a ``stat`` each)"""
+        parts = identifier.split("/")
+        return _valid(parts) and bool(self._walk(parts, kept_only=True)[1])
+
+    def _walk(self, parts: list[str], kept_only: bool = False) -> tuple[str | None, tuple[Stamp, ...]]:
         """The file, folder by folder through the kept listings (``folders.py``); else None and
         the stamps of the folders that prove it missing, empty when the miss is not to be remembered:
         a listing not settled, or a name there but refused (not a folder, not a safe file: that may
-        depend on more than these folders, e.g. a symlink's target)."""
-        listing = self.folders.listing(self.root)
+        depend on more than these folders, e.g. a symlink's target). ``kept_only``: list no folder,
+        find no file; only a miss shown by kept listings is answered (else None, ())."""
+        listing = self.folders.listing(self.root, kept_only)
         stamps: list[Stamp] = []
         settled = True
         for part in parts[:-1]:
@@ -110,13 +115,15 @@ class FileSource:
             settled = settled and listing.settled
             names = listing.find(part)
             here = listing.stamp.path
-            listing = next(filter(None, (self.folders.listing(os.path.join(here, n)) for n in names)), None)
+            listing = next(filter(None, (self.folders.listing(os.path.join(here, n), kept_only) for n in names)), None)
             if listing is None:
                 return None, (tuple(stamps) if settled and not names else ())
         if listing is None:
             return None, ()
         stamps.append(listing.stamp)
         names = listing.find(parts[-1], self._suffixes)
+        if kept_only and names:
+            return None, ()
         for name in names:
             path = self._safe_file(os.path.join(listing.stamp.path, name))
             if path:
@@ -147,6 +154,11 @@ class FileSource:
                     if len(found) >= limit:
                         return found
         return found
+
+
+def _valid(parts: list[str]) -> bool:
+    """No empty, relative or hidden component, no backslash or NUL: nothing that could leave the root."""
+    return not any(p in ("", ".", "..") or p.startswith(".") or "\\" in p or "\x00" in p for p in parts)
 
 
 def fingerprint(info: os.stat_result) -> str:

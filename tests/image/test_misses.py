@@ -148,14 +148,18 @@ def test_the_exact_form_wins_when_both_forms_exist(tmp_path: Path) -> None:
     assert source.locate(nfd).path == str(tmp_path / nfd)
 
 
-def test_known_answers_a_remembered_miss_without_a_search(tmp_path: Path) -> None:
-    """The ASGI edge's inline lookup: a repeated miss is a 404 on the event loop, not a thread hop."""
-    _age(tmp_path)
+def test_known_answers_a_miss_from_kept_listings_without_a_search(tmp_path: Path) -> None:
+    """The ASGI edge's inline lookup: a miss in a folder already listed is a 404 on the event loop."""
+    (tmp_path / "sub").mkdir()
+    _age(tmp_path, tmp_path / "sub")
     source = FileSource(tmp_path, EXTENSIONS)
-    assert source.known("gone") is None  # never looked up: the edge moves it to a thread
+    assert source.known("gone") is None  # nothing listed yet: the edge moves it to a thread
     assert _missing(source, "gone")
-    with pytest.raises(NotFound, match="no image 'gone'"):
-        source.known("gone")
+    for identifier in ("gone", "other", "nowhere/x"):
+        with pytest.raises(NotFound, match=f"no image '{identifier}'"):
+            source.known(identifier)
+    assert source.known("sub/x") is None  # sub/ not listed yet
+    assert source.known("../x") is None  # not for the inline path to judge: the thread says 400
     shutil.copy(PNG, tmp_path / "gone.png")
     assert source.known("gone") is None  # the folder changed: a thread looks again
     assert source.locate("gone").path == str(tmp_path / "gone.png")
