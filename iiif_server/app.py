@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iiif_caches"] = services.caches
     app.extensions["iiif_server"] = services.image_service
     app.extensions["iiif_catalogue"] = services.catalogue
+    app.extensions["iiif_admin_throttle"] = services.admin_throttle
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)

@@ -136,6 +136,8 @@ class CacheSettings(_Section):
 
 class AdminSettings(_Section):
     token: str = ""
+    max_failures: int = Field(5, ge=0)
+    block_seconds: float = Field(60.0, gt=0)
 
 
 class ManifestsSettings(_Section):

@@ -56,6 +56,12 @@ LANE_WAIT = Histogram(
 LANE_QUEUED = Gauge(
     "iiif_lane_queued", "Large renders waiting for a slot, summed over live workers", multiprocess_mode="livesum"
 )
+ADMIN_AUTH_FAILURES = Counter(
+    "iiif_admin_auth_failures",
+    "Admin requests refused: a wrong bearer token (wrong), or one from an address blocked for too many (throttled)",
+    ["reason"],
+)
+ADMIN_WRONG_TOKEN, ADMIN_THROTTLED = ADMIN_AUTH_FAILURES.labels("wrong"), ADMIN_AUTH_FAILURES.labels("throttled")
 REDIS_ERRORS = Counter("iiif_redis_errors", "Redis commands that failed (each is served as a cache miss)")
 
 MEMORY_HIT, MEMORY_MISS = CACHE_HITS.labels(MEMORY), CACHE_MISSES.labels(MEMORY)

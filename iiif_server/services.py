@@ -23,6 +23,7 @@ from .image.service import ImageService
 from .image.sources import FileSource
 from .presentation.catalogue import Catalogue, change_log
 from .replay import Replay
+from .throttle import Throttle
 
 
 class Services:
@@ -40,6 +41,11 @@ class Services:
     def source(self) -> FileSource:
         images = self.settings.images
         return FileSource(images.root, images.extensions, index_names=images.index_names)
+
+    @cached_property
+    def admin_throttle(self) -> Throttle:
+        admin = self.settings.admin
+        return Throttle(admin.max_failures, admin.block_seconds)
 
     @cached_property
     def inspector(self) -> Inspector:
