@@ -14,6 +14,7 @@ from .access import OpenPolicy, Policy
 from .cache.build import MB, Caches, build_caches
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
+from .image.budget import Budget
 from .image.inspector import Inspector
 from .image.lanes import Lane
 from .image.model import Limits
@@ -100,6 +101,7 @@ class Services:
             policy=self.policy,
             lane=self.lane,
             heavy_pixels=settings.lanes.heavy_pixels,
+            budget=Budget(images.max_request_mb * 2**20, images.max_decode_pixels),
         )
 
     @cached_property
