@@ -101,7 +101,9 @@ class Services:
             policy=self.policy,
             lane=self.lane,
             heavy_pixels=settings.lanes.heavy_pixels,
-            budget=Budget(images.max_request_mb * 2**20, images.max_decode_pixels),
+            budget=Budget(
+                images.max_request_mb * MB, images.max_decode_pixels, settings.cache.decoded_levels_mb * MB // 4
+            ),
         )
 
     @cached_property

@@ -8,9 +8,10 @@ Two budgets, both per request:
   resolution for any output size, so ``full/1000,`` would cost 3.6 gigapixels;
 - **peak memory** (``max_request_mb``): libvips streams a render strip by strip, but some steps
   hold the whole output: encoders (GIF quantisation, WebP's picture, PNG and TIFF write to a
-  buffer, which Python then copies) and the in-memory copy a rotated or mirrored untiled source
-  needs (``render._apply``). ``peak_bytes`` is a fixed allowance plus bytes per output pixel,
-  after rotation; the coefficients are measured peaks of single renders, rounded up (see
+  buffer, which Python then copies), the in-memory copy a rotated or mirrored untiled source
+  needs (``render._apply``), a whole level the renderer decodes to keep (``Renderer._level``).
+  ``peak_bytes`` is a fixed allowance, the kept level if any, plus bytes per output pixel after
+  rotation; the coefficients are measured peaks of single renders, rounded up (see
   docs/operations.md, "Request budgets"; tests/image/test_budget.py checks they bound real use).
 
 ``max_pixels`` turns the memory budget into an output area for ``plan.resolve``, so ``max``
@@ -50,6 +51,7 @@ class Budget:
 
     max_bytes: int = 0
     max_decode_pixels: int = 0
+    kept_level_bytes: int = 0  # the largest level the renderer decodes whole and keeps (``Renderer._level``)
 
 
 def _cost(fmt: Format, materialised: bool) -> tuple[int, int]:
@@ -63,11 +65,15 @@ def _materialised(tiled: bool, degrees: object, mirror: bool) -> bool:
     return not tiled and (bool(degrees) or mirror)
 
 
-def peak_bytes(plan: RenderPlan, layout: Layout) -> int:
+def peak_bytes(plan: RenderPlan, layout: Layout, budget: Budget) -> int:
     """Estimated peak memory of rendering ``plan``: an upper bound, within a small factor."""
     width, height = rotated_size(plan.size, plan.degrees)
     fixed, per_pixel = _cost(plan.format, _materialised(bool(layout.tile_width), plan.degrees, plan.mirror))
-    return fixed + width * height * per_pixel
+    level = layout.levels[plan.level]
+    _, _, crop_width, crop_height = plan.crop
+    whole_view = 2 * crop_width * crop_height >= level.width * level.height  # the renderer may keep it decoded
+    kept = min(MATERIALISED_BYTES * level.width * level.height, budget.kept_level_bytes) if whole_view else 0
+    return fixed + kept + width * height * per_pixel
 
 
 def max_pixels(budget: Budget, request: ImageRequest, layout: Layout) -> int:
@@ -78,7 +84,7 @@ def max_pixels(budget: Budget, request: ImageRequest, layout: Layout) -> int:
     fixed, per_pixel = _cost(
         request.format, _materialised(bool(layout.tile_width), rotation.degrees % 360, rotation.mirror)
     )
-    return max(1, (budget.max_bytes - fixed) // per_pixel)
+    return max(1, (budget.max_bytes - fixed - budget.kept_level_bytes) // per_pixel)
 
 
 def check(plan: RenderPlan, layout: Layout, budget: Budget) -> None:
@@ -95,7 +101,7 @@ def check(plan: RenderPlan, layout: Layout, budget: Budget) -> None:
             f"(limit {budget.max_decode_pixels}): {advice}",
             "region",
         )
-    needed = peak_bytes(plan, layout)
+    needed = peak_bytes(plan, layout, budget)
     if budget.max_bytes and needed > budget.max_bytes:
         width, height = rotated_size(plan.size, plan.degrees)
         fmt = plan.format.value
