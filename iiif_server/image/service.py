@@ -6,7 +6,8 @@ travels with the prepared request (``Inspected``) to the pass-through readers an
 renderer, which never look it up again. ``prepare`` does everything but the pixels, so the
 HTTP layer can answer a conditional request (304) without rendering; it also
 prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
-renders in the worker's ``Lane`` (image/lanes.py).
+renders in the worker's ``Lane`` (image/lanes.py). A render over the request budgets
+(image/budget.py: decoded pixels, estimated peak memory) is refused there, before any pixel.
 
 ``fast=True`` (the ASGI edge's event loop) answers only from what this worker holds in
 memory: known paths and layouts, open pass-through readers (one ``pread`` from the page
