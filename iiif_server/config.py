@@ -80,9 +80,11 @@ class ServerSettings(_Section):
 class ImagesSettings(_Section):
     root: Path = Path("demo-images")
     extensions: tuple[str, ...] = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp")
-    max_width: int = Field(0, ge=0)
-    max_height: int = Field(0, ge=0)
+    max_width: int = Field(65500, ge=0)  # JPEG's limit: every format but WebP (16383) can write it
+    max_height: int = Field(0, ge=0)  # 0: as max_width (Image API 3.0 §5.3)
     max_area: int = Field(100_000_000, ge=0)
+    max_decode_pixels: int = Field(400_000_000, ge=0)  # per request, from the level read; 0: none
+    max_request_mb: int = Field(512, ge=0)  # estimated peak memory per render; 0: none
     default_tile_size: int = Field(512, ge=64, le=4096)
     max_untiled_pixels: int = Field(250_000_000, ge=0)
     handle_cache_size: int = Field(64, ge=0)

@@ -5,7 +5,8 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
 
     IIIFError
      ├── InvalidRequest        malformed URL or parameter value        (400)
-     │    └── SizeNotAllowed   beyond max* limits, or upscaling w/o ^  (400)
+     │    ├── SizeNotAllowed   beyond max* limits, or upscaling w/o ^  (400)
+     │    └── OverBudget       valid, but over a per-request budget   (400)
      ├── NotFound              identifier names no image under root    (404)
      ├── AccessDenied          the access policy refuses this client   (403)
      ├── ImageDecodeError      source exists but cannot be decoded     (422)
@@ -38,6 +39,11 @@ class InvalidRequest(IIIFError):
 
 class SizeNotAllowed(InvalidRequest):
     """A size over the server's limits, or upscaling without ``^`` (Image API 3.0 §4.2)."""
+
+
+class OverBudget(InvalidRequest):
+    """A valid request whose render would cost more than ``[images] max_request_mb`` or
+    ``max_decode_pixels`` (image/budget.py): 400, as for ``maxArea``; the file is healthy."""
 
 
 class NotFound(IIIFError):

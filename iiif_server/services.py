@@ -14,6 +14,7 @@ from .access import OpenPolicy, Policy
 from .cache.build import MB, Caches, build_caches
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
+from .image.budget import Budget
 from .image.inspector import Inspector
 from .image.lanes import Lane
 from .image.model import Limits
@@ -106,6 +107,9 @@ class Services:
             policy=self.policy,
             lane=self.lane,
             heavy_pixels=settings.lanes.heavy_pixels,
+            budget=Budget(
+                images.max_request_mb * MB, images.max_decode_pixels, settings.cache.decoded_levels_mb * MB // 4
+            ),
         )
 
     @cached_property

@@ -1,7 +1,9 @@
 """Image information documents (info.json) for Image API 3.0 §5 and 2.1 §5. Pure.
 
 ``tiles`` follow the source's own tile size when it has one, so viewers ask for
-exactly the stored tiles; ``sizes`` lists the cheap pyramid sizes within limits.
+exactly the stored tiles; ``sizes`` lists the cheap pyramid sizes within limits, and
+within what every advertised format can encode (``Format.max_side``: WebP's 16383), so any
+listed size can be asked for in any format.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .model import ApiVersion, Limits
+from .model import ApiVersion, Format, Limits
 from .plan import Layout, scale_factors
 
 FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
 QUALITIES = ["color", "gray", "bitonal"]
+#: The longest side every advertised format can encode (all of ``Format`` are advertised).
+EVERY_FORMAT_SIDE = min(fmt.max_side for fmt in Format if fmt.max_side)
 _FEATURES = [
     "baseUriRedirect",
     "canonicalLinkHeader",
@@ -104,6 +108,8 @@ def _sizes(layout: Layout, factors: list[int], limits: Limits) -> list[dict[str,
     sizes = []
     for factor in reversed(factors):
         w, h = math.ceil(layout.width / factor), math.ceil(layout.height / factor)
+        if max(w, h) > EVERY_FORMAT_SIDE:
+            continue
         if (limits.max_width and w > limits.max_width) or (limits.effective_height and h > limits.effective_height):
             continue
         if limits.max_area and w * h > limits.max_area:

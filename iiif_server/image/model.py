@@ -131,6 +131,15 @@ class Format(enum.Enum):
     def has_alpha(self) -> bool:
         return self is not Format.JPG
 
+    @property
+    def max_side(self) -> int:
+        """The longest side its encoder can write (libvips 8.18, measured); 0: none below libvips' own."""
+        return _MAX_SIDES[self]
+
+
+#: JPEG: libjpeg's JPEG_MAX_DIMENSION; WebP: WEBP_MAX_DIMENSION; GIF: 16-bit fields. PNG and TIFF
+#: write 10^6 px sides (tested), beyond any size limit that can be configured usefully.
+_MAX_SIDES = {Format.JPG: 65500, Format.PNG: 0, Format.WEBP: 16383, Format.TIF: 0, Format.GIF: 65535}
 
 _MEDIA_TYPES = {
     Format.JPG: "image/jpeg",
@@ -168,3 +177,14 @@ class Limits:
     @property
     def effective_height(self) -> int:
         return self.max_height or self.max_width
+
+    def capped(self, side: int, area: int = 0) -> Limits:
+        """These limits, no looser than ``side`` per side and ``area`` (0: no cap): a format's or a budget's."""
+        return Limits(
+            _tighter(self.max_width, side), _tighter(self.effective_height, side), _tighter(self.max_area, area)
+        )
+
+
+def _tighter(limit: int, cap: int) -> int:
+    """The stricter of two limits where 0 means none."""
+    return min(limit, cap) if limit and cap else limit or cap

@@ -108,28 +108,67 @@ def resolve_region(request: ImageRequest, width: int, height: int) -> Box:
     return x, y, min(w, width - x), min(h, height - y)
 
 
-def max_size(width: int, height: int, limits: Limits, upscale: bool) -> tuple[int, int]:
-    """Largest size allowed for a width×height region, aspect ratio kept (``max`` / ``^max``)."""
-    if not upscale and limit_exceeded((width, height), limits) is None:
+def rotated_size(size: tuple[int, int], degrees: Fraction) -> tuple[int, int]:
+    """The output's size after rotation: what ``render._rotate`` makes.
+
+    Multiples of 90° swap or keep the sides; any other angle gives the rotated image's bounding
+    box, which libvips' ``similarity`` rounds to the nearest pixel (checked against it in the tests).
+    """
+    width, height = size
+    degrees %= 360
+    if degrees % 180 == 0:
+        return width, height
+    if degrees % 90 == 0:
+        return height, width
+    radians = math.radians(float(degrees))
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    return max(1, round(width * cos + height * sin)), max(1, round(width * sin + height * cos))
+
+
+def _extent(width: int, height: int, degrees: Fraction) -> tuple[Fraction, Fraction]:
+    """The bounding box of a width×height image rotated by ``degrees``, unrounded (exact for 90°s)."""
+    degrees %= 360
+    if degrees % 180 == 0:
+        return Fraction(width), Fraction(height)
+    if degrees % 90 == 0:
+        return Fraction(height), Fraction(width)
+    radians = math.radians(float(degrees))
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    return Fraction(width * cos + height * sin), Fraction(width * sin + height * cos)
+
+
+def max_size(
+    width: int, height: int, limits: Limits, upscale: bool, degrees: Fraction = Fraction(0)
+) -> tuple[int, int]:
+    """Largest size allowed for a width×height region, aspect ratio kept (``max`` / ``^max``).
+
+    The limits bound the output as sent, so after rotation: ``max/45`` is smaller than ``max/0``.
+    """
+    if not upscale and limit_exceeded(rotated_size((width, height), degrees), limits) is None:
         return width, height  # the common case, without any arithmetic
+    box_w, box_h = _extent(width, height, degrees)
     scales: list[Fraction] = [] if upscale else [Fraction(1)]
     if limits.max_width:
-        scales.append(Fraction(limits.max_width, width))
+        scales.append(limits.max_width / box_w)
     if limits.effective_height:
-        scales.append(Fraction(limits.effective_height, height))
+        scales.append(limits.effective_height / box_h)
     if limits.max_area:
-        scales.append(Fraction(math.sqrt(limits.max_area / (width * height))))
+        scales.append(Fraction(math.sqrt(limits.max_area / float(box_w * box_h))))
     scale = min(scales) if scales else Fraction(1)
     w, h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
-    while limits.max_area and w * h > limits.max_area and (w > 1 or h > 1):  # float sqrt may overshoot by one
+    # float square roots and the rotated box's rounding may overshoot by a pixel or so
+    while limit_exceeded(rotated_size((w, h), degrees), limits) and (w > 1 or h > 1):
         w, h = max(1, w - 1), max(1, round_half_up(Fraction(height * (w - 1), width)))
     return w, h
 
 
-def resolve_size(size: Size, w: int, h: int, limits: Limits) -> tuple[int, int]:
-    """Output size for a w×h region (3.0 §4.2); derived dimensions round half up, never below 1."""
+def resolve_size(size: Size, w: int, h: int, limits: Limits, degrees: Fraction = Fraction(0)) -> tuple[int, int]:
+    """Output size for a w×h region (3.0 §4.2); derived dimensions round half up, never below 1.
+
+    ``max`` and a best fit beyond the limits are the largest size whose rotated output is within them.
+    """
     if isinstance(size, Max):
-        return max_size(w, h, limits, size.upscale)
+        return max_size(w, h, limits, size.upscale, degrees)
     if isinstance(size, Width):
         return size.w, max(1, _div_half_up(h * size.w, w))
     if isinstance(size, Height):
@@ -143,7 +182,7 @@ def resolve_size(size: Size, w: int, h: int, limits: Limits) -> tuple[int, int]:
     # ``resolve``, as the official validator (size_noup) and the reference implementation require.
     scale = min(Fraction(size.w, w), Fraction(size.h, h))
     fit = min(size.w, max(1, round_half_up(w * scale))), min(size.h, max(1, round_half_up(h * scale)))
-    return max_size(w, h, limits, upscale=True) if limit_exceeded(fit, limits) else fit
+    return max_size(w, h, limits, True, degrees) if limit_exceeded(rotated_size(fit, degrees), limits) else fit
 
 
 def limit_exceeded(size: tuple[int, int], limits: Limits) -> str | None:
@@ -158,20 +197,37 @@ def limit_exceeded(size: tuple[int, int], limits: Limits) -> str | None:
     return None
 
 
-def resolve(request: ImageRequest, width: int, height: int, limits: Limits) -> Resolved:
-    """Region and size in pixels, checked against upscaling rules and the server's limits."""
+def resolve(request: ImageRequest, width: int, height: int, limits: Limits, max_pixels: int = 0) -> Resolved:
+    """Region and size in pixels, checked against upscaling rules, the server's limits and the format's.
+
+    Every limit bounds the output as sent: after rotation, and within what the format's encoder can
+    write (``Format.max_side``). ``max_pixels`` (0: none) is the largest output the memory budget
+    allows for this request (``budget.max_pixels``): ``max`` is capped by it; a larger explicit size
+    is refused by the budget check, which names the budget.
+    """
     region = resolve_region(request, width, height)
     _, _, w, h = region
-    out = resolve_size(request.size, w, h, limits)
+    degrees = request.rotation.degrees
+    fmt = request.format
+    capped = limits.capped(fmt.max_side, max_pixels)
+    out = resolve_size(request.size, w, h, capped, degrees)
     upscale_allowed = request.version is ApiVersion.V2 or request.size.upscale
     if not upscale_allowed and (out[0] > w or out[1] > h):
         raise SizeNotAllowed(
             f"size {out[0]}x{out[1]} is larger than the region {w}x{h}; prefix it with ^ to upscale", "size"
         )
-    exceeded = limit_exceeded(out, limits)
+    sent = rotated_size(out, degrees)
+    rotated = f" ({sent[0]}x{sent[1]} once rotated)" if sent != out else ""
+    exceeded = limit_exceeded(sent, limits)
     if exceeded:
-        raise SizeNotAllowed(f"size {out[0]}x{out[1]} exceeds {exceeded}", "size")
-    return Resolved(region, out, max_size(w, h, limits, upscale=False))
+        raise SizeNotAllowed(f"size {out[0]}x{out[1]}{rotated} exceeds {exceeded}", "size")
+    if fmt.max_side and max(sent) > fmt.max_side:
+        raise SizeNotAllowed(
+            f"size {out[0]}x{out[1]}{rotated} exceeds the {fmt.value} encoder's {fmt.max_side} pixels a side; "
+            f"ask for a smaller size or another format",
+            "size",
+        )
+    return Resolved(region, out, max_size(w, h, capped, False, degrees))
 
 
 def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPlan:
@@ -208,15 +264,19 @@ def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPla
     )
 
 
-def pixel_cost(plan: RenderPlan, layout: Layout) -> int:
-    """Pixels a render decodes plus pixels it produces: what makes it heavy (admission lanes).
+def decoded_pixels(plan: RenderPlan, layout: Layout) -> int:
+    """Pixels a render decodes from the plan's level, whatever the file's layout.
 
     A tiled level is decoded around the crop only; an untiled one is streamed from its top
     down to the crop's bottom edge, full width, so a crop near its bottom costs the whole level.
     """
     _, top, width, height = plan.crop
-    decoded = width * height if layout.tile_width else layout.levels[plan.level].width * (top + height)
-    return decoded + plan.size[0] * plan.size[1]
+    return width * height if layout.tile_width else layout.levels[plan.level].width * (top + height)
+
+
+def pixel_cost(plan: RenderPlan, layout: Layout) -> int:
+    """Pixels a render decodes plus pixels it produces: what makes it heavy (admission lanes)."""
+    return decoded_pixels(plan, layout) + plan.size[0] * plan.size[1]
 
 
 def stored_tile(plan: RenderPlan, tile_width: int, tile_height: int) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ from ..http import (
 from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
-from .service import ImageService, service_path
+from .service import ImageService, Prepared, service_path
 from .sources import Located
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,11 @@ class ImageEndpoint:
         prepared = self.service.prepare(request, fast)
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        produce: Callable[[Prepared, bool], bytes | None] = self.service.stored if head else self.service.render
         return self._respond(
             environ,
-            lambda: self.service.render(prepared, fast),
+            lambda: produce(prepared, fast),  # a HEAD never renders
             request.format.media_type,
             links,
             prepared.etag,
@@ -146,7 +148,7 @@ class ImageEndpoint:
     def _respond(
         self,
         environ: dict[str, Any],
-        body_of: Callable[[], bytes],
+        body_of: Callable[[], bytes | None],
         media_type: str,
         headers: Headers,
         etag: str,
@@ -156,21 +158,15 @@ class ImageEndpoint:
         """304 if the client's copy is current, decided before ``body_of`` renders anything.
 
         A 200 answered on the event loop came from memory: the edge may replay it (replay.py).
+        ``body_of`` gives None for a HEAD whose image is neither stored nor cached: its answer
+        has no Content-Length (RFC 9110 §8.6) rather than a render.
         """
         revalidate = validators(etag, source.mtime, self.cache_control)
         if is_fresh(environ, etag, source.mtime):
             note_tier(NOT_MODIFIED)
             return 304, headers + revalidate, b""
         body = body_of()
-        if fast:
+        if fast and body is not None:
             environ[REPLAYABLE] = source
-        return (
-            200,
-            [
-                ("Content-Type", media_type),
-                ("Content-Length", str(len(body))),
-                *headers,
-                *revalidate,
-            ],
-            body,
-        )
+        length = [] if body is None else [("Content-Length", str(len(body)))]
+        return 200, [("Content-Type", media_type), *length, *headers, *revalidate], body or b""

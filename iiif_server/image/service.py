@@ -6,7 +6,8 @@ travels with the prepared request (``Inspected``) to the pass-through readers an
 renderer, which never look it up again. ``prepare`` does everything but the pixels, so the
 HTTP layer can answer a conditional request (304) without rendering; it also
 prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
-renders in the worker's ``Lane`` (image/lanes.py).
+renders in the worker's ``Lane`` (image/lanes.py). A render over the request budgets
+(image/budget.py: decoded pixels, estimated peak memory) is refused there, before any pixel.
 
 ``fast=True`` (the ASGI edge's event loop) answers only from what this worker holds in
 memory: known paths and layouts, open pass-through readers (one ``pread`` from the page
@@ -28,7 +29,9 @@ from ..cache.flight import SingleFlight
 from ..errors import AccessDenied, WouldBlock
 from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
+from . import budget as budgets
 from . import info as info_doc
+from .budget import Budget
 from .inspector import Inspected, Inspector, SourceLayout
 from .lanes import Lane
 from .model import ApiVersion, ImageRequest, Limits
@@ -73,6 +76,7 @@ class ImageService:
         policy: Policy | None = None,
         lane: Lane | None = None,
         heavy_pixels: int = 0,
+        budget: Budget | None = None,
     ) -> None:
         self.source = source
         self.inspector = inspector
@@ -86,6 +90,7 @@ class ImageService:
         self.policy: Policy = policy or OpenPolicy()
         self.lane = lane  # None: every render runs at once
         self.heavy_pixels = heavy_pixels
+        self.budget = budget or Budget()
         options = renderer.options
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
@@ -137,7 +142,8 @@ class ImageService:
 
     def _prepare(self, request: ImageRequest, source: Inspected) -> Prepared:
         layout = source.found.layout
-        resolved = resolve(request, layout.width, layout.height, self.limits)
+        cap = budgets.max_pixels(self.budget, request, layout)
+        resolved = resolve(request, layout.width, layout.height, self.limits, cap)
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
         )
@@ -147,6 +153,7 @@ class ImageService:
             f"{self._settings_tag}".encode()
         ).hexdigest()
         chosen = plan(request, resolved, layout)
+        budgets.check(chosen, layout, self.budget)  # before any pixel is decoded
         return Prepared(source, chosen, canonical, digest[:32], pixel_cost(chosen, layout))
 
     def heavy(self, prepared: Prepared) -> bool:
@@ -170,6 +177,18 @@ class ImageService:
             note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
             body = self.flight.run(key, self._producer(prepared))
         return body
+
+    def stored(self, prepared: Prepared, fast: bool = False) -> bytes | None:
+        """The body if it costs no render: a stored tile or a cached derivative; else None.
+
+        What a HEAD needs for its Content-Length: a HEAD never renders (RFC 9110 §9.3.2 lets it
+        leave Content-Length out), so asking for headers cannot cost what the image would.
+        """
+        found = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
+        if found is not None:
+            return found
+        key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
+        return self._peek(key) if fast else self.cache.get(key)  # inline: a miss moves to a thread
 
     def _peek(self, key: str) -> bytes:
         """The memory tier's copy, else ``WouldBlock``: the other tiers and rendering need a thread."""

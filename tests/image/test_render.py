@@ -236,7 +236,9 @@ def test_dimensions_for_manifests_open_each_file_once_and_agree_with_the_layout(
     ],
 )
 def test_a_render_past_its_deadline_is_stopped_with_503(settings: Settings, path: str) -> None:
-    client = create_app(settings.replace(server={"render_timeout": 0.05}, images={"max_area": 0})).test_client()
+    client = create_app(
+        settings.replace(server={"render_timeout": 0.05}, images={"max_area": 0, "max_request_mb": 0})
+    ).test_client()
     response = client.get(f"/iiif/3/{path}")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"  # whole seconds, at least one
