@@ -1006,6 +1006,8 @@ def protocol(ctx: Context, target: Target, out: Outcome) -> None:
 
 
 FUZZ_QUICK, FUZZ_FULL = 120, 600
+#: Seconds a fuzzed request may take before it counts as unanswered (a few are valid renders of small.tif).
+FUZZ_TIMEOUT = 30.0
 #: The first VALID values of each list are well-formed (for small.tif: cheap to render); the rest are not.
 VALID = 4
 FUZZ_PIECES = {
@@ -1039,7 +1041,7 @@ FUZZ_PIECES = {
         "^!100,100",
         "0,",
         "-5,",
-        "^pct:1000",
+        "^pct:100000",
         "pct:1e309",
         "99999999999,",
         "1e3,",
@@ -1102,12 +1104,12 @@ def fuzz(ctx: Context, target: Target, out: Outcome) -> None:
     urls = fuzz_urls(rng, FUZZ_QUICK if ctx.quick else FUZZ_FULL)
     statuses: dict[int, int] = {}
     bad: list[dict[str, Any]] = []
-    deadline = time.monotonic() + (40 if ctx.quick else 90)
+    deadline = time.monotonic() + (40 if ctx.quick else 120)
     asked = 0
     for url in urls:
         if time.monotonic() > deadline:
             break
-        answer = get(target, "", timeout=10, path=PREFIX + quote_path(url))
+        answer = get(target, "", timeout=FUZZ_TIMEOUT, path=PREFIX + quote_path(url))
         asked += 1
         statuses[answer.status] = statuses.get(answer.status, 0) + 1
         if answer.status >= 500 or answer.status == 0:
@@ -1128,7 +1130,7 @@ def fuzz(ctx: Context, target: Target, out: Outcome) -> None:
     errors = sum(1 for item in bad if item["status"] >= 500)
     hung = sum(1 for item in bad if item["status"] == 0)
     out.figure = (
-        f"{asked} fuzzed URLs: {errors} answered ≥ 500, {hung} no answer; "
+        f"{asked} fuzzed URLs: {errors} answered ≥ 500, {hung} no answer in {FUZZ_TIMEOUT:.0f} s; "
         f"{len(traversal)} traversals: {leaked} bytes from outside the root"
     )
     out.target = "0 answers ≥ 500, all answered; 0 bytes outside the root"
