@@ -675,28 +675,37 @@ def slowloris(ctx: Context, target: Target, out: Outcome) -> None:
 def idle(ctx: Context, target: Target, out: Outcome) -> None:
     request = f"GET {PREFIX}{SMALL}/info.json HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
     ctx.urls = warm(target)
-    swarm = Swarm(target, ATTACK_SOCKETS, 10)
-    connected = len(swarm.open)
+    # half got one answer and keep the connection (keep-alive), half connected and never sent a byte
+    served = Swarm(target, ATTACK_SOCKETS // 2, 10)
+    silent = Swarm(target, ATTACK_SOCKETS - ATTACK_SOCKETS // 2, 10)
+    connected = len(served.open), len(silent.open)
     try:
-        swarm.send_each(lambda _i: request)
-        served = swarm.read_responses(15 if ctx.quick else 30)
-        load = _under_attack(ctx, target, swarm, ctx.duration, swarm.check)
-        swarm.check()
-        held = time.monotonic() - swarm.started
+        served.send_each(lambda _i: request)
+        answered = served.read_responses(15 if ctx.quick else 30)
+
+        def tick() -> None:
+            served.check()
+            silent.check()
+
+        load = _under_attack(ctx, target, served, ctx.duration, tick)
+        tick()
+        held = time.monotonic() - served.started
     finally:
-        still_open = len(swarm.open)
-        swarm.close()
+        still_open = len(served.open), len(silent.open)
+        served.close()
+        silent.close()
     out.target, out.passed = _p99_verdict(ctx, load)
     out.figure = (
         f"p99 {load.p99_ms:.1f} ms, {load.errors} errors ({load.timeouts} timeouts) of {len(load.latencies)}; "
-        f"{served}/{connected} answered before idling, {still_open} still open after {held:.0f} s"
+        f"still open after {held:.0f} s: {still_open[0]}/{answered} after an answer, "
+        f"{still_open[1]}/{connected[1]} that never sent a byte"
     )
     out.details = {
         "load": load.summary(),
-        "connected": connected,
-        "connect_failed": swarm.failed,
-        "answered_before_idle": served,
-        "still_open": still_open,
+        "connected": {"served": connected[0], "silent": connected[1]},
+        "connect_failed": served.failed + silent.failed,
+        "answered_before_idle": answered,
+        "still_open": {"served": still_open[0], "silent": still_open[1]},
         "held_s": round(held, 1),
     }
 
@@ -1192,7 +1201,13 @@ SCENARIOS = (
         slowloris,
         (MID,),
     ),
-    Scenario(3, "idle", f"normal p99 while {ATTACK_SOCKETS} keep-alive connections sit idle", idle, (MID,)),
+    Scenario(
+        3,
+        "idle",
+        f"normal p99 while {ATTACK_SOCKETS} connections sit idle (half after one answer, half never sent a byte)",
+        idle,
+        (MID,),
+    ),
     Scenario(
         4, "gif", "4 × full/^10000,10000/0/default.gif of 8000×6000 at once: status, time, worker RSS", gif, (MID,)
     ),
