@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import http.client
 import json
 import math
@@ -474,7 +475,7 @@ class Swarm:
         for _ in range(count):
             sock = socket.socket()
             sock.setblocking(False)
-            if sock.connect_ex((HOST, target.port)) not in (0, 115):  # 115: EINPROGRESS
+            if sock.connect_ex((HOST, target.port)) not in (0, errno.EINPROGRESS):
                 sock.close()
                 self.failed += 1
                 continue
