@@ -35,6 +35,7 @@ from uvicorn_worker import UvicornWorker
 
 from .accesslog import Entry
 from .errors import INLINE, WouldBlock
+from .guard import Limits
 from .replay import LOOKED_UP, Answer, Replay, Request
 
 Scope = MutableMapping[str, Any]
@@ -113,11 +114,19 @@ def inline_candidate(environ: dict[str, Any]) -> bool:
 class ASGIEdge:
     """ASGI application around a WSGI one; see the module's docstring."""
 
-    def __init__(self, app: WSGIApp, threads: int, replay: Replay | None = None, record: Record | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        threads: int,
+        replay: Replay | None = None,
+        record: Record | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="iiif")
         self.replay = replay
         self.record = record  # Observed.record: counts and logs the replayed answers
+        self.limits = limits or Limits()  # read by the worker's protocol (guard.py): head deadline, connection cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -297,7 +306,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "auto",  # uvloop when installed (it is a dependency)
-        "http": "iiif_server.wire:ReplayProtocol",  # httptools, replays written straight to the socket
+        "http": "iiif_server.wire:WireProtocol",  # httptools, heads guarded, replays written straight to the socket
         "proxy_headers": False,
         "access_log": False,
         "server_header": False,

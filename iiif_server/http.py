@@ -81,6 +81,16 @@ def error_body(message: str) -> tuple[bytes, Headers]:
     ]
 
 
+def closing_error(status: int, message: str) -> bytes:
+    """A whole response for an error the server meets before the site sees a request (an invalid
+    head, 408, 414, 431, too many connections), ending the connection: the same one line, CORS and
+    nosniff as every other error, with ``Date`` and ``Connection: close``."""
+    body, headers = error_body(message)
+    fields = [*headers, *EVERY_RESPONSE, ("Date", _http_date(int(time.time()))), ("Connection", "close")]
+    head = f"HTTP/1.1 {status_line(status)}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in fields)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
 def valid_host(host: str) -> bool:
     """Could ``host`` be spliced into a URL as its authority? (no spaces, "/", "@", quotes...)"""
     return _HOST.fullmatch(host) is not None

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 from gunicorn.app.base import BaseApplication
 
 from .config import MetricsSettings, Settings
+from .guard import MAX_HEADER_BYTES, MAX_HEADERS
 
 T = TypeVar("T")
 
@@ -55,12 +58,15 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         app = create_app(self.settings)
         if self.settings.server.worker == "asgi":
             from .asgi import ASGIEdge
+            from .guard import Limits
 
+            server = self.settings.server
             return ASGIEdge(
                 app,
-                self.settings.server.threads,
+                server.threads,
                 replay=app.extensions.get("iiif_replay"),
                 record=app.extensions["iiif_observed"].record,
+                limits=Limits(header_timeout=server.header_timeout, max_connections=server.max_connections),
             )
         return app
 
@@ -71,7 +77,7 @@ def default_workers() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-_WORKER_CLASSES = {"gthread": "gthread", "asgi": "iiif_server.asgi.Worker"}
+_WORKER_CLASSES = {"gthread": "iiif_server.gthread.Worker", "asgi": "iiif_server.asgi.Worker"}
 
 #: Options older gunicorn releases do not know; skipped there rather than refused.
 _NEWER_GUNICORN = frozenset({"control_socket_disable"})
@@ -87,6 +93,14 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": server.timeout,
         "graceful_timeout": 10,
         "keepalive": 5,
+        # gthread: gunicorn stops accepting beyond this many connections per worker; the waiting
+        # ones are capped at max_connections before that (gthread.py, guard.py for asgi)
+        "worker_connections": server.max_connections + server.threads,
+        # gthread's parser: request line at gunicorn's maximum (~8 KiB, as guard.MAX_TARGET), one
+        # header field up to guard.MAX_HEADER_BYTES, guard.MAX_HEADERS fields (414 / 431 beyond)
+        "limit_request_line": 8190,
+        "limit_request_field_size": MAX_HEADER_BYTES,
+        "limit_request_fields": MAX_HEADERS,
         # Recycle workers now and then (a guard against slow leaks); jitter keeps them from restarting
         # together. Each restart drops that worker's memory tier and readers, so not too often.
         "max_requests": server.max_requests,
@@ -194,9 +208,38 @@ def check_no_libvips() -> None:
         )
 
 
+#: Descriptors a worker needs besides its connections: listening socket, pass-through readers
+#: ([images] handle_cache_size), Redis, logs, libvips' files in flight.
+SPARE_FILES = 256
+
+
+def raise_open_files(needed: int) -> int:
+    """Raise this process's soft limit on open files (the workers inherit it) to the hard limit,
+    so ``[server] max_connections`` waiting sockets per worker fit (systemd's default soft limit
+    is 1024, and a worker out of descriptors can accept nothing, its normal clients included).
+    Returns the soft limit now; warns if it is below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    if soft != unlimited and (hard == unlimited or hard > soft):
+        target = hard if hard != unlimited else max(soft, needed)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != unlimited and soft < needed:
+        logging.getLogger(__name__).warning(
+            "open-file limit %d is below the %d a worker may need ([server] max_connections + %d): "
+            "raise LimitNOFILE (systemd) or ulimit -n",
+            soft,
+            needed,
+            SPARE_FILES,
+        )
+    return soft
+
+
 def serve(settings: Settings) -> None:
     check_no_libvips()
     tune_malloc()
+    raise_open_files(settings.server.max_connections + settings.server.threads + SPARE_FILES)
     with metrics_directory(settings.metrics) as directory:
         if directory is not None:
             settings = settings.replace(metrics={"directory": str(directory)})

@@ -12,9 +12,11 @@ the request through the edge like any replay.
 Everything else goes through uvicorn unchanged: a miss, HTTP/1.0 or ``Connection: close``, an
 upgrade, a request pipelined behind one still in flight, and any request while the client is
 not reading (the transport's write buffer over its high-water mark: uvicorn waits for it).
-The class relies on uvicorn's protocol internals (``cycle``, ``pipeline``, ``flow``,
-``server_state``, ``on_response_complete``); pyproject.toml bounds uvicorn's version, and the
-tests drive it over real sockets (keep-alive, pipelining, HEAD, Connection: close).
+``WireProtocol``, the worker's protocol, puts guard.py's ``GuardedProtocol`` (head deadline, size
+limits, connection cap) in front of it in the method order. The class relies on uvicorn's
+protocol internals (``cycle``, ``pipeline``, ``flow``, ``server_state``, ``on_response_complete``);
+pyproject.toml bounds uvicorn's version, and the tests drive it over real sockets (keep-alive,
+pipelining, HEAD, Connection: close).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .guard import GuardedProtocol
 from .replay import LOOKED_UP
 
 _OK = b"HTTP/1.1 200 OK\r\n"
@@ -93,3 +96,7 @@ class ReplayProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self.on_response_complete()  # counts it (max_requests); re-arms the keep-alive timeout
         edge.replayed(scope, answer, started, arrived, request)
         return True
+
+
+class WireProtocol(GuardedProtocol, ReplayProtocol):
+    """The worker's protocol: heads guarded (deadline, sizes, connection cap: guard.py), then replays."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from iiif_server import http
 from iiif_server.errors import InvalidRequest
 from iiif_server.http import base_url, is_fresh, json_media_type, valid_host
 
@@ -91,3 +92,15 @@ def test_base_url_quotes_the_prefix_and_refuses_a_bad_host() -> None:
     )
     with pytest.raises(InvalidRequest, match="Host"):
         base_url({**environ, "HTTP_HOST": "evil/x"})
+
+
+def test_closing_error_is_the_one_line_error_with_cors_and_close() -> None:
+    raw = http.closing_error(431, "more than 100 header fields\nsecond line dropped")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert lines[0] == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert body == b"more than 100 header fields\n" and headers["Content-Length"] == str(len(body))
+    assert headers["Content-Type"] == "text/plain; charset=utf-8" and headers["Connection"] == "close"
+    assert all(headers[name] == value for name, value in http.EVERY_RESPONSE)
+    assert headers["Date"].endswith(" GMT")

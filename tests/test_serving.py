@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pyvips
 
 from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
-from iiif_server.serving import default_workers, gunicorn_options, serve, tune_malloc
+from iiif_server.serving import default_workers, gunicorn_options, raise_open_files, serve, tune_malloc
 from tests.conftest import DEMO_EXPORT, block_colour, decode, pixel
 
 
@@ -37,6 +38,18 @@ def test_settings_override_the_defaults() -> None:
     options = gunicorn_options(settings)
     assert (options["workers"], options["threads"], options["bind"]) == (3, 2, "0.0.0.0:9000")
     assert options["max_requests"] == 0 and options["timeout"] == 120
+
+
+def test_serve_raises_its_open_file_limit_to_the_hard_one() -> None:
+    """1 000 waiting connections per worker do not fit systemd's default soft limit of 1 024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 64:
+        pytest.skip("needs a finite hard limit")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        assert raise_open_files(1280) == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_malloc_is_tuned_on_glibc() -> None:
