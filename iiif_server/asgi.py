@@ -35,7 +35,7 @@ from uvicorn_worker import UvicornWorker
 
 from .accesslog import Entry
 from .errors import INLINE, WouldBlock
-from .guard import Limits
+from .guard import ConnectionLimits
 from .replay import LOOKED_UP, Answer, Replay, Request
 
 Scope = MutableMapping[str, Any]
@@ -120,13 +120,13 @@ class ASGIEdge:
         threads: int,
         replay: Replay | None = None,
         record: Record | None = None,
-        limits: Limits | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="iiif")
         self.replay = replay
         self.record = record  # Observed.record: counts and logs the replayed answers
-        self.limits = limits or Limits()  # read by the worker's protocol (guard.py): head deadline, connection cap
+        self.limits = limits or ConnectionLimits()  # read by the worker's protocol (guard.py): head deadline, connection cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .config import ServerSettings
 from .http import closing_error
 
 MAX_TARGET = 8 * 1024  # bytes of the request target (414 beyond)
@@ -39,12 +40,15 @@ MAX_HEADERS = 100  # header fields (431 beyond)
 MAX_HEAD_BYTES = MAX_TARGET + MAX_HEADER_BYTES + 64
 
 
+_SERVER = ServerSettings()  # the defaults, stated once in config.py
+
+
 @dataclass(frozen=True)
-class Limits:
+class ConnectionLimits:
     """The per-worker settings ``GuardedProtocol`` reads from the app it serves (``app.limits``)."""
 
-    header_timeout: float = 10.0
-    max_connections: int = 1000
+    header_timeout: float = _SERVER.header_timeout
+    max_connections: int = _SERVER.max_connections
 
 
 class _Refused(Exception):
@@ -81,7 +85,7 @@ class GuardedProtocol(HttpToolsProtocol):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits: Limits = getattr(self.app, "limits", None) or Limits()
+        self.limits: ConnectionLimits = getattr(self.app, "limits", None) or ConnectionLimits()
         self.waiting = _waiting(self.server_state)
         self._head_timer: TimerHandle | None = None
         self._in_head = False  # a head has begun and is not complete

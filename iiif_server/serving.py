@@ -58,7 +58,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         app = create_app(self.settings)
         if self.settings.server.worker == "asgi":
             from .asgi import ASGIEdge
-            from .guard import Limits
+            from .guard import ConnectionLimits
 
             server = self.settings.server
             return ASGIEdge(
@@ -66,7 +66,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
                 server.threads,
                 replay=app.extensions.get("iiif_replay"),
                 record=app.extensions["iiif_observed"].record,
-                limits=Limits(header_timeout=server.header_timeout, max_connections=server.max_connections),
+                limits=ConnectionLimits(header_timeout=server.header_timeout, max_connections=server.max_connections),
             )
         return app
 
