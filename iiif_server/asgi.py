@@ -126,7 +126,7 @@ class ASGIEdge:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="iiif")
         self.replay = replay
         self.record = record  # Observed.record: counts and logs the replayed answers
-        self.limits = limits or ConnectionLimits()  # read by the worker's protocol (guard.py): head deadline, connection cap
+        self.limits = limits or ConnectionLimits()  # read by the worker's protocol (guard.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
