@@ -20,6 +20,7 @@ import errno
 import http.client
 import json
 import math
+import multiprocessing
 import os
 import random
 import re
@@ -29,11 +30,13 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +68,24 @@ MANY = "many"  # a folder of MANY_FILES empty .tif files, for misses
 MANY_FILES = 100_000
 SECRET = "secret.tif"  # a real image OUTSIDE the root: traversal must never reach it
 SECRET_SIZE = (123, 77)
+#: Hostile files (scenario 16), small on disk. The PNG and JPEG come twice: declaring far more than
+#: ``[images] max_untiled_pixels`` (250 MP: refused from the header) and just under it (reaches the decoder).
+BOMB_PNG = "bomb.png"  # declares 100 000 × 100 000 grey pixels (10 GP), holds a zlib stream of no rows
+BOMB_PNG_SIDE = 100_000
+BOMB_JPG = "bomb.jpg"  # a 64 × 64 JPEG whose SOF0 declares 65 000 × 65 000
+BOMB_JPG_SIDE = 65_000
+BOMB_UNDER_SIDE = 15_000  # 225 MP: under the untiled limit
+BOMB_CUT = "cut.tif"  # the first half of a 4 096 × 3 072 pyramidal TIFF
+BOMB_EOF = "past-eof.tif"  # that pyramid whole, every tile offset of every level pointing past the end
+BOMB_SOURCE_SIZE = (4096, 3072)
+BOMBS = {
+    BOMB_PNG: f"PNG declaring {BOMB_PNG_SIDE:,}², no rows",
+    "bomb-225mp.png": f"PNG declaring {BOMB_UNDER_SIDE:,}², no rows",
+    BOMB_JPG: f"JPEG declaring {BOMB_JPG_SIDE:,}², 64² of data",
+    "bomb-225mp.jpg": f"JPEG declaring {BOMB_UNDER_SIDE:,}², 64² of data",
+    BOMB_CUT: "pyramidal TIFF cut in half",
+    BOMB_EOF: "pyramidal TIFF, tile offsets past EOF",
+}
 
 #: Normal traffic while under attack: as many clients as this, each on a new connection per request (as
 #: browsers arriving while the attack holds the server), a mix of stored tiles and info.json, all cached.
@@ -89,6 +110,17 @@ MISS_TARGET_MS = 1.0
 ADMIN_TRIES = 50
 #: A wrong token may be tried at most this many times before the client is throttled (429).
 ADMIN_FREE_TRIES = 10
+#: Heavy clients (scenario 15), each looping distinct uncached renders of these widths, images and formats.
+HEAVY_CLIENTS = 32
+HEAVY_WIDTHS = (1500, 3000)
+HEAVY_FORMATS = ("jpg", "png")
+#: Seconds the heavy clients run before normal traffic is measured beside them (the lanes fill up).
+HEAVY_RAMP_S = 2.0
+#: Each request to a hostile file (scenario 16): answered within this, and a worker gains at most this.
+BOMB_TARGET_S = 2.0
+BOMB_RSS_MB = 100
+#: Seconds a request to a hostile file may take before it counts as "timeout" (18 requests fit the watchdog).
+BOMB_TIMEOUT = 4.0
 
 
 # ---------------------------------------------------------------- results
@@ -169,6 +201,8 @@ def ensure_images(images: Path, needs: set[str]) -> Path:
         for index in range(MANY_FILES):
             (root / MANY / f"KH-{index:06d}.tif").touch()
         (root / MANY / "done").touch()
+    if BOMB_PNG in needs:
+        _make_bombs(root, outside)
     secret = outside / SECRET
     if not secret.exists():
         pyvips.Image.black(*SECRET_SIZE).tiffsave(str(secret))
@@ -176,6 +210,65 @@ def ensure_images(images: Path, needs: set[str]) -> Path:
     if not link.is_symlink():
         link.symlink_to(Path("..") / "outside" / SECRET)
     return root
+
+
+def _make_bombs(root: Path, outside: Path) -> None:
+    """Write the hostile files of scenario 16 (each a few KB to a few MB, made in ~3 s) where missing."""
+    for name, side in ((BOMB_PNG, BOMB_PNG_SIDE), ("bomb-225mp.png", BOMB_UNDER_SIDE)):
+        if not (root / name).exists():
+            (root / name).write_bytes(png_bomb(side, side))
+    for name, side in ((BOMB_JPG, BOMB_JPG_SIDE), ("bomb-225mp.jpg", BOMB_UNDER_SIDE)):
+        if not (root / name).exists():
+            (root / name).write_bytes(jpeg_bomb(side, side))
+    source = outside / "bomb-source.tif"  # a real pyramid, outside the root: the two broken TIFFs come from it
+    if not (root / BOMB_CUT).exists() or not (root / BOMB_EOF).exists():
+        print("  building the bomb files (~3 s) ...", flush=True)
+        build_photo(source, *BOMB_SOURCE_SIZE, 14)
+        data = source.read_bytes()
+        (root / BOMB_CUT).write_bytes(data[: len(data) // 2])
+        (root / BOMB_EOF).write_bytes(tiles_past_eof(data))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid PNG header declaring ``width`` × ``height`` 8-bit grey pixels, with an IDAT of no rows at all."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def jpeg_bomb(width: int, height: int) -> bytes:
+    """A real 64 × 64 baseline JPEG whose frame header (SOF0) is rewritten to declare ``width`` × ``height``."""
+    data = bytearray(pyvips.Image.black(64, 64).jpegsave_buffer(Q=50, optimize_coding=False))
+    sof = data.index(b"\xff\xc0")  # marker, length (2), precision (1), height (2), width (2)
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+def tiles_past_eof(tiff: bytes) -> bytes:
+    """``tiff`` (classic little-endian TIFF) with every TileOffsets value of every IFD pointing past its end."""
+    data = bytearray(tiff)
+    if data[:4] != b"II*\x00":
+        raise ValueError("expected a classic little-endian TIFF")
+    beyond = len(data) + 1_000_000
+    patched = 0
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    while ifd:
+        (entries,) = struct.unpack_from("<H", data, ifd)
+        for index in range(entries):
+            at = ifd + 2 + 12 * index
+            tag, kind, count = struct.unpack_from("<HHI", data, at)
+            if tag == 324 and kind == 4:  # TileOffsets, LONG (what libtiff writes)
+                values = at + 8 if count == 1 else struct.unpack_from("<I", data, at + 8)[0]
+                for n in range(count):
+                    struct.pack_into("<I", data, values + 4 * n, beyond + n)
+                patched += 1
+        (ifd,) = struct.unpack_from("<I", data, ifd + 2 + 12 * entries)
+    if not patched:
+        raise ValueError("no TileOffsets (LONG) found")
+    return bytes(data)
 
 
 # ---------------------------------------------------------------- the server
@@ -1186,6 +1279,226 @@ def admin(ctx: Context, target: Target, out: Outcome) -> None:
     out.details = {"statuses": statuses}
 
 
+def _heavy_clients(port: int, seconds: float, timeout: float, seed: int, conn: Any) -> None:
+    """HEAVY_CLIENTS threads asking distinct uncached renders for ``seconds`` (run in a process of its own).
+
+    In a spawned process so that 32 client threads do not hold this process's GIL while the normal
+    clients' latencies are timed here. Sends ``"started"``, then one list of (url, status, seconds,
+    Retry-After, error) when every client has stopped (each request bounded by ``timeout``).
+    """
+    target = Target(port, None, Path())  # type: ignore[arg-type]  # only .port is used by get()
+    rng = random.Random(seed)
+    asked: set[str] = set()
+    lock = threading.Lock()
+    records: list[tuple[str, int, float, str | None, str]] = []
+    conn.send("started")
+    stop_at = time.monotonic() + seconds
+
+    def next_url() -> str:
+        with lock:
+            while True:
+                image = rng.choice((MID, WIDE))
+                url = f"{image}/full/{rng.randint(*HEAVY_WIDTHS)},/0/default.{rng.choice(HEAVY_FORMATS)}"
+                if url not in asked:  # distinct: never a cache hit, never shared with another client
+                    asked.add(url)
+                    return url
+
+    def client() -> None:
+        while time.monotonic() < stop_at:
+            url = next_url()
+            answer = get(target, url, timeout=timeout)
+            with lock:
+                records.append((url, answer.status, answer.seconds, answer.headers.get("retry-after"), answer.error))
+
+    concurrently([client] * HEAVY_CLIENTS, seconds + timeout + 5)
+    with lock:
+        conn.send(list(records))
+    conn.close()
+
+
+def _idle_warm_worker_mb(ctx: Context, target: Target, out: Outcome) -> float:
+    """Warm every worker with normal traffic (unloaded baseline if scenario 1 did not run); the largest RSS then."""
+    if ctx.baseline_p99_ms is None:
+        ctx.urls = warm(target)
+        load = normal_load(target, ctx.urls, ctx.duration, 5.0, ctx.seed)
+        ctx.baseline_p99_ms = load.p99_ms
+        out.details["baseline"] = load.summary()
+    else:
+        normal_load(target, ctx.urls or warm(target), 1.0, 5.0, ctx.seed + 2)  # every worker touched again
+    _settled_cpu(target, target.cpu(), 10)
+    return max(target.rss_mb().values(), default=0.0)
+
+
+def heavy_budget_mb(workers: int, base_mb: float) -> tuple[float, str]:
+    """Peak RSS the server's defaults allow all workers under heavy load, and how it is made up."""
+    from iiif_server.config import Settings
+
+    settings = Settings()
+    cache, lanes, images = settings.cache, settings.lanes, settings.images
+    per = (
+        cache.memory_mb
+        + cache.replay_mb
+        + cache.decoded_levels_mb
+        + lanes.heavy_concurrency * images.max_request_mb
+        + base_mb
+    )
+    how = (
+        f"{workers} × ({cache.memory_mb} memory + {cache.replay_mb} replay + {cache.decoded_levels_mb} levels "
+        f"+ {lanes.heavy_concurrency} × {images.max_request_mb} request + {base_mb:.0f} idle worker)"
+    )
+    return workers * per, how
+
+
+def heavy(ctx: Context, target: Target, out: Outcome) -> None:
+    from iiif_server.config import Settings
+
+    settings = Settings()
+    base_mb = _idle_warm_worker_mb(ctx, target, out)
+    workers = len(target.workers())
+    budget, how = heavy_budget_mb(workers, base_mb)
+    measured_s = 6.0 if ctx.quick else 20.0
+    # the server's own bound on a heavy request, --quick too: a slow answer within it is no failure
+    timeout = settings.server.render_timeout + settings.lanes.heavy_wait + RENDER_SLACK
+    spawn = multiprocessing.get_context("spawn")
+    mine, theirs = spawn.Pipe()
+    clients = spawn.Process(
+        target=_heavy_clients,
+        args=(target.port, HEAVY_RAMP_S + measured_s + 1, timeout, ctx.seed, theirs),
+        daemon=True,
+    )
+    records: list[tuple[str, int, float, str | None, str]] = []
+    with Sampler(target) as sampler:
+        clients.start()
+        try:
+            if not mine.poll(30):
+                raise RuntimeError("the heavy clients' process did not start within 30 s")
+            mine.recv()
+            time.sleep(HEAVY_RAMP_S)
+            load = normal_load(target, ctx.urls or normal_urls(), measured_s, 5.0, ctx.seed + 3)
+            if mine.poll(HEAVY_RAMP_S + timeout + 15):
+                records = mine.recv()
+        finally:
+            clients.join(5)
+            if clients.is_alive():
+                clients.kill()
+                clients.join(5)
+    statuses: dict[int, int] = {}
+    for _url, status, _s, _retry, _err in records:
+        statuses[status] = statuses.get(status, 0) + 1
+    refused = [r for r in records if r[1] == 503]
+    without_retry = sum(1 for r in refused if not (r[3] or "").isdigit())
+    errors = sum(n for status, n in statuses.items() if status >= 500 and status != 503)
+    unanswered = statuses.get(0, 0)
+    rendered = [r[2] for r in records if r[1] == 200]
+    limit = P99_FACTOR * ctx.baseline_p99_ms if ctx.baseline_p99_ms else 0.0
+    counts = ", ".join(f"{n}×{status or 'none'}" for status, n in sorted(statuses.items()))
+    out.figure = (
+        f"normal p99 {load.p99_ms:.1f} ms ({load.errors} errors of {len(load.latencies)}); heavy: {counts}"
+        + (f", {without_retry} 503 without Retry-After" if without_retry else "")
+        + f"; peak RSS {sampler.peak_total:.0f} MB of {budget:.0f} MB budget"
+    )
+    out.target = (
+        f"p99 ≤ {limit:.1f} ms ({P99_FACTOR:g}× unloaded), no errors; heavy: 200 or 503 + Retry-After, "
+        f"all answered; peak RSS ≤ {how}"
+    )
+    out.passed = (
+        bool(records)
+        and 0 < load.p99_ms <= limit
+        and load.errors == 0
+        and without_retry == 0
+        and errors == 0
+        and unanswered == 0
+        and bool(rendered)
+        and sampler.peak_total <= budget
+    )
+    out.details.update(
+        {
+            "load": load.summary(),
+            "baseline_p99_ms": round(ctx.baseline_p99_ms or 0.0, 2),
+            "heavy_statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "heavy_requests": len(records),
+            "heavy_per_s": round(len(records) / (HEAVY_RAMP_S + measured_s + 1), 1),
+            "heavy_200_seconds_p50_p99": [round(pct(rendered, 50), 2), round(pct(rendered, 99), 2)],
+            "retry_after_values": sorted({r[3] for r in refused if r[3]}),
+            "503_without_retry_after": without_retry,
+            "heavy_errors": sorted({r[4] for r in records if r[4]}),
+            "heavy_bodies_5xx": sorted({r[0] for r in records if r[1] >= 500 and r[1] != 503})[:10],
+            "workers": workers,
+            "idle_warm_worker_mb": round(base_mb),
+            "rss_before_mb": {str(k): round(v) for k, v in sampler.before.items()},
+            "rss_peak_mb": {str(k): round(v) for k, v in sampler.peak.items()},
+            "rss_peak_total_mb": round(sampler.peak_total),
+            "budget_mb": round(budget),
+            "budget": how,
+        }
+    )
+
+
+def bomb(ctx: Context, target: Target, out: Outcome) -> None:
+    """info.json, full/max and the bottom-right tile of each hostile file; then a normal request."""
+    log_before = len(target.log.read_text(errors="replace")) if target.log.exists() else 0
+    rows: dict[str, list[dict[str, Any]]] = {}
+    slowest, worst_gain, good = 0.0, 0.0, True
+    for name in BOMBS:
+        info = get(target, f"{name}/info.json", timeout=BOMB_TIMEOUT)
+        width, height = BOMB_SOURCE_SIZE
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            width, height = int(json.loads(info.body)["width"]), int(json.loads(info.body)["height"])
+        x, y = max(0, width - 512), max(0, height - 512)
+        asked = [("info.json", info)]
+        with Sampler(target) as sampler:
+            for what, tail_ in (
+                ("full/max", "full/max/0/default.jpg"),
+                ("tile", f"{x},{y},512,512/512,/0/default.jpg"),
+            ):
+                asked.append((what, get(target, f"{name}/{tail_}", timeout=BOMB_TIMEOUT)))
+        worst_gain = max(worst_gain, sampler.worst_gain())
+        rows[name] = []
+        for what, answer in asked:
+            refused = answer.status == 503 and (answer.headers.get("retry-after") or "").isdigit()
+            ok = answer.seconds < BOMB_TARGET_S and (
+                refused or (400 <= answer.status < 500) or (what == "info.json" and answer.status == 200)
+            )
+            good = good and ok
+            slowest = max(slowest, answer.seconds)
+            rows[name].append(
+                {
+                    "request": what,
+                    "status": answer.status,
+                    "seconds": round(answer.seconds, 3),
+                    "ok": ok,
+                    "body": answer.body[:160].decode(errors="replace").strip() if answer.status != 200 else "",
+                    "error": answer.error,
+                }
+            )
+        rows[name].append({"request": "worker RSS gain (MB)", "value": round(sampler.worst_gain(), 1)})
+    after_info = get(target, f"{SMALL}/info.json", timeout=10)
+    after_tile = get(target, f"{SMALL}/0,0,512,512/512,/0/default.jpg", timeout=10)
+    still = after_info.status == 200 and size_of(after_tile.body) == (512, 512)
+    log = target.log.read_text(errors="replace")[log_before:] if target.log.exists() else ""
+    tracebacks = log.count("Traceback")
+    out.figure = "; ".join(
+        f"{name}: " + ",".join(f"{r['status'] or 'timeout'}" for r in found if "status" in r)
+        for name, found in rows.items()
+    ) + (
+        f"; slowest {fmt_s(slowest)}; worst worker +{worst_gain:.0f} MB; afterwards "
+        + ("served" if still else f"NOT served ({after_info.status}, {after_tile.status})")
+        + (f"; {tracebacks} tracebacks logged" if tracebacks else "")
+    )
+    out.target = (
+        f"info.json 200 or 4xx, full/max and tile 4xx (422 broken) or 503 + Retry-After, never 5xx; "
+        f"each < {BOMB_TARGET_S:g} s; a worker gains < {BOMB_RSS_MB} MB; normal requests served after"
+    )
+    out.passed = good and worst_gain < BOMB_RSS_MB and still
+    out.details = {
+        "files": BOMBS,
+        "answers": rows,
+        "worst_worker_gain_mb": round(worst_gain, 1),
+        "after": {"info_status": after_info.status, "tile_status": after_tile.status},
+        "tracebacks_logged": tracebacks,
+    }
+
+
 @dataclass(frozen=True)
 class Scenario:
     number: int
@@ -1239,6 +1552,21 @@ SCENARIOS = (
     Scenario(12, "protocol", "bad request line, 20 KB URL, 64 KB of headers: status, type, CORS", protocol),
     Scenario(13, "fuzz", "random malformed IIIF URLs; path traversal attempts", fuzz),
     Scenario(14, "admin", f"{ADMIN_TRIES} wrong admin tokens: 401s before throttling (429)", admin),
+    Scenario(
+        15,
+        "heavy",
+        f"normal p99 while {HEAVY_CLIENTS} clients loop distinct uncached full/w, renders "
+        f"(w {HEAVY_WIDTHS[0]}–{HEAVY_WIDTHS[1]}, mid and wide, jpg/png); heavy statuses; peak RSS of all workers",
+        heavy,
+        (MID, WIDE),
+    ),
+    Scenario(
+        16,
+        "bomb",
+        "info.json, full/max, bottom-right tile of: " + "; ".join(f"{k} ({v})" for k, v in BOMBS.items()),
+        bomb,
+        (BOMB_PNG,),
+    ),
 )
 
 
