@@ -1580,14 +1580,17 @@ def redis_answers() -> bool:
     return False
 
 
-def server_env(kind: str, token: str, run_id: str, worker: str | None) -> tuple[dict[str, str], str]:
-    """Defaults (no config file, no IIIF_SERVER_* of ours) plus what the group needs; and a note saying so."""
+def server_env(kind: str, token: str, run_id: str, settings: Sequence[str] = ()) -> tuple[dict[str, str], str]:
+    """Defaults (no config file, no IIIF_SERVER_* of ours) plus what the group needs and the ``--set``
+    settings (``section.key=value``); and a note saying so."""
     env, _dropped = our_env()
     env["IIIF_SERVER_ADMIN_TOKEN"] = token  # enables the endpoint scenario 14 probes; nothing else changes
     note = "defaults; [admin] token set"
-    if worker:
-        env["IIIF_SERVER_SERVER_WORKER"] = worker
-        note += f", [server] worker = {worker}"
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        section, _, key = name.partition(".")
+        env[f"IIIF_SERVER_{section.upper()}_{key.upper()}"] = value
+        note += f", [{section}] {key} = {value}"
     if kind == "flight":
         # A render longer than [cache] wait shows whether waiters give up on a live leader; 0.5 s instead of 10 s
         # keeps the scenario short. With Redis, single flight spans the workers (else it is per worker only).
@@ -1651,8 +1654,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker", choices=("asgi", "gthread"), help="the server's [server] worker (default: its own default)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a server setting, e.g. server.thread_nice=0 (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
+    if args.worker:
+        args.set.append(f"server.worker={args.worker}")
+    for setting in args.set:
+        if not re.fullmatch(r"[a-z_]+\.[a-z_]+=.*", setting):
+            parser.error(f"--set {setting!r}: expected SECTION.KEY=VALUE")
     if args.only:
         wanted = set(args.only.split(","))
         known = set(names) | {str(s.number) for s in SCENARIOS}
@@ -1670,12 +1685,12 @@ def chosen(args: argparse.Namespace) -> list[Scenario]:
 
 @contextlib.contextmanager
 def servers(
-    workdir: Path, root: Path, token: str, run_id: str, worker: str | None
+    workdir: Path, root: Path, token: str, run_id: str, settings: Sequence[str]
 ) -> Iterator[dict[str, tuple[Server, str]]]:
     made: dict[str, tuple[Server, str]] = {}
     try:
         for kind in ("main", "flight"):
-            env, note = server_env(kind, token, run_id, worker)
+            env, note = server_env(kind, token, run_id, settings)
             made[kind] = (Server(workdir, root, env, kind), note)
         yield made
     finally:
@@ -1694,7 +1709,7 @@ def attack(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     with (
         tempfile.TemporaryDirectory(prefix="iiif-attack-") as tmp,
-        servers(Path(tmp), root, token, run_id, args.worker) as made,
+        servers(Path(tmp), root, token, run_id, args.set) as made,
     ):
         ctx = Context(made["main"][0], args.quick, args.seed)
         for scenario in scenarios:

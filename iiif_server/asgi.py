@@ -23,8 +23,11 @@ a few µs of Python instead of ~80.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +99,17 @@ def environ_of(scope: Scope) -> dict[str, Any]:
     return environ
 
 
+def lower_priority(nice: int) -> None:
+    """Pool thread initializer: this thread (and the libvips threads it starts, which inherit it)
+    runs ``nice`` steps below the event loop, so under CPU load the loop's answers from memory
+    (cached tiles, info.json) keep their latency while renders wait their turn (measured in
+    bench/attack.py, scenario ``heavy``). Linux only: elsewhere ``PRIO_PROCESS`` would renice the
+    whole process."""
+    if nice and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 def inline_candidate(environ: dict[str, Any]) -> bool:
     """Worth trying on the loop: an image-endpoint (or liveness) request with no body.
 
@@ -121,9 +135,12 @@ class ASGIEdge:
         replay: Replay | None = None,
         record: Record | None = None,
         limits: ConnectionLimits | None = None,
+        thread_nice: int = 0,
     ) -> None:
         self.app = app
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="iiif")
+        self.pool = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="iiif", initializer=lower_priority, initargs=(thread_nice,)
+        )
         self.replay = replay
         self.record = record  # Observed.record: counts and logs the replayed answers
         self.limits = limits or ConnectionLimits()  # read by the worker's protocol (guard.py)

@@ -58,6 +58,7 @@ class ServerSettings(_Section):
     threads: int = Field(4, ge=1)
     worker: Literal["gthread", "asgi"] = "asgi"  # asgi: uvicorn's worker, cheap answers on its event loop
     timeout: int = Field(60, ge=1)
+    thread_nice: int = Field(10, ge=0, le=19)  # asgi: the threads' nice value above the event loop's
     header_timeout: float = Field(10.0, gt=0)  # seconds for a request's head to arrive whole; then 408 and closed
     max_connections: int = Field(1000, ge=1)  # per worker: idle and half-sent connections kept open at most
     render_timeout: float = Field(30.0, gt=0)  # seconds; then 503 + Retry-After, the thread is free again

@@ -67,6 +67,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
                 replay=app.extensions.get("iiif_replay"),
                 record=app.extensions["iiif_observed"].record,
                 limits=ConnectionLimits(header_timeout=server.header_timeout, max_connections=server.max_connections),
+                thread_nice=server.thread_nice,
             )
         return app
 
