@@ -91,6 +91,7 @@ def test_the_deadline_stops_every_phase_of_every_format(image_root: Path, tmp_pa
         "IIIF_SERVER_SERVER_THREADS": "1",
         "IIIF_SERVER_LANES_HEAVY_PIXELS": "0",
         "IIIF_SERVER_IMAGES_MAX_AREA": "0",
+        "IIIF_SERVER_IMAGES_MAX_REQUEST_MB": "0",  # runaways on purpose: past the memory budget too
     }
     port = free_port()
     log = tmp_path / "server.log"
@@ -143,6 +144,7 @@ def test_a_render_stops_when_its_client_disconnects(image_root: Path, tmp_path: 
         "IIIF_SERVER_SERVER_WORKER": worker,
         "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "120",
         "IIIF_SERVER_IMAGES_MAX_AREA": "0",
+        "IIIF_SERVER_IMAGES_MAX_REQUEST_MB": "0",  # runaways on purpose: past the memory budget too
         "IIIF_SERVER_CACHE_MEMORY_MB": "0",
     }
     port = free_port()

@@ -25,6 +25,7 @@ def test_four_identical_slow_requests_on_two_workers_render_once(
         "IIIF_SERVER_CACHE_REDIS_PREFIX": prefix,
         "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "120",
         "IIIF_SERVER_IMAGES_MAX_AREA": "0",
+        "IIIF_SERVER_IMAGES_MAX_REQUEST_MB": "0",  # runaways on purpose: past the memory budget too
     }
     port = free_port()
     with running_server(["serve", "--images", str(image_root), "--workers", "2"], port, env) as base:
