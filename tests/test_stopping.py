@@ -10,6 +10,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from pathlib import Path
 
@@ -162,3 +163,22 @@ def test_a_render_stops_when_its_client_disconnects(image_root: Path, tmp_path: 
         status, _, body, _ = get(base + SLOW)  # not cached half-done: rendered in full when asked again
         assert status == 200 and decode(body).width == 10000
     assert re.search(rf'"GET {re.escape(SLOW)} HTTP/1.1" 499 ', log.read_text())
+
+
+def test_a_render_goes_on_for_a_waiting_client_when_the_first_one_leaves(image_root: Path, tmp_path: Path) -> None:
+    """Two clients ask for the same slow image; the first leaves: the second still gets it, rendered once."""
+    env = {
+        "IIIF_SERVER_SERVER_RENDER_TIMEOUT": "120",
+        "IIIF_SERVER_IMAGES_MAX_AREA": "0",
+        "IIIF_SERVER_IMAGES_MAX_REQUEST_MB": "0",
+    }
+    port = free_port()
+    with running_server(["serve", "--images", str(image_root), "--workers", "1"], port, env) as base:
+        with ThreadPoolExecutor(2) as pool:
+            leaving = pool.submit(_leave_during, base, SLOW, 0.8)
+            time.sleep(0.3)
+            status, _, body, _ = pool.submit(get, base + SLOW).result()
+            leaving.result()
+        assert status == 200 and decode(body).width == 10000
+        assert metric(base, "iiif_renders_total") == 1
+        assert metric(base, "iiif_renders_abandoned_total") == 0
