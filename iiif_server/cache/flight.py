@@ -9,7 +9,8 @@ by itself after a few seconds doubled the CPU of exactly the slow renders a stam
 (measured: four identical 18-CPU-second requests cost 75 s). In a process the leader cannot
 vanish without finishing; across processes its lock says whether it lives: the holder renews it
 every ``lock_ttl / 3`` while it renders, so the lock expires ``lock_ttl`` after its holder died,
-and a waiter takes over only then (or at once when the holder released it without a result).
+and a waiter takes over only then (or at once when the holder released it without a result; a
+holder whose render ran out of time leaves its lock to expire, so nobody retries it).
 ``wait`` bounds every wait (the render's own limit, see ``services.py``): nothing waits forever.
 
 Clients that disconnect: each caller may pass ``cancelled``; the render is abandoned
@@ -108,14 +109,21 @@ class SingleFlight:
             if token is UNAVAILABLE:
                 return self._produce_and_store(key, produce, abandoned)
             if isinstance(token, str):
+                keep = False
                 try:
                     finished = self.cache.get(key)  # another process may have finished just before we locked
                     if finished is not None:
                         return finished
                     with self._renewing(key, token):
                         return self._produce_and_store(key, produce, abandoned)
+                except RenderTimeout:
+                    # it would run out of time again: the lock is left to expire, so waiters elsewhere
+                    # give up at their bound instead of taking over a render as hopeless
+                    keep = True
+                    raise
                 finally:
-                    self.locks.release(key, token)
+                    if not keep:
+                        self.locks.release(key, token)
             value = self._await_holder(key, abandoned, end)
             if value is not None:
                 return value

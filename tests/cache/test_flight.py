@@ -191,6 +191,25 @@ def test_a_waiter_takes_over_at_once_when_the_holder_gives_up(redis_url: str, pr
             first.result()
 
 
+def test_a_render_that_ran_out_of_time_is_not_retried_by_waiters_elsewhere(redis_url: str, prefix: str) -> None:
+    (holder, _), (other, _) = _host(redis_url, prefix, wait=1.0), _host(redis_url, prefix, wait=1.0)
+
+    def too_slow(abandoned: object) -> bytes:
+        time.sleep(0.3)
+        raise RenderTimeout("rendering took longer than 0.3 s", retry_after=1)
+
+    retry = Renderer(delay=0)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(holder.run, "g:k", too_slow)
+        time.sleep(0.1)
+        second = pool.submit(other.run, "g:k", retry)
+        with pytest.raises(RenderTimeout, match="took longer"):
+            first.result()
+        with pytest.raises(RenderTimeout, match="waited 1 s"):
+            second.result()
+    assert retry.calls == 0
+
+
 def test_a_crashed_lock_holder_only_delays_others_until_the_lock_expires(redis_url: str, prefix: str) -> None:
     flight, shared = _host(redis_url, prefix, wait=5.0)
     assert isinstance(shared.acquire("g:k", 0.5), str)  # "a worker" took the lock, then died
