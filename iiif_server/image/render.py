@@ -49,7 +49,7 @@ RESAMPLE_KERNEL = "lanczos2"
 DECODED_LEVELS_BYTES = 64 * 2**20
 _BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
 #: GIF outputs above this many pixels render in a process the deadline can kill (``isolated.py``):
-#: gifsave's quantisation (~1-3 µs a pixel, unstoppable) would otherwise outlive the deadline by
+#: gifsave's quantisation (~0.2-3 µs a pixel, unstoppable) would otherwise outlive the deadline by
 #: up to ~1.5 s here, and the ~0.5 s a process costs to start is small beside such a render.
 ISOLATED_GIF_PIXELS = 500_000
 _KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
