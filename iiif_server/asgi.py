@@ -37,7 +37,7 @@ from a2wsgi.wsgi import Body
 from uvicorn_worker import UvicornWorker
 
 from .accesslog import Entry
-from .errors import INLINE, WouldBlock
+from .errors import CANCEL, INLINE, WouldBlock
 from .guard import ConnectionLimits
 from .replay import LOOKED_UP, Answer, Replay, Request
 
@@ -120,9 +120,12 @@ def inline_candidate(environ: dict[str, Any]) -> bool:
     return (
         environ["REQUEST_METHOD"] in _INLINE_METHODS
         and (path.startswith(("/iiif/3/", "/iiif/2/")) or path == "/health/live")
-        and environ.get("CONTENT_LENGTH", "0") in ("", "0")
-        and "HTTP_TRANSFER_ENCODING" not in environ
+        and not has_body(environ)
     )
+
+
+def has_body(environ: dict[str, Any]) -> bool:
+    return environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
 
 
 class ASGIEdge:
@@ -217,8 +220,17 @@ class ASGIEdge:
         return _status(started[-1][0]), _headers(started[-1][1]), content
 
     async def _pooled(self, environ: dict[str, Any], receive: Receive, send: Send) -> None:
+        """The stack on a pool thread. A request without a body has nothing more to receive but
+        ``http.disconnect``: that is watched for while the thread works, and sets ``CANCEL``, which
+        stops its render (unless other clients wait for the same one; see cache/flight.py)."""
         loop = asyncio.get_running_loop()
-        environ["wsgi.input"] = Body(loop, receive)  # type: ignore[arg-type]  # a2wsgi's narrower message types
+        watcher: asyncio.Task[None] | None = None
+        if has_body(environ):
+            environ["wsgi.input"] = Body(loop, receive)  # type: ignore[arg-type]  # a2wsgi's narrower message types
+        else:
+            environ["wsgi.input"] = _NO_BODY
+            gone = environ[CANCEL] = threading.Event()
+            watcher = loop.create_task(_disconnected(receive, gone))
 
         async def sending(message: Message) -> None:
             await send(message)
@@ -226,7 +238,11 @@ class ASGIEdge:
         def send_from_thread(message: Message) -> None:
             asyncio.run_coroutine_threadsafe(sending(message), loop).result()
 
-        response = await loop.run_in_executor(self.pool, self._run, environ, send_from_thread)
+        try:
+            response = await loop.run_in_executor(self.pool, self._run, environ, send_from_thread)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         if response is not None:
             await _send(send, response)
 
@@ -285,6 +301,20 @@ class _NoBody:
 
 
 _NO_BODY = _NoBody()
+
+
+async def _disconnected(receive: Receive, gone: threading.Event) -> None:
+    """Set ``gone`` when the client disconnects. After the (empty) request message, the next one can
+    only be ``http.disconnect`` (the ASGI spec); anything else ends the watch rather than spin on it."""
+    message = await receive()
+    while message["type"] == "http.request" and message.get("more_body"):
+        message = await receive()
+    if message["type"] == "http.request":
+        message = await receive()
+    if message["type"] == "http.disconnect":
+        gone.set()
+
+
 _NO_CONTENT: Message = {"type": "http.response.body", "body": b"", "more_body": False}  # a HEAD's body
 
 

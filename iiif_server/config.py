@@ -57,7 +57,7 @@ class ServerSettings(_Section):
     max_requests: int = Field(5_000_000, ge=0)
     threads: int = Field(4, ge=1)
     worker: Literal["gthread", "asgi"] = "asgi"  # asgi: uvicorn's worker, cheap answers on its event loop
-    timeout: int = Field(60, ge=1)
+    timeout: int = Field(60, ge=1)  # gunicorn's heartbeat timeout: a hung worker, not a slow request
     thread_nice: int = Field(10, ge=0, le=19)  # asgi: the threads' nice value above the event loop's
     header_timeout: float = Field(10.0, gt=0)  # seconds for a request's head to arrive whole; then 408 and closed
     max_connections: int = Field(1000, ge=1)  # per worker: idle and half-sent connections kept open at most
@@ -135,8 +135,8 @@ class CacheSettings(_Section):
     redis_ttl: int = Field(7 * 86400, ge=1)
     redis_timeout: float = Field(0.5, gt=0)
     redis_prefix: str = "iiif:"
-    wait: float = Field(10.0, gt=0)
-    lock_ttl: float = Field(30.0, gt=0)
+    wait: float = Field(0.0, ge=0)  # seconds waited for an identical render in progress; 0: its own limit
+    lock_ttl: float = Field(10.0, gt=0)  # renewed every third of it while the render runs
 
 
 class AdminSettings(_Section):

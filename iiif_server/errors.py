@@ -13,6 +13,7 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
      └── Overloaded            busy, not wrong: come back later        (503 + Retry-After)
           ├── RenderTimeout    the render passed its deadline
           └── LaneFull         the heavy-render lane has no room
+     └── ClientGone            the client left before its answer was made (499, never seen by it)
 
     ConfigError                invalid settings; stops start-up, never reaches a client
     WouldBlock                 control flow, never reaches a client (see below)
@@ -75,6 +76,11 @@ class LaneFull(Overloaded):
     """A heavy render found the lane's queue full, or waited its ``[lanes] heavy_wait`` in it."""
 
 
+class ClientGone(IIIFError):
+    """Every client that wanted this render has disconnected: libvips was stopped, nobody to answer.
+    Logged as 499 (nginx's "client closed request"); the socket is gone, so nothing is sent."""
+
+
 class ConfigError(Exception):
     """A setting is missing, unknown or of the wrong type; names the key."""
 
@@ -89,6 +95,8 @@ class WouldBlock(Exception):
 
 #: WSGI environ key: answer from memory and page-cached files only, else raise ``WouldBlock``.
 INLINE = "iiif.inline"
+#: WSGI environ key set by the ASGI edge: a ``threading.Event`` set when the client disconnects.
+CANCEL = "iiif.cancel"
 #: WSGI environ key set by the image endpoint: the source file of a 200 it answered from memory,
 #: which the ASGI edge may replay (replay.py).
 REPLAYABLE = "iiif.replayable"

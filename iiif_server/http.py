@@ -6,7 +6,9 @@ bodies, CORS headers (Image API 3.0 §6.2: on every response, errors included), 
 from __future__ import annotations
 
 import re
+import socket
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +16,7 @@ from urllib.parse import quote
 from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.wsgi import get_host
 
-from .errors import AccessDenied, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded
+from .errors import CANCEL, AccessDenied, ClientGone, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded
 
 Headers = list[tuple[str, str]]
 
@@ -25,9 +27,10 @@ STATUS: dict[type[IIIFError], int] = {
     NotFound: 404,
     ImageDecodeError: 422,
     Overloaded: 503,
+    ClientGone: 499,  # nginx's "client closed request": only the access log and metrics see it
 }
 #: Reason phrases: RFC 9110's (werkzeug's list, with 422's current name).
-REASONS = {**HTTP_STATUS_CODES, 422: "Unprocessable Content"}
+REASONS = {**HTTP_STATUS_CODES, 422: "Unprocessable Content", 499: "Client Closed Request"}
 _STATUS_LINES = {status: f"{status} {reason}" for status, reason in REASONS.items()}
 
 #: RFC 3986 host (a reg-name of unreserved characters, or an IP literal) with an optional port.
@@ -166,3 +169,28 @@ def is_fresh(environ: dict[str, Any], etag: str, mtime: float | None = None) -> 
     if if_modified_since is None or if_modified_since.timestamp() > time.time():
         return False  # a date in the future is invalid (RFC 9110 §13.1.3): ignore it
     return int(mtime) <= if_modified_since.timestamp()
+
+
+def cancelled_of(environ: dict[str, Any]) -> Callable[[], bool] | None:
+    """Whether the client has gone, as far as the server lets us see it; None if it cannot tell.
+
+    Under the ASGI edge, an event it sets when uvicorn reports ``http.disconnect`` (``CANCEL``).
+    Under gthread, a peek at gunicorn's socket: an orderly close reads as b"", a reset raises;
+    a pipelined next request is data, not a departure.
+    """
+    event = environ.get(CANCEL)
+    if event is not None:
+        return event.is_set  # type: ignore[no-any-return]
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+
+    def closed() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    return closed

@@ -44,6 +44,10 @@ IMAGE_RESPONSES = Counter(
     ["tier"],
 )
 RENDER_TIMEOUTS = Counter("iiif_render_timeouts", "Renders stopped at [server] render_timeout (answered 503)")
+RENDERS = Counter("iiif_renders", "Images rendered by libvips (requests that waited for another's render not counted)")
+RENDERS_ABANDONED = Counter(
+    "iiif_renders_abandoned", "Renders stopped because every client waiting for them had disconnected"
+)
 LANE_REJECTIONS = Counter(
     "iiif_lane_rejections",
     "Large renders answered 503 by the admission lane: queue full on arrival, or no slot within [lanes] heavy_wait",

@@ -36,7 +36,9 @@ class Services:
 
     @cached_property
     def caches(self) -> Caches:
-        return build_caches(self.settings.cache, memory=self.memory_cache)
+        server, lanes = self.settings.server, self.settings.lanes
+        render_limit = server.render_timeout + (lanes.heavy_wait if lanes.heavy_pixels else 0.0)
+        return build_caches(self.settings.cache, memory=self.memory_cache, render_limit=render_limit)
 
     @cached_property
     def source(self) -> FileSource:

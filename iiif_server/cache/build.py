@@ -12,6 +12,7 @@ from .redis import RedisCache
 from .tiered import SharedTier, TieredCache
 
 MB = 1024 * 1024
+FLIGHT_GRACE = 2.0  # seconds a waiter allows beyond the render's own limit: storing, handing over
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,12 @@ class Caches:
     redis: RedisCache | None
 
 
-def build_caches(settings: CacheSettings, memory: bool = True) -> Caches:
-    """Memory tier (unless ``memory`` is False, e.g. for a CLI purge), then Redis or disk."""
+def build_caches(settings: CacheSettings, memory: bool = True, render_limit: float = 30.0) -> Caches:
+    """Memory tier (unless ``memory`` is False, e.g. for a CLI purge), then Redis or disk.
+
+    ``render_limit``: seconds a render may take, slot wait included; waiting for an identical
+    render in progress is bounded by it (plus a little) unless ``settings.wait`` says otherwise.
+    """
     redis_tier = (
         RedisCache(settings.redis_url, settings.redis_ttl, settings.redis_prefix, settings.redis_timeout)
         if settings.redis_url
@@ -33,4 +38,5 @@ def build_caches(settings: CacheSettings, memory: bool = True) -> Caches:
         shared = DiskCache(settings.disk_dir, settings.disk_max_mb * MB)
     memory_tier = MemoryCache(settings.memory_mb * MB) if memory and settings.memory_mb else None
     tiered = TieredCache(memory_tier, shared)
-    return Caches(tiered, SingleFlight(tiered, redis_tier, settings.wait, settings.lock_ttl), redis_tier)
+    wait = settings.wait or render_limit + FLIGHT_GRACE
+    return Caches(tiered, SingleFlight(tiered, redis_tier, wait, settings.lock_ttl), redis_tier)

@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 # Compare-and-delete: only the holder of a lock may release it.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# Compare-and-extend: only the holder of a lock may renew it.
+_EXTEND = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
 _UNAVAILABLE = object()
 
 
@@ -138,6 +142,15 @@ class RedisCache:
         if result is _UNAVAILABLE:
             return UNAVAILABLE
         return token if result else None
+
+    def extend(self, key: str, token: str, ttl: float) -> bool:
+        """Renew a lock we hold for another ``ttl`` seconds; False if it is no longer ours."""
+        lock, ms = self.prefix + "lock:" + key, int(ttl * 1000)
+        return bool(self._call(lambda: self.client.eval(_EXTEND, 1, lock, token, ms), 0))
+
+    def held(self, key: str) -> bool:
+        """Whether anyone holds the lock on ``key`` (False too while Redis is down: nobody to wait for)."""
+        return bool(self._call(lambda: self.client.exists(self.prefix + "lock:" + key), 0))
 
     def release(self, key: str, token: str) -> None:
         self._call(lambda: self.client.eval(_RELEASE, 1, self.prefix + "lock:" + key, token), None)

@@ -9,9 +9,12 @@ reader (``readers.py``), and, within a byte budget, whole decoded levels that
 whole-image views read (see ``Renderer._level``).
 
 Every ``pyvips.Error`` becomes ``ImageDecodeError`` here: a corrupt file fails
-that request only. A render that passes its deadline is stopped by libvips itself
-(``_Deadline``) and becomes ``RenderTimeout``: no request holds a worker thread
-for longer than ``render_timeout``.
+that request only. A render that passes its deadline, or that no client wants any more
+(``abandoned``: they all disconnected), is stopped by libvips itself (``_Deadline``) and
+becomes ``RenderTimeout`` or ``ClientGone``: no request holds a worker thread, nor its CPU,
+for longer than ``render_timeout``. Every phase is watched: the decoded-level copy, the
+copy before rotating a streamed source, and the save. The one phase libvips cannot stop,
+GIF quantisation, runs for large outputs in a process that is killed instead (``isolated.py``).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import Any
 
 import pyvips
 
-from ..errors import ImageDecodeError, RenderTimeout
+from ..errors import ClientGone, ImageDecodeError, RenderTimeout
 from ..lru import LRU
-from ..metrics import RENDER_TIMEOUTS
+from ..metrics import RENDER_TIMEOUTS, RENDERS, RENDERS_ABANDONED
 from .inspector import Inspected, SourceLayout, vips_error_line
+from .isolated import ChildFailed, Stopped, run_in_child
 from .model import Format, Quality
 from .plan import RenderPlan
 
@@ -44,6 +48,10 @@ RESAMPLE_KERNEL = "lanczos2"
 #: Decoded pyramid levels kept per worker, in bytes (``Renderer._level``); one level may take a quarter.
 DECODED_LEVELS_BYTES = 64 * 2**20
 _BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
+#: GIF outputs above this many pixels render in a process the deadline can kill (``isolated.py``):
+#: gifsave's quantisation (~0.2-3 µs a pixel, unstoppable) would otherwise outlive the deadline by
+#: up to ~1.5 s here, and the ~0.5 s a process costs to start is small beside such a render.
+ISOLATED_GIF_PIXELS = 500_000
 _KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
 
 
@@ -70,26 +78,37 @@ class Renderer:
     """
 
     def __init__(
-        self, options: EncodeOptions, render_timeout: float = 0.0, decoded_levels_bytes: int = DECODED_LEVELS_BYTES
+        self,
+        options: EncodeOptions,
+        render_timeout: float = 0.0,
+        decoded_levels_bytes: int = DECODED_LEVELS_BYTES,
     ) -> None:
         self.options = options
         self.render_timeout = render_timeout  # seconds; 0: no deadline
         self._decoded: LRU[tuple[str, str, int], pyvips.Image] = LRU(decoded_levels_bytes, _image_bytes)
 
-    def render(self, source: Inspected, plan: RenderPlan) -> bytes:
-        deadline = _Deadline(self.render_timeout)
+    def render(self, source: Inspected, plan: RenderPlan, abandoned: Abandoned | None = None) -> bytes:
+        """The encoded bytes; stopped at the deadline, or as soon as ``abandoned()`` (nobody wants them)."""
+        deadline = _Deadline(self.render_timeout, abandoned)
+        RENDERS.inc()
         try:
+            if plan.format is Format.GIF and plan.size[0] * plan.size[1] > ISOLATED_GIF_PIXELS:
+                return run_in_child(_render_alone, (source, plan, self.options), deadline.due)
             image, sequential = self._level(source, plan, deadline.watch)
             image = _apply(image, plan, sequential, deadline.watch)
             return _encode(image, plan.format, self.options, deadline.watch)
-        except pyvips.Error as err:
-            if deadline.passed:
+        except (pyvips.Error, Stopped, ChildFailed) as err:
+            if deadline.reason is _TIMEOUT:
                 RENDER_TIMEOUTS.inc()
                 raise RenderTimeout(
                     f"rendering took longer than {self.render_timeout:g} s; try again later",
                     retry_after=max(1, math.ceil(self.render_timeout)),
                 ) from None
-            log.error("cannot render %r (%s): %s", source.identifier, source.path, vips_error_line(err))
+            if deadline.reason is _ABANDONED:
+                RENDERS_ABANDONED.inc()
+                raise ClientGone("the client disconnected; rendering stopped") from None
+            reason = vips_error_line(err) if isinstance(err, pyvips.Error) else str(err)
+            log.error("cannot render %r (%s): %s", source.identifier, source.path, reason)
             raise ImageDecodeError("the source image could not be decoded", "identifier") from None
 
     @staticmethod
@@ -120,17 +139,31 @@ class Renderer:
         return image, sequential
 
     def _open_level(self, source: Inspected, level: int) -> tuple[pyvips.Image, bool]:
-        """The level's image, and whether it can only be read top to bottom.
+        return _open_level(self._source_layout(source), source.path, level)
 
-        Opened per request and dropped with it: libvips keeps decoded tiles attached to an open
-        image, so long-lived handles grew a worker's memory without bound (measured: +220 MB over
-        3 000 renders). Re-opening costs ~0.6 ms per rendered tile; pass-through tiles never open.
-        """
-        found = self._source_layout(source)
-        kwargs = dict(found.loads[level])
-        if not found.tiled:
-            return pyvips.Image.new_from_file(source.path, access="sequential", fail=True, **kwargs), True
-        return pyvips.Image.new_from_file(source.path, fail=True, **kwargs), False
+
+def _open_level(found: SourceLayout, path: str, level: int) -> tuple[pyvips.Image, bool]:
+    """The level's image, and whether it can only be read top to bottom.
+
+    Opened per request and dropped with it: libvips keeps decoded tiles attached to an open
+    image, so long-lived handles grew a worker's memory without bound (measured: +220 MB over
+    3 000 renders). Re-opening costs ~0.6 ms per rendered tile; pass-through tiles never open.
+    """
+    kwargs = dict(found.loads[level])
+    if not found.tiled:
+        return pyvips.Image.new_from_file(path, access="sequential", fail=True, **kwargs), True
+    return pyvips.Image.new_from_file(path, fail=True, **kwargs), False
+
+
+def _render_alone(source: Inspected, plan: RenderPlan, options: EncodeOptions) -> bytes:
+    """A render in a child process (``isolated.py``): unwatched, as the parent kills the process to stop it."""
+    image, sequential = _open_level(source.found, source.path, plan.level)
+    image = _apply(image, plan, sequential, _unwatched)
+    return _encode(image, plan.format, options, _unwatched)
+
+
+def _unwatched(image: pyvips.Image) -> pyvips.Image:
+    return image
 
 
 def _image_bytes(image: pyvips.Image) -> int:
@@ -140,27 +173,42 @@ def _image_bytes(image: pyvips.Image) -> int:
 # -- pipeline --------------------------------------------------------------------------
 
 
-class _Deadline:
-    """Stops libvips once ``seconds`` have passed (0: never).
+#: True once no client wants the render any more (``SingleFlight``: every caller disconnected).
+Abandoned = Callable[[], bool]
+_TIMEOUT, _ABANDONED = "timeout", "abandoned"
 
-    libvips emits ``eval`` on a watched image as its threads compute it; killing the image there
-    makes the evaluation (a save, ``copy_memory``) fail with ``pyvips.Error``, and ``passed`` says
-    why. Safe per request: every render opens its own images and libvips' operation cache is off.
+
+class _Deadline:
+    """Stops libvips once ``seconds`` have passed (0: never) or ``abandoned()`` turns true.
+
+    libvips emits ``eval`` on a watched image as its threads compute it (every few ms); killing the
+    image there makes the evaluation (a save, ``copy_memory``) fail with ``pyvips.Error``, and
+    ``reason`` says why. Safe per request: every render opens its own images and libvips' operation
+    cache is off.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, abandoned: Abandoned | None = None) -> None:
         self.end = time.monotonic() + seconds if seconds > 0 else math.inf
-        self.passed = False
+        self.abandoned = abandoned
+        self.reason: str | None = None  # _TIMEOUT or _ABANDONED once stopped
+
+    def due(self) -> bool:
+        """Whether the render must stop now (and from then on)."""
+        if self.reason is None:
+            if time.monotonic() > self.end:
+                self.reason = _TIMEOUT
+            elif self.abandoned is not None and self.abandoned():
+                self.reason = _ABANDONED
+        return self.reason is not None
 
     def watch(self, image: pyvips.Image) -> pyvips.Image:
-        if self.end != math.inf:
+        if self.end != math.inf or self.abandoned is not None:
             image.set_progress(True)
             image.signal_connect("eval", self._check)
         return image
 
     def _check(self, image: pyvips.Image, _progress: Any) -> None:
-        if time.monotonic() > self.end:
-            self.passed = True
+        if self.due():
             image.set_kill(True)
 
 

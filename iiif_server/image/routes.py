@@ -26,6 +26,7 @@ from ..http import (
     EVERY_RESPONSE,
     Headers,
     base_url,
+    cancelled_of,
     error_body,
     error_headers,
     is_fresh,
@@ -38,7 +39,7 @@ from ..http import (
 from ..metrics import NOT_MODIFIED, note_tier
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
-from .service import ImageService, Prepared, service_path
+from .service import ImageService, service_path
 from .sources import Located
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,11 @@ class ImageEndpoint:
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
         head = environ.get("REQUEST_METHOD") == "HEAD"
-        produce: Callable[[Prepared, bool], bytes | None] = self.service.stored if head else self.service.render
+        cancelled = cancelled_of(environ)  # the render stops if the client leaves (and nobody else waits for it)
         return self._respond(
             environ,
-            lambda: produce(prepared, fast),  # a HEAD never renders
+            # a HEAD never renders
+            lambda: self.service.stored(prepared, fast) if head else self.service.render(prepared, fast, cancelled),
             request.format.media_type,
             links,
             prepared.etag,

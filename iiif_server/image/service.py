@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..access import Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
-from ..cache.flight import SingleFlight
+from ..cache.flight import Abandoned, Produce, SingleFlight
 from ..errors import AccessDenied, WouldBlock
 from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
@@ -160,12 +159,13 @@ class ImageService:
         """Whether rendering ``prepared`` needs a slot in the lane (it may still be answered from a cache)."""
         return self.lane is not None and prepared.cost > self.heavy_pixels
 
-    def render(self, prepared: Prepared, fast: bool = False) -> bytes:
+    def render(self, prepared: Prepared, fast: bool = False, cancelled: Abandoned | None = None) -> bytes:
         """A stored tile as is, else cached bytes, else rendered once however many ask at once.
 
         Pass-through costs microseconds: cheaper than a cache lookup, so it is not cached. Only
         the single flight's leader of a heavy render takes a lane slot, after every cache missed:
-        its waiters, like cache hits, hold none.
+        its waiters, like cache hits, hold none. ``cancelled()`` turns true when this request's
+        client has gone: the render stops once every client that waits for it has (flight.py).
         """
         stored = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
         if stored is not None:
@@ -175,7 +175,7 @@ class ImageService:
         body = self._peek(key) if fast else self.cache.get(key)  # notes the tier that answered
         if body is None:
             note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
-            body = self.flight.run(key, self._producer(prepared))
+            body = self.flight.run(key, self._producer(prepared), cancelled)
         return body
 
     def stored(self, prepared: Prepared, fast: bool = False) -> bytes | None:
@@ -198,11 +198,11 @@ class ImageService:
             raise WouldBlock
         return body
 
-    def _producer(self, prepared: Prepared) -> Callable[[], bytes]:
-        def produce() -> bytes:
-            return self.renderer.render(prepared.source, prepared.plan)
+    def _producer(self, prepared: Prepared) -> Produce:
+        def produce(abandoned: Abandoned) -> bytes:
+            return self.renderer.render(prepared.source, prepared.plan, abandoned)
 
         if self.lane is not None and self.heavy(prepared):
             lane = self.lane
-            return lambda: lane.run(produce)
+            return lambda abandoned: lane.run(lambda: produce(abandoned))
         return produce

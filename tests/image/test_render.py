@@ -5,17 +5,19 @@ logged, per-image error."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pyvips
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from iiif_server import create_app
 from iiif_server.cache.memory import MemoryCache
 from iiif_server.config import Settings
-from iiif_server.errors import ImageDecodeError
+from iiif_server.errors import ClientGone, ImageDecodeError
 from iiif_server.image import render as render_module
 from iiif_server.image.inspector import Inspected, Inspector
 from iiif_server.image.model import ApiVersion, ImageRequest, Limits
@@ -315,3 +317,31 @@ def test_a_replaced_file_is_never_rendered_from_its_old_kept_level(tmp_path: Pat
     replacement.replace(tmp_path / "swap.tif")
     after = decode(render_params(renderer, inspected(tmp_path, "swap.tif"), "full/150,/0/default.png"))
     assert pixel(after, 5, 5) == tuple(255 - v for v in block_colour(0, 0))
+
+
+# -- stopping: abandoned renders, GIFs in a process that can be killed -------------------------------------------------
+
+
+def test_a_large_gif_renders_in_a_child_process_with_the_same_pixels(image_root: Path) -> None:
+    source = inspected(image_root, "pattern.tif")
+    assert render_module.ISOLATED_GIF_PIXELS < 1000 * 800  # so this one is made in a child process
+    image = decode(render_params(Renderer(EncodeOptions()), source, "full/max/0/default.gif"))
+    assert (image.width, image.height) == (1000, 800)
+    for col, row in ((0, 0), (9, 7), (4, 3)):
+        got, want = pixel(image, col * 100 + 50, row * 100 + 50)[:3], block_colour(col, row)
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 8, (col, row, got, want)
+
+
+@pytest.mark.parametrize("path", ["full/^8000,6400/0/default.jpg", "full/^4000,3200/0/default.gif"])
+def test_a_render_nobody_wants_any_more_stops_at_once(image_root: Path, path: str) -> None:
+    """In libvips (eval callback) and in a child process alike: ClientGone within a fraction of a second."""
+    source = inspected(image_root, "pattern.tif")
+    request = parse_path(ApiVersion.V3, f"pattern.tif/{path}")
+    assert isinstance(request, ImageRequest)
+    chosen = plan(request, resolve(request, 1000, 800, Limits(max_area=0)), source.found.layout)
+    counted = REGISTRY.get_sample_value("iiif_renders_abandoned_total") or 0.0
+    started = time.monotonic()
+    with pytest.raises(ClientGone):
+        Renderer(EncodeOptions()).render(source, chosen, lambda: time.monotonic() - started > 0.2)
+    assert time.monotonic() - started < 1.0
+    assert REGISTRY.get_sample_value("iiif_renders_abandoned_total") == counted + 1
