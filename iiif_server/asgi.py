@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -99,15 +100,23 @@ def environ_of(scope: Scope) -> dict[str, Any]:
     return environ
 
 
-def lower_priority(nice: int) -> None:
-    """Pool thread initializer: this thread (and the libvips threads it starts, which inherit it)
-    runs ``nice`` steps below the event loop, so under CPU load the loop's answers from memory
-    (cached tiles, info.json) keep their latency while renders wait their turn (measured in
-    bench/attack.py, scenario ``heavy``). Linux only: elsewhere ``PRIO_PROCESS`` would renice the
-    whole process."""
-    if nice and sys.platform.startswith("linux"):
+def pool_thread(nice: int) -> None:
+    """Pool thread initializer (Linux only: elsewhere ``PRIO_PROCESS`` would renice the whole process).
+
+    The thread, and the libvips threads it starts (they inherit it), runs ``nice`` steps below the
+    event loop, so under CPU load the loop's answers from memory (cached tiles, info.json) keep their
+    latency while renders wait their turn (bench/attack.py, scenario ``heavy``). It is also named
+    ``iiif-pool`` for the OS, so ``top -H`` and ``ps -L`` tell it from the loop."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, b"iiif-pool", 0, 0, 0)
+    if nice:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+_PR_SET_NAME = 15
 
 
 def inline_candidate(environ: dict[str, Any]) -> bool:
@@ -142,7 +151,7 @@ class ASGIEdge:
     ) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="iiif", initializer=lower_priority, initargs=(thread_nice,)
+            max_workers=threads, thread_name_prefix="iiif", initializer=pool_thread, initargs=(thread_nice,)
         )
         self.replay = replay
         self.record = record  # Observed.record: counts and logs the replayed answers
