@@ -162,6 +162,7 @@ _PEAK = """
 import json, sys
 from pathlib import Path
 from iiif_server.config import Settings
+from iiif_server.image import render
 from iiif_server.image.budget import peak_bytes
 from iiif_server.image.model import ApiVersion
 from iiif_server.image.parse import parse_path
@@ -174,6 +175,7 @@ def status(field):
 root, target = sys.argv[1:]
 settings = Settings().replace(images={"root": root, "max_request_mb": 0}, lanes={"heavy_pixels": 0})
 service = Services(settings).image_service
+render.ISOLATED_GIF_PIXELS = 10**12  # encode here, not in a child process: this process's peak is measured
 prepared = service.prepare(parse_path(ApiVersion.V3, target))
 Path("/proc/self/clear_refs").write_text("5")  # the peak from here on (VmHWM := VmRSS)
 before = status("VmRSS:")
