@@ -145,6 +145,26 @@ class AdminSettings(_Section):
     block_seconds: float = Field(60.0, gt=0)
 
 
+class AccessSettings(_Section):
+    """Accounts, sessions and the login page (``access/``)."""
+
+    state_dir: str = ""  # the accounts database's folder; "": [manifests] state_dir
+    session_hours: float = Field(8.0, gt=0)
+    cookie_path: str = "/"
+    login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
+    login_block_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("cookie_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in ";,\\ \t\r\n"):
+            raise ValueError("must be a URL path starting with /")
+        return value
+
+    def state_path(self, manifests_state: Path) -> Path:
+        return Path(self.state_dir) if self.state_dir else manifests_state
+
+
 class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
     vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
@@ -228,6 +248,7 @@ class Settings(_Section):
     vips: VipsSettings = VipsSettings()
     cache: CacheSettings = CacheSettings()
     admin: AdminSettings = AdminSettings()
+    access: AccessSettings = AccessSettings()
     manifests: ManifestsSettings = ManifestsSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
@@ -339,4 +360,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "vocabulary": str(absolute(Path(settings.manifests.vocabulary))) if settings.manifests.vocabulary else "",
         },
         metrics={"directory": str(absolute(Path(settings.metrics.directory))) if settings.metrics.directory else ""},
+        access={"state_dir": str(absolute(Path(settings.access.state_dir))) if settings.access.state_dir else ""},
     )
