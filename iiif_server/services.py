@@ -11,6 +11,8 @@ from __future__ import annotations
 from functools import cached_property
 
 from .access import OpenPolicy, Policy
+from .access.accounts import Accounts, accounts_for
+from .access.sessions import Sessions
 from .cache.build import MB, Caches, build_caches
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
@@ -49,6 +51,20 @@ class Services:
     def admin_throttle(self) -> Throttle:
         admin = self.settings.admin
         return Throttle(admin.max_failures, admin.block_seconds)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return accounts_for(self.settings)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(self.accounts, self.settings.access.session_hours * 3600)
+
+    @cached_property
+    def login_throttle(self) -> Throttle:
+        """Wrong passwords, counted by client address and by account name (``access/login.py``)."""
+        access = self.settings.access
+        return Throttle(access.login_max_failures, access.login_block_seconds)
 
     @cached_property
     def inspector(self) -> Inspector:
