@@ -1,4 +1,4 @@
-"""The ``iiif-server`` command: serve, demo, check.
+"""The ``iiif-server`` command: serve, demo, check, users, and the rest below.
 
 This process becomes gunicorn's master, which forks the workers: it must never load
 libvips (see ``serving``). Anything that needs pyvips before serving runs in
@@ -7,10 +7,14 @@ libvips (see ``serving``). Anything that needs pyvips before serving runs in
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 import sys
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,9 +22,15 @@ from . import __version__
 from .config import Settings, load_settings
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from .access.accounts import Accounts
+
 #: The demo collection shipped in the package: its export (and vocabulary) beside each other.
 DEMO_COLLECTION = Path(__file__).resolve().parent / "demo_collection"
 DEMO_EXPORT = DEMO_COLLECTION / "collection.csv"
+#: The account `iiif-server demo` makes (never `serve`): it may see the demo's restricted images.
+DEMO_ACCOUNT = "demo-researcher"
+DEMO_LEVELS = ("restricted",)
 
 
 def _settings(config: str | None, overrides: dict[str, dict[str, Any]]) -> Settings:
@@ -87,13 +97,35 @@ def demo(config: str | None, host: str | None, port: int | None, workers: int | 
     """
     from .serving import serve as run
 
-    settings = _settings(config, {"server": {"host": host, "port": port, "workers": workers}})
-    settings = settings.replace(
-        images={"root": settings.demo.root},
-        manifests={"source": DEMO_EXPORT, "state_dir": settings.demo.state_path()},
-    )
+    settings = _demo_settings(_settings(config, {"server": {"host": host, "port": port, "workers": workers}}))
     _announce(settings, demo=True)
+    _demo_account(settings)
     run(settings)
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    """The demo's images, collection and state (change history, accounts): never a museum's."""
+    state = settings.demo.state_path()
+    return settings.replace(
+        images={"root": settings.demo.root},
+        manifests={"source": DEMO_EXPORT, "state_dir": state},
+        access={"state_dir": str(state)},
+    )
+
+
+def _demo_account(settings: Settings) -> None:
+    """On the demo's first run: an account for its restricted images, its password printed this once."""
+    from .access.accounts import accounts_for
+
+    accounts = accounts_for(settings)
+    if accounts.get(DEMO_ACCOUNT) is not None:
+        return
+    password = secrets.token_urlsafe(12)
+    accounts.add(DEMO_ACCOUNT, password, DEMO_LEVELS, "Demo researcher (demo only)")
+    click.echo(
+        f"demo account (demo only; the password is shown this once, reset it with "
+        f"`iiif-server users passwd {DEMO_ACCOUNT} --demo`): {DEMO_ACCOUNT} / {password}"
+    )
 
 
 @main.command()
@@ -287,6 +319,129 @@ def verify(path: str, config: str | None, images: str | None, as_json: bool) -> 
 
     settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
     sys.exit(1 if run_verify(settings, path, as_json, echo=click.echo) else 0)
+
+
+_users_options = [
+    click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml)."),
+    click.option("--demo", is_flag=True, help="The accounts of `iiif-server demo`, not [access] state_dir's."),
+]
+
+
+def users_options(func: Any) -> Any:
+    for option in reversed(_users_options):
+        func = option(func)
+    return func
+
+
+def _accounts(config: str | None, demo: bool) -> Accounts:
+    from .access.accounts import accounts_for
+
+    settings = _settings(config, {})
+    return accounts_for(_demo_settings(settings) if demo else settings)
+
+
+def _new_password(from_stdin: bool) -> str:
+    """From a hidden prompt, typed twice; or the first line of stdin. Never from an argument (ps shows those)."""
+    from .access.accounts import check_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    return check_password(password)
+
+
+@main.group()
+def users() -> None:
+    """Manage the local accounts that may log in (/auth/login) to see restricted images.
+
+    Exits 1 with a one-line error if a name, level, date or password is invalid, or the account
+    does (not) exist. Passwords are read from a prompt or with --password-stdin, and are never shown.
+    """
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--levels", required=True, help="Access levels it may see, comma-separated, e.g. restricted.")
+@click.option("--expires", help="Last day the account works, YYYY-MM-DD (default: never).")
+@click.option("--name", "display_name", default="", help="Name shown on the login page (default: USERNAME).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (for scripts).")
+@users_options
+def users_add(
+    username: str,
+    levels: str,
+    expires: str | None,
+    display_name: str,
+    password_stdin: bool,
+    config: str | None,
+    demo: bool,
+) -> None:
+    """Create an account."""
+    from .access.accounts import check_username, parse_expiry, parse_levels
+
+    with _account_errors():
+        check_username(username)
+        parsed = parse_levels(levels), parse_expiry(expires) if expires else None
+        accounts = _accounts(config, demo)
+        if accounts.get(username) is not None:
+            raise click.ClickException(f"an account named {username!r} exists already (iiif-server users passwd)")
+        account = accounts.add(username, _new_password(password_stdin), parsed[0], display_name, parsed[1])
+    click.echo(f"added {account.username}: levels {','.join(account.levels)}" + _until(account.expires))
+
+
+@users.command("remove")
+@click.argument("username")
+@users_options
+def users_remove(username: str, config: str | None, demo: bool) -> None:
+    """Delete an account; its sessions end at once."""
+    with _account_errors():
+        _accounts(config, demo).remove(username)
+    click.echo(f"removed {username}")
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (for scripts).")
+@users_options
+def users_passwd(username: str, password_stdin: bool, config: str | None, demo: bool) -> None:
+    """Set an account's password; its sessions end (whoever knew the old one is logged out)."""
+    with _account_errors():
+        accounts = _accounts(config, demo)
+        if accounts.get(username) is None:
+            raise click.ClickException(f"no account named {username!r}")
+        accounts.set_password(username, _new_password(password_stdin))
+    click.echo(f"password of {username} changed; its sessions ended")
+
+
+@users.command("list")
+@users_options
+def users_list(config: str | None, demo: bool) -> None:
+    """The accounts, their levels and expiry (never their password hashes)."""
+    with _account_errors():
+        accounts = _accounts(config, demo).all()
+    if not accounts:
+        click.echo("no accounts")
+    rows = [("username", "name", "levels", "expires", "updated")] + [
+        (a.username, a.display_name, ",".join(a.levels), a.expires.isoformat() if a.expires else "-", a.updated)
+        for a in accounts
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows if accounts else ():
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _until(expires: date | None) -> str:
+    return f", until {expires.isoformat()}" if expires else ""
+
+
+@contextlib.contextmanager
+def _account_errors() -> Iterator[None]:
+    from .access.accounts import AccountError
+
+    try:
+        yield
+    except (AccountError, ConfigError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _announce(settings: Settings, demo: bool) -> None:

@@ -1,0 +1,282 @@
+"""Issue 12, accounts and logging in: `iiif-server users`, sessions and /auth/login (real gunicorn, real HTTP).
+
+Before, there were no accounts (`iiif-server users` was no command) and /auth/login was a 404.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, timedelta
+from email.message import Message
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from iiif_server.access.accounts import Accounts
+from iiif_server.access.login import safe_return
+from iiif_server.access.sessions import Sessions
+from iiif_server.check import free_port, running_server
+
+IIIF_SERVER = str(Path(sys.executable).parent / "iiif-server")  # the installed entry point
+PASSWORDS = {"alice": "alice-Pa55word-12", "bob": "bob-Pa55word-345", "carol": "carol-Pa55word-6789"}
+MAX_FAILURES = 3
+Response = tuple[int, Message, str]
+
+
+def _users(state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_ACCESS_STATE_DIR": str(state)}
+    return subprocess.run(
+        [IIIF_SERVER, "users", *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def _request(
+    base: str, method: str, path: str, headers: dict[str, str] | None = None, form: dict | None = None
+) -> Response:
+    connection = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+    body = urlencode(form) if form is not None else None
+    headers = {**(headers or {}), **({"Content-Type": "application/x-www-form-urlencoded"} if form else {})}
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read().decode()
+    finally:
+        connection.close()
+
+
+def _cookie(headers: Message, name: str) -> str:
+    """The whole Set-Cookie line for ``name`` (attributes included)."""
+    lines = [line for line in headers.get_all("Set-Cookie") or [] if line.startswith(f"{name}=")]
+    assert len(lines) == 1, headers.get_all("Set-Cookie")
+    return lines[0]
+
+
+def _value(cookie_line: str) -> str:
+    return cookie_line.split(";", 1)[0].split("=", 1)[1]
+
+
+class Browser:
+    """One client address (via the trusted proxy's X-Forwarded-For) with its cookie jar."""
+
+    def __init__(self, base: str, address: str, proto: str = "http") -> None:
+        self.base, self.cookies = base, {}
+        self.headers = {"X-Forwarded-For": address, "X-Forwarded-Proto": proto}
+
+    def get(self, path: str) -> Response:
+        return self._keep(_request(self.base, "GET", path, self._with_cookies()))
+
+    def post(self, path: str, form: dict[str, str], **headers: str) -> Response:
+        return self._keep(_request(self.base, "POST", path, {**self._with_cookies(), **headers}, form))
+
+    def csrf(self) -> str:
+        status, _, page = self.get("/auth/login")
+        assert status == 200
+        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert match and match.group(1) == self.cookies["iiif_login_csrf"]
+        return match.group(1)
+
+    def login(self, username: str, password: str, **extra: str) -> Response:
+        form = {"csrf": self.csrf(), "username": username, "password": password, **extra}
+        return self.post("/auth/login", form)
+
+    def _with_cookies(self) -> dict[str, str]:
+        jar = "; ".join(f"{k}={v}" for k, v in self.cookies.items() if v)
+        return {**self.headers, **({"Cookie": jar} if jar else {})}
+
+    def _keep(self, response: Response) -> Response:
+        for line in response[1].get_all("Set-Cookie") or []:
+            name, value = line.split(";", 1)[0].split("=", 1)
+            self.cookies[name] = value
+        return response
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    """A server with three accounts made by the CLI; trusts 127.0.0.1 as a proxy (test addresses)."""
+    base = tmp_path_factory.mktemp("login")
+    state, images, log = base / "state", base / "images", base / "server.log"
+    images.mkdir()
+    for name, password in PASSWORDS.items():
+        result = _users(state, "add", name, "--levels", "restricted", "--name", f"{name.title()} Nguyễn",
+                        "--password-stdin", stdin=password + "\n")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    env = {
+        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
+        "IIIF_SERVER_ACCESS_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
+        "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    with running_server(["serve", "--images", str(images), "--workers", "1"], free_port(), env, log=log) as url:
+        yield url, state, log
+
+
+def test_users_command_adds_lists_changes_and_removes_accounts_without_showing_passwords(tmp_path: Path) -> None:
+    state, password, new = tmp_path / "state", "first-Secret-4242", "second-Secret-9191"
+    added = _users(state, "add", "lan", "--levels", "restricted,staff", "--expires", "2031-12-31",
+                   "--name", "Lan Trần", "--password-stdin", stdin=password + "\n")  # fmt: skip
+    assert (added.returncode, added.stdout) == (0, "added lan: levels restricted,staff, until 2031-12-31\n")
+    listed = _users(state, "list")
+    assert listed.returncode == 0
+    assert re.search(r"^lan\s+Lan Trần\s+restricted,staff\s+2031-12-31\s+\d{4}-", listed.stdout, re.M)
+    assert (state / "accounts.sqlite3").stat().st_mode & 0o077 == 0  # hashes: for the owner only
+    accounts = Accounts(state)
+    assert accounts.verify("lan", password) is not None and accounts.verify("lan", new) is None
+    token = Sessions(accounts, 3600).create("lan")
+
+    changed = _users(state, "passwd", "lan", "--password-stdin", stdin=new + "\n")
+    assert (
+        changed.returncode == 0 and accounts.verify("lan", new) is not None and accounts.verify("lan", password) is None
+    )
+    assert Sessions(accounts, 3600).lookup(token) is None  # a new password ends the old sessions
+
+    errors = {
+        "exists": _users(state, "add", "lan", "--levels", "restricted", "--password-stdin", stdin=new + "\n"),
+        "short": _users(state, "add", "minh", "--levels", "restricted", "--password-stdin", stdin="short\n"),
+        "date": _users(state, "add", "minh", "--levels", "restricted", "--expires", "31/12/2031", "--password-stdin"),
+        "level": _users(state, "add", "minh", "--levels", "Hạn chế!", "--password-stdin", stdin=new + "\n"),
+        "unknown": _users(state, "remove", "nobody"),
+        "passwd-unknown": _users(state, "passwd", "nobody", "--password-stdin", stdin=new + "\n"),
+    }
+    for case, result in errors.items():
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, (case, result.stderr)
+        assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    as_argument = _users(state, "add", "minh", "--levels", "restricted", "--password", new)
+    assert as_argument.returncode == 2 and "No such option" in as_argument.stderr  # never on a command line
+
+    assert _users(state, "remove", "lan").stdout == "removed lan\n"
+    assert _users(state, "list").stdout == "no accounts\n"
+    everything = "".join(r.stdout + r.stderr for r in [added, listed, changed, *errors.values()])
+    assert password not in everything and new not in everything and "$argon2" not in everything
+
+
+def test_login_page_in_both_languages_cannot_be_framed_or_cached(site: tuple[str, Path, Path]) -> None:
+    base = site[0]
+    status, headers, page = _request(base, "GET", "/auth/login")
+    assert status == 200 and '<html lang="vi">' in page and "Đăng nhập" in page and "Mật khẩu" in page
+    assert 'hreflang="en"' in page and "<script" not in page  # a plain form: no JavaScript needed
+    assert headers["Content-Security-Policy"] == "frame-ancestors 'none'" and headers["X-Frame-Options"] == "DENY"
+    assert headers["Cache-Control"] == "no-store"
+    csrf = _cookie(headers, "iiif_login_csrf")
+    assert "HttpOnly" in csrf and "SameSite=Strict" in csrf and "Path=/auth" in csrf
+    status, _, page = _request(base, "GET", "/auth/login?lang=en&return=/viewer")
+    assert status == 200 and '<html lang="en">' in page and "Log in" in page and "Password" in page
+    assert 'name="return" value="/viewer"' in page and 'href="/auth/login?lang=vi&amp;return=%2Fviewer"' in page
+
+
+def test_posts_without_the_csrf_token_or_from_another_site_are_refused(site: tuple[str, Path, Path]) -> None:
+    base = site[0]
+    browser = Browser(base, "198.51.100.20")
+    form = {"username": "alice", "password": PASSWORDS["alice"]}
+    csrf = browser.csrf()
+    refused = [
+        browser.post("/auth/login", form),  # no token in the form
+        _request(base, "POST", "/auth/login", browser.headers, {**form, "csrf": csrf}),  # no cookie
+        browser.post("/auth/login", {**form, "csrf": csrf[::-1]}),  # not the cookie's
+        browser.post("/auth/login", {**form, "csrf": csrf}, Origin="https://evil.example"),
+    ]
+    for status, headers, body in refused:
+        assert status == 403 and "iiif_session" not in (headers.get("Set-Cookie") or ""), body
+        assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+    assert "CSRF" in refused[0][2] and "cross-site" in refused[3][2]
+    status, headers, _ = browser.post("/auth/login", {**form, "csrf": csrf}, Origin=base)
+    assert status == 303  # its own origin is fine
+
+
+def test_login_sets_the_session_cookie_and_logout_ends_the_session(site: tuple[str, Path, Path]) -> None:
+    base, state, log = site
+    sessions = Sessions(Accounts(state), 8 * 3600)
+    browser = Browser(base, "198.51.100.30")
+    status, headers, _ = browser.login("alice", PASSWORDS["alice"], **{"return": "/viewer?manifest=iiif%2Fx"})
+    assert status == 303 and headers["Location"] == "/viewer?manifest=iiif%2Fx"
+    cookie = _cookie(headers, "iiif_session")
+    assert re.fullmatch(
+        r"iiif_session=[A-Za-z0-9_-]{43}; Expires=[^;]+; Max-Age=28800; HttpOnly; Path=/; SameSite=Lax", cookie
+    )
+    token = _value(cookie)
+    session = sessions.lookup(token)
+    assert session is not None and session.username == "alice" and session.levels == ("restricted",)
+    assert 27000 < session.expires - session.created <= 28800
+    _, _, page = browser.get("/auth/login?lang=en")
+    assert "You are logged in as Alice Nguyễn." in page and "Log out" in page
+
+    status, headers, _ = browser.post("/auth/logout", {"csrf": browser.cookies["iiif_login_csrf"], "lang": "en"})
+    assert status == 303 and headers["Location"] == "/auth/login?lang=en"
+    cleared = _cookie(headers, "iiif_session")
+    assert cleared.startswith("iiif_session=;") and "Max-Age=0" in cleared and "Path=/" in cleared
+    assert sessions.lookup(token) is None  # dead server-side, whatever the browser keeps
+    browser.cookies["iiif_session"] = token  # a copy kept by an attacker
+    assert "logged in" not in browser.get("/auth/login?lang=en")[2]
+
+    over_https = Browser(base, "198.51.100.31", proto="https")
+    status, headers, _ = over_https.login("alice", PASSWORDS["alice"])
+    assert status == 303 and headers["Location"] == "/"
+    secure = _cookie(headers, "iiif_session")
+    assert "; Secure" in secure and "SameSite=None" in secure and "HttpOnly" in secure
+    assert "Secure" in _cookie(over_https.get("/auth/login")[1], "iiif_login_csrf")
+    text = log.read_text()
+    assert "login: account 'alice' from 198.51.100.30" in text and PASSWORDS["alice"] not in text
+    assert token not in text
+
+
+def test_a_removed_or_expired_account_has_no_session(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    accounts = Accounts(state)
+    sessions = Sessions(accounts, 3600)
+    accounts.add("dung", "dung-Pa55word-1", ("restricted",), expires=date.today() + timedelta(days=1))
+    token = sessions.create("dung")
+    assert sessions.lookup(token) is not None
+    accounts.add("old", "old-Pa55word-11", ("restricted",), expires=date.today() - timedelta(days=1))
+    assert accounts.verify("old", "old-Pa55word-11") is None
+    assert sessions.lookup(sessions.create("old")) is None
+    assert _users(state, "remove", "dung").returncode == 0
+    assert sessions.lookup(token) is None and not sessions.end(token)
+    assert sessions.lookup("") is None and sessions.lookup("x" * 10_000) is None
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "javascript:alert(1)",
+     "evil.example", "/%0d%0aSet-Cookie:x=1\r\nX: y", "///evil.example"],
+)  # fmt: skip
+def test_return_never_leaves_the_site(target: str) -> None:
+    assert safe_return(target, "/") == "/"
+
+
+def test_open_redirects_are_refused_over_http(site: tuple[str, Path, Path]) -> None:
+    browser = Browser(site[0], "198.51.100.40")
+    for target in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example"]:
+        status, headers, _ = browser.login("carol", PASSWORDS["carol"], **{"return": target})
+        assert (status, headers["Location"]) == (303, "/"), target
+    status, headers, _ = browser.login("carol", PASSWORDS["carol"], **{"return": "/iiif/3/a%2Fb/info.json?x=1"})
+    assert headers["Location"] == "/iiif/3/a%2Fb/info.json?x=1"
+
+
+def test_wrong_passwords_are_throttled_per_account_and_per_address(site: tuple[str, Path, Path]) -> None:
+    base, _, log = site
+    # per account: each guess from another address
+    for n in range(MAX_FAILURES):
+        status, _, page = Browser(base, f"203.0.113.{n}").login("bob", f"guess-{n}-wrong")
+        assert status == 403 and "Sai tên đăng nhập hoặc mật khẩu" in page
+    status, headers, page = Browser(base, "203.0.113.99").login("bob", PASSWORDS["bob"])  # right, yet refused
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 300 and "iiif_session" not in str(headers)
+    assert "Quá nhiều lần đăng nhập sai" in page
+
+    # per address: one address guessing several accounts
+    guesser = Browser(base, "2001:db8:7:7::1")
+    for name in ("nobody", "carol", "someone"):
+        assert guesser.login(name, "not-the-password")[0] == 403
+    neighbour = Browser(base, "2001:db8:7:7::2")  # the same /64
+    status, headers, _ = neighbour.login("carol", PASSWORDS["carol"])
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert Browser(base, "203.0.113.200").login("carol", PASSWORDS["carol"])[0] == 303  # carol is not blocked
+
+    text = log.read_text()
+    assert "login: failed for account 'bob' from 203.0.113.0 (1 from the address, 1 for the account" in text
+    assert "login: account:bob blocked for 300 s after 3 failures" in text
+    assert "login: 2001:db8:7:7::/64 blocked for 300 s after 3 failures" in text
+    assert "guess-" not in text and "not-the-password" not in text and PASSWORDS["bob"] not in text
