@@ -22,6 +22,7 @@ from iiif_server.access.accounts import Accounts
 from iiif_server.access.login import safe_return
 from iiif_server.access.sessions import Sessions
 from iiif_server.check import free_port, running_server
+from tests.conftest import demo_env
 
 IIIF_SERVER = str(Path(sys.executable).parent / "iiif-server")  # the installed entry point
 PASSWORDS = {"alice": "alice-Pa55word-12", "bob": "bob-Pa55word-345", "carol": "carol-Pa55word-6789"}
@@ -280,3 +281,32 @@ def test_wrong_passwords_are_throttled_per_account_and_per_address(site: tuple[s
     assert "login: account:bob blocked for 300 s after 3 failures" in text
     assert "login: 2001:db8:7:7::/64 blocked for 300 s after 3 failures" in text
     assert "guess-" not in text and "not-the-password" not in text and PASSWORDS["bob"] not in text
+
+
+def test_demo_makes_its_account_once_and_serve_makes_none(
+    demo_root: Path, site: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    """`iiif-server demo` prints demo-researcher's password on its first run only; it logs in."""
+    state = site[1]
+    assert [a.username for a in Accounts(state).all()] == sorted(PASSWORDS)  # `serve` made no demo account
+    demo_state = tmp_path / "demo-state"
+    env = demo_env(demo_root, demo_state)
+    logs = [demo_state.parent / "first.log", demo_state.parent / "second.log"]
+    with running_server(["demo", "--workers", "1"], free_port(), env, log=logs[0]) as url:
+        match = re.search(r"demo account \(demo only;.*\): demo-researcher / (\S+)\n", logs[0].read_text())
+        assert match, logs[0].read_text()[-2000:]
+        status, headers, _ = Browser(url, "127.0.0.1").login("demo-researcher", match.group(1))
+        assert status == 303 and _value(_cookie(headers, "iiif_session"))
+    accounts = Accounts(demo_state)
+    assert [(a.username, a.levels) for a in accounts.all()] == [("demo-researcher", ("restricted",))]
+    listed = subprocess.run(
+        [IIIF_SERVER, "users", "list", "--demo"],
+        env={**os.environ, "IIIF_SERVER_CONFIG": os.devnull, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "demo-researcher" in listed.stdout and match.group(1) not in listed.stdout
+    with running_server(["demo", "--workers", "1"], free_port(), env, log=logs[1]):
+        pass
+    assert "demo-researcher /" not in logs[1].read_text()  # shown once
