@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from email.message import Message
@@ -204,6 +205,10 @@ def test_login_sets_the_session_cookie_and_logout_ends_the_session(site: tuple[s
     assert 27000 < session.expires - session.created <= 28800
     _, _, page = browser.get("/auth/login?lang=en")
     assert "You are logged in as Alice Nguyễn." in page and "Log out" in page
+    status, headers, _ = browser.login("alice", PASSWORDS["alice"])  # again, from the same browser
+    assert status == 303 and sessions.lookup(token) is None  # the old session ended: no fixation, no leftovers
+    token = _value(_cookie(headers, "iiif_session"))
+    assert sessions.lookup(token) is not None
 
     status, headers, _ = browser.post("/auth/logout", {"csrf": browser.cookies["iiif_login_csrf"], "lang": "en"})
     assert status == 303 and headers["Location"] == "/auth/login?lang=en"
@@ -234,9 +239,33 @@ def test_a_removed_or_expired_account_has_no_session(tmp_path: Path) -> None:
     accounts.add("old", "old-Pa55word-11", ("restricted",), expires=date.today() - timedelta(days=1))
     assert accounts.verify("old", "old-Pa55word-11") is None
     assert sessions.lookup(sessions.create("old")) is None
+    with accounts.connect() as conn:  # levels changed under a live session: lookup gives them as they are now
+        conn.execute("""UPDATE accounts SET levels = '["restricted", "staff"]' WHERE username = 'dung'""")
+    session = sessions.lookup(token)
+    assert session is not None and session.levels == ("restricted", "staff")
     assert _users(state, "remove", "dung").returncode == 0
     assert sessions.lookup(token) is None and not sessions.end(token)
     assert sessions.lookup("") is None and sessions.lookup("x" * 10_000) is None
+    with accounts.connect() as conn:  # only hashes are stored: the token itself is nowhere in the file
+        assert token not in str(conn.execute("SELECT * FROM sessions").fetchall())
+
+
+def test_an_unknown_name_costs_as_much_as_a_wrong_password(tmp_path: Path) -> None:
+    """One argon2 verification either way (a dummy hash for unknown names): timing tells no names."""
+    accounts = Accounts(tmp_path)
+    accounts.add("existing", "existing-Pa55word", ("restricted",))
+
+    def fastest(name: str) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            assert accounts.verify(name, "wrong-password-1") is None
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    fastest("nobody")  # the dummy hash is made on first use
+    ratio = fastest("nobody") / fastest("existing")
+    assert 0.5 < ratio < 2, ratio  # without the dummy: about 0.01 (a database lookup against a hash)
 
 
 @pytest.mark.parametrize(

@@ -232,6 +232,7 @@ def login() -> Response:
         return _page(403, t["wrong"], username)
     throttle.succeeded(keys[1])
     sessions: Sessions = current_app.extensions["iiif_sessions"]
+    sessions.end(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not left live
     token = sessions.create(account.username)
     log.info("login: account %r from %s", account.username, address)
     response = redirect(safe_return(request.form.get("return"), request.script_root + "/"), code=303)
