@@ -219,6 +219,11 @@ class MetricsSettings(_Section):
         return _networks(value)
 
 
+class AccessSettings(_Section):
+    state_dir: str = ""  # empty: [manifests] state_dir
+    audit_days: int = Field(0, ge=0)  # 0: audit records are kept forever
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     images: ImagesSettings = ImagesSettings()
@@ -232,6 +237,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()
+    access: AccessSettings = AccessSettings()
 
     @model_validator(mode="after")
     def _lanes_leave_threads(self) -> Settings:
@@ -339,4 +345,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "vocabulary": str(absolute(Path(settings.manifests.vocabulary))) if settings.manifests.vocabulary else "",
         },
         metrics={"directory": str(absolute(Path(settings.metrics.directory))) if settings.metrics.directory else ""},
+        access={"state_dir": str(absolute(Path(settings.access.state_dir))) if settings.access.state_dir else ""},
     )
