@@ -1,4 +1,4 @@
-"""The ``iiif-server`` command: serve, demo, check.
+"""The ``iiif-server`` command: serve, demo, check, and the tools around them.
 
 This process becomes gunicorn's master, which forks the workers: it must never load
 libvips (see ``serving``). Anything that needs pyvips before serving runs in
@@ -91,6 +91,7 @@ def demo(config: str | None, host: str | None, port: int | None, workers: int | 
     settings = settings.replace(
         images={"root": settings.demo.root},
         manifests={"source": DEMO_EXPORT, "state_dir": settings.demo.state_path()},
+        access={"state_dir": str(settings.demo.state_path())},
     )
     _announce(settings, demo=True)
     run(settings)
@@ -287,6 +288,36 @@ def verify(path: str, config: str | None, images: str | None, as_json: bool) -> 
 
     settings = _settings(config, {"images": {"root": Path(images).resolve() if images else None}})
     sys.exit(1 if run_verify(settings, path, as_json, echo=click.echo) else 0)
+
+
+@main.group()
+def access() -> None:
+    """Access control of restricted images: the audit log."""
+
+
+@access.command("log")
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option(
+    "--since", help="Only from then on: a UTC date or time (2026-11-01, 2026-11-01T08:30) or an age (7d, 12h, 30m)."
+)
+@click.option("--user", help="Only this account.")
+@click.option("--image", help="Only this image identifier (as in the URL, decoded: hien-vat/KH-HV-0104-recto.tif).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def access_log(config: str | None, since: str | None, user: str | None, image: str | None, fmt: str) -> None:
+    """Print the full-resolution accesses to restricted images, oldest first.
+
+    Exits 1 if nothing matched (an empty log included), 2 on a bad --since.
+    """
+    import sqlite3
+
+    from .access.audit_report import run_log
+
+    settings = _settings(config, {})
+    try:
+        shown = run_log(settings, since, user, image, fmt, echo=click.echo)
+    except sqlite3.Error as err:
+        raise click.ClickException(f"cannot read the audit log: {err}") from None
+    sys.exit(0 if shown else 1)
 
 
 def _announce(settings: Settings, demo: bool) -> None:
