@@ -289,3 +289,22 @@ def test_audit_metrics_on_a_real_server(image_root: Path, tmp_path: Path) -> Non
         text = response.read().decode()
     lines = text.splitlines()
     assert "iiif_audit_records_total 0.0" in lines and "iiif_audit_dropped_total 0.0" in lines
+
+
+def test_a_forked_worker_writes_its_own_records(tmp_path: Path) -> None:
+    """gunicorn forks workers from a master: a child gets a fresh queue and writer of its own."""
+    path = tmp_path / "audit.sqlite"
+    writer = Audit(path, interval=0.01)
+    writer.record("master", "i", "a", "before fork")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        code = 1
+        try:
+            writer.record("worker", "i", "a", "in the child")
+            writer.close()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    writer.close()
+    assert sorted((r.user, r.request) for r in query(path)) == [("master", "before fork"), ("worker", "in the child")]
