@@ -1,4 +1,4 @@
-"""The ``iiif-server`` command: serve, demo, check, users, and the rest below.
+"""The ``iiif-server`` command: serve, demo, check, users, access, and the rest below.
 
 This process becomes gunicorn's master, which forks the workers: it must never load
 libvips (see ``serving``). Anything that needs pyvips before serving runs in
@@ -442,6 +442,36 @@ def _account_errors() -> Iterator[None]:
         yield
     except (AccountError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
+
+
+@main.group()
+def access() -> None:
+    """Access control of restricted images: the audit log."""
+
+
+@access.command("log")
+@click.option("--config", type=click.Path(dir_okay=False), help="config.toml to read (default: ./config.toml).")
+@click.option(
+    "--since", help="Only from then on: a UTC date or time (2026-11-01, 2026-11-01T08:30) or an age (7d, 12h, 30m)."
+)
+@click.option("--user", help="Only this account.")
+@click.option("--image", help="Only this image identifier (as in the URL, decoded: hien-vat/KH-HV-0104-recto.tif).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def access_log(config: str | None, since: str | None, user: str | None, image: str | None, fmt: str) -> None:
+    """Print the full-resolution accesses to restricted images, oldest first.
+
+    Exits 1 if nothing matched (an empty log included), 2 on a bad --since.
+    """
+    import sqlite3
+
+    from .access.audit_report import run_log
+
+    settings = _settings(config, {})
+    try:
+        shown = run_log(settings, since, user, image, fmt, echo=click.echo)
+    except sqlite3.Error as err:
+        raise click.ClickException(f"cannot read the audit log: {err}") from None
+    sys.exit(0 if shown else 1)
 
 
 def _announce(settings: Settings, demo: bool) -> None:

@@ -146,13 +146,14 @@ class AdminSettings(_Section):
 
 
 class AccessSettings(_Section):
-    """Accounts, sessions and the login page (``access/``)."""
+    """Accounts, sessions, the login page and the audit log (``access/``)."""
 
-    state_dir: str = ""  # the accounts database's folder; "": [manifests] state_dir
+    state_dir: str = ""  # the accounts and audit databases' folder; "": [manifests] state_dir
     session_hours: float = Field(8.0, gt=0)
     cookie_path: str = "/"
     login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
     login_block_seconds: float = Field(300.0, gt=0)
+    audit_days: int = Field(0, ge=0)  # 0: audit records are kept forever
 
     @field_validator("cookie_path")
     @classmethod

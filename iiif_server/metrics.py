@@ -66,6 +66,13 @@ ADMIN_AUTH_FAILURES = Counter(
     ["reason"],
 )
 ADMIN_WRONG_TOKEN, ADMIN_THROTTLED = ADMIN_AUTH_FAILURES.labels("wrong"), ADMIN_AUTH_FAILURES.labels("throttled")
+AUDIT_RECORDS = Counter(
+    "iiif_audit_records", "Full-resolution accesses to restricted images written to the audit log ([access] state_dir)"
+)
+AUDIT_DROPPED = Counter(
+    "iiif_audit_dropped",
+    "Audit records lost: the writer stayed behind (queue full) or the audit database could not be written at exit",
+)
 REDIS_ERRORS = Counter("iiif_redis_errors", "Redis commands that failed (each is served as a cache miss)")
 
 MEMORY_HIT, MEMORY_MISS = CACHE_HITS.labels(MEMORY), CACHE_MISSES.labels(MEMORY)
