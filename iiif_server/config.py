@@ -145,6 +145,33 @@ class AdminSettings(_Section):
     block_seconds: float = Field(60.0, gt=0)
 
 
+#: What a level lets an anonymous client have: everything, a degraded view, or nothing (404).
+Treatment = Literal["open", "degraded", "hidden"]
+
+
+class AccessSettings(_Section):
+    """Per-image access levels, from the export's access column (``access/levels.py``)."""
+
+    levels: dict[str, Treatment] = {"public": "open", "restricted": "degraded", "internal": "hidden"}
+    default_level: str = "public"  # an image no record names: loose files stay served as before
+    degraded_size: int = Field(1000, ge=16)  # the long side of a degraded image, in pixels
+    check_interval: float = Field(1.0, ge=0)  # seconds between stats of the export per worker
+
+    @field_validator("levels")
+    @classmethod
+    def _named(cls, value: dict[str, Treatment]) -> dict[str, Treatment]:
+        bad = [name for name in value if not name or name != name.strip().lower()]
+        if bad:
+            raise ValueError(f"level names must be lower case, without spaces around: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_is_a_level(self) -> AccessSettings:
+        if self.default_level not in self.levels:
+            raise ValueError(f"default_level {self.default_level!r} is not one of the levels {sorted(self.levels)}")
+        return self
+
+
 class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
     vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
@@ -229,6 +256,7 @@ class Settings(_Section):
     cache: CacheSettings = CacheSettings()
     admin: AdminSettings = AdminSettings()
     manifests: ManifestsSettings = ManifestsSettings()
+    access: AccessSettings = AccessSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -76,6 +76,7 @@ class RenderPlan:
     degrees: Fraction
     quality: Quality
     format: Format
+    degraded: bool = False  # a restricted image's public view: the hook for a watermark
 
 
 def round_half_up(value: Fraction) -> int:
@@ -228,6 +229,29 @@ def resolve(request: ImageRequest, width: int, height: int, limits: Limits, max_
             "size",
         )
     return Resolved(region, out, max_size(w, h, capped, False, degrees))
+
+
+def degraded_limits(region: Box, width: int, height: int, max_size: int, limits: Limits) -> Limits:
+    """``limits``, no looser than the region at the degraded scale: what ``max`` may give (``degraded``)."""
+    _, _, w, h = region
+    return limits.capped(max(1, max(w, h) * max_size // max(width, height)))
+
+
+def within_degraded(resolved: Resolved, width: int, height: int, max_size: int) -> bool:
+    """Is the output no sharper than the whole image scaled to ``max_size`` on its long side?
+
+    Checked on the scale, not the output's size: a full-resolution tile or a ``pct:`` region of the
+    full level is small but sharp. Per axis, out/region <= max_size/longest, with half an output
+    pixel for rounding (a derived side, an edge tile); and a region must cover at least one degraded
+    pixel, so no 1-pixel output of a tiny region gives a source pixel away. Rotation keeps the scale.
+    """
+    _, _, w, h = resolved.region
+    out_w, out_h = resolved.size
+    longest = max(width, height)
+    return all(
+        2 * out * longest <= 2 * max_size * side + longest and side * max_size >= longest
+        for out, side in ((out_w, w), (out_h, h))
+    )
 
 
 def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPlan:
