@@ -20,6 +20,7 @@ from iiif_server.access.tiered import TieredPolicy
 from iiif_server.check import free_port, running_server
 from iiif_server.config import AccessSettings, Settings
 from iiif_server.errors import ConfigError
+from iiif_server.image.plan import Resolved, within_degraded
 from iiif_server.image.sources import FileSource
 from tests.conftest import block_colour, decode, make_pattern, pixel, save_pyramid
 
@@ -273,3 +274,23 @@ def test_between_checks_no_stat_is_made(images: Path, tmp_path: Path, monkeypatc
     clock[0] += 1.0
     levels.level(located)
     assert len(stats) == 3
+
+
+@pytest.mark.parametrize(
+    ("region", "size", "allowed"),
+    [
+        ((0, 0, 4000, 3000), (1000, 750), True),  # the degraded view itself
+        ((0, 0, 4001, 3001), (1000, 750), True),  # a derived side rounded
+        ((0, 0, 4000, 3000), (1001, 751), False),
+        ((3072, 2048, 929, 952), (233, 238), True),  # an edge tile of scale factor 4, sides rounded up
+        ((0, 0, 1024, 1024), (512, 512), False),  # scale factor 2
+        ((0, 0, 4, 4), (1, 1), True),  # one degraded pixel
+        ((0, 0, 1, 1), (1, 1), False),  # one source pixel: never, whatever the rounding
+        ((0, 0, 6, 6), (2, 2), True),  # 1.5 degraded pixels, rounded half up: a third sharper at most
+        ((0, 0, 5, 5), (2, 2), False),  # 1.25 degraded pixels: no rounding up below 4
+        ((0, 0, 3, 4000), (1, 1000), False),  # a column narrower than a degraded pixel
+    ],
+)
+def test_within_degraded(region: tuple[int, int, int, int], size: tuple[int, int], allowed: bool) -> None:
+    resolved = Resolved(region, size, size)
+    assert within_degraded(resolved, 4000, 3000, 1000) is allowed

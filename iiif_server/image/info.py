@@ -7,7 +7,7 @@ listed size can be asked for in any format.
 
 A degraded view (``degraded``: a restricted image, anonymously) offers only what that client will
 get: ``maxWidth``/``maxHeight`` are the whole image at the degraded size, ``sizes`` stay within
-them and ``tiles`` keep only the scale factors no sharper than that (none: no ``tiles``).
+them (that size included) and ``tiles`` keep only the scale factors no sharper than that (none: no ``tiles``).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def build_info(
         longest = max(layout.width, layout.height)
         limits = Limits(*max_size(layout.width, layout.height, limits.capped(degraded), False), limits.max_area)
         sizes = [size for size in sizes if size["width"] <= limits.max_width and size["height"] <= limits.max_height]
+        largest = {"width": limits.max_width, "height": limits.max_height}
+        if largest not in sizes:
+            sizes.append(largest)  # the degraded view itself: the sharpest a viewer may show
         factors = [factor for factor in factors if longest <= degraded * factor]
     tiles = [{"width": tile_w, "height": tile_h, "scaleFactors": factors}] if factors else []
     bounds = {

@@ -241,17 +241,24 @@ def within_degraded(resolved: Resolved, width: int, height: int, max_size: int) 
     """Is the output no sharper than the whole image scaled to ``max_size`` on its long side?
 
     Checked on the scale, not the output's size: a full-resolution tile or a ``pct:`` region of the
-    full level is small but sharp. Per axis, out/region <= max_size/longest, with half an output
-    pixel for rounding (a derived side, an edge tile); and a region must cover at least one degraded
-    pixel, so no 1-pixel output of a tiny region gives a source pixel away. Rotation keeps the scale.
+    full level is small but sharp. Per axis, with ``x`` the region's extent in degraded pixels
+    (side * max_size / longest): the region covers at least one (so no 1-pixel output of a tiny
+    region gives a source pixel away), and the output is at most ``x`` rounded half up, or rounded
+    up once ``x`` >= 4 (the edge tiles viewers ask for, IIIF's ceil). So rounding can make a tiny
+    region at most a third sharper than the degraded view, never more. Rotation keeps the scale.
     """
     _, _, w, h = resolved.region
     out_w, out_h = resolved.size
     longest = max(width, height)
-    return all(
-        2 * out * longest <= 2 * max_size * side + longest and side * max_size >= longest
-        for out, side in ((out_w, w), (out_h, h))
-    )
+    for out, side in ((out_w, w), (out_h, h)):
+        degraded = side * max_size  # x * longest
+        if degraded < longest:
+            return False
+        if 2 * out * longest > 2 * degraded + longest and not (
+            degraded >= 4 * longest and out * longest < degraded + longest
+        ):
+            return False
+    return True
 
 
 def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPlan:
