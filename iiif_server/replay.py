@@ -154,8 +154,9 @@ class Replay:
         answer = self.answers.get(key)
         if answer is None:
             return None, request
-        # The policy's decision now, for the answer's file (as ImageService.access asks it).
-        if not isinstance(self.policy.decide(answer.source), Allowed):
+        # The policy's decision now, for the answer's file (as ImageService.access asks it); a policy
+        # that must first re-read its rules (the export changed) does so on the stack's thread.
+        if self.policy.stale() or not isinstance(self.policy.decide(answer.source), Allowed):
             self.answers.pop(key)
             return None, None
         if answer.generation != generation or not _current(answer.source):

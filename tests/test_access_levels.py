@@ -238,9 +238,12 @@ def test_default_level_and_the_check_interval(images: Path, tmp_path: Path) -> N
     assert levels.level(source.locate("open.tif")) == "internal"  # named by no record
     _export(export, stele="restricted", open="public")
     clock[0] += 0.5
+    assert not levels.stale()
     assert levels.level(source.locate("open.tif")) == "internal"  # the bound: until the next check
     clock[0] += 0.6
+    assert levels.stale()  # the event loop moves this request to a thread, which re-reads the export
     assert levels.level(source.locate("open.tif")) == "public"
+    assert not levels.stale()
     export.write_bytes(b"\xff\xfe not utf-8")  # a broken export keeps the last levels
     clock[0] += 2
     assert levels.level(source.locate("stele.tif")) == "restricted"

@@ -37,6 +37,9 @@ class Switch:
     def decide(self, source: Located, levels: frozenset[str] = frozenset()) -> Decision:
         return Denied("restricted") if source.identifier in self.refused else Allowed()
 
+    def stale(self) -> bool:
+        return False
+
 
 def _save(root: Path, inverted: bool = False) -> None:
     image = make_pattern(1024, 768)

@@ -43,9 +43,17 @@ ANONYMOUS: frozenset[str] = frozenset()
 class Policy(Protocol):
     def decide(self, source: Located, levels: frozenset[str] = ANONYMOUS) -> Decision: ...
 
+    def stale(self) -> bool:
+        """Would deciding now read files (its rules changed)? The event loop asks first and moves
+        such a request to a thread, as for any other blocking work."""
+        ...
+
 
 class OpenPolicy:
     """Every image is public."""
 
     def decide(self, source: Located, levels: frozenset[str] = ANONYMOUS) -> Decision:
         return ALLOWED
+
+    def stale(self) -> bool:
+        return False

@@ -11,8 +11,9 @@ matched by name (NFC, extension dropped) until the export is read again.
 
 Freshness: each worker stats the export at most every ``[access] check_interval`` seconds
 (one ``os.stat``, compared with the last stamp: size, mtime, inode, as the catalogue's check);
-a different stamp re-reads it at once, on the request that noticed. So a tightening takes
-effect within ``check_interval`` of the export being replaced, in every worker. A file that
+a different stamp re-reads it at once, on the request that noticed (moved off the ASGI event loop
+first: ``stale``). So a tightening takes effect within ``check_interval`` of the export being
+replaced, in every worker. A file that
 cannot be read (missing, mid-copy, invalid) keeps the last good map: an unmounted share never
 opens what was restricted.
 """
@@ -77,6 +78,13 @@ class LevelMap:
         if name is None and levels.by_name:
             name = levels.by_name.get(self.name_key(source.identifier))
         return name or self.settings.default_level
+
+    def stale(self) -> bool:
+        """Would ``level`` read the export now (it changed since it was read, and a check is due)?"""
+        if self._clock() < self._due:
+            return False
+        stamp = export_stamp(self.export)
+        return stamp is not None and stamp != self._stamp
 
     def name_key(self, identifier: str) -> str:
         """An identifier as a missing image is matched: NFC, without an allowed extension."""

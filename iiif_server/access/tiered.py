@@ -30,3 +30,6 @@ class TieredPolicy:
         if level in levels:
             return ALLOWED
         return self._decisions.get(level, self._hidden)  # a level not configured: hidden
+
+    def stale(self) -> bool:
+        return self.levels.stale()

@@ -112,7 +112,7 @@ class ImageService:
     def access(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout, Decision]:
         """``locate``, with the policy's decision for this client: Allowed or Degraded (else raised)."""
         source = self.source.known(identifier) if fast else self.source.locate(identifier)
-        if source is None:
+        if source is None or (fast and self.policy.stale()):
             raise WouldBlock
         decision = self.policy.decide(source)
         if isinstance(decision, Denied):
