@@ -145,15 +145,38 @@ class AdminSettings(_Section):
     block_seconds: float = Field(60.0, gt=0)
 
 
-class AccessSettings(_Section):
-    """Accounts, sessions, the login page and the audit log (``access/``)."""
+#: What a level lets an anonymous client have: everything, a degraded view, or nothing (404).
+Treatment = Literal["open", "degraded", "hidden"]
 
+
+class AccessSettings(_Section):
+    """Per-image access levels from the export's access column (``access/levels.py``), accounts,
+    sessions, the login page and the audit log (``access/``)."""
+
+    levels: dict[str, Treatment] = {"public": "open", "restricted": "degraded", "internal": "hidden"}
+    default_level: str = "public"  # an image no record names: loose files stay served as before
+    degraded_size: int = Field(1000, ge=16)  # the long side of a degraded image, in pixels
+    check_interval: float = Field(1.0, ge=0)  # seconds between stats of the export per worker
     state_dir: str = ""  # the accounts and audit databases' folder; "": [manifests] state_dir
     session_hours: float = Field(8.0, gt=0)
     cookie_path: str = "/"
     login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
     login_block_seconds: float = Field(300.0, gt=0)
     audit_days: int = Field(0, ge=0)  # 0: audit records are kept forever
+
+    @field_validator("levels")
+    @classmethod
+    def _named(cls, value: dict[str, Treatment]) -> dict[str, Treatment]:
+        bad = [name for name in value if not name or name != name.strip().lower()]
+        if bad:
+            raise ValueError(f"level names must be lower case, without spaces around: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_is_a_level(self) -> AccessSettings:
+        if self.default_level not in self.levels:
+            raise ValueError(f"default_level {self.default_level!r} is not one of the levels {sorted(self.levels)}")
+        return self
 
     @field_validator("cookie_path")
     @classmethod
@@ -251,6 +274,7 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     access: AccessSettings = AccessSettings()
     manifests: ManifestsSettings = ManifestsSettings()
+    access: AccessSettings = AccessSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()

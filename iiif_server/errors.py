@@ -9,6 +9,7 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
      │    └── OverBudget       valid, but over a per-request budget   (400)
      ├── NotFound              identifier names no image under root    (404)
      ├── AccessDenied          the access policy refuses this client   (403)
+     │    └── AuthorizationRequired  beyond what an anonymous client may see (401)
      ├── ImageDecodeError      source exists but cannot be decoded     (422)
      └── Overloaded            busy, not wrong: come back later        (503 + Retry-After)
           ├── RenderTimeout    the render passed its deadline
@@ -53,6 +54,10 @@ class NotFound(IIIFError):
 
 class AccessDenied(IIIFError):
     """The access policy refuses this image to this client."""
+
+
+class AuthorizationRequired(AccessDenied):
+    """A restricted image asked sharper than its degraded view: only an authorised client may have it."""
 
 
 class ImageDecodeError(IIIFError):

@@ -16,7 +16,17 @@ from urllib.parse import quote
 from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.wsgi import get_host
 
-from .errors import CANCEL, AccessDenied, ClientGone, IIIFError, ImageDecodeError, InvalidRequest, NotFound, Overloaded
+from .errors import (
+    CANCEL,
+    AccessDenied,
+    AuthorizationRequired,
+    ClientGone,
+    IIIFError,
+    ImageDecodeError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+)
 
 Headers = list[tuple[str, str]]
 
@@ -24,11 +34,17 @@ Headers = list[tuple[str, str]]
 STATUS: dict[type[IIIFError], int] = {
     InvalidRequest: 400,
     AccessDenied: 403,
+    AuthorizationRequired: 401,
     NotFound: 404,
     ImageDecodeError: 422,
     Overloaded: 503,
     ClientGone: 499,  # nginx's "client closed request": only the access log and metrics see it
 }
+#: An answer that depends on who asks (a degraded view now, an authorised one later): kept by the
+#: client's own cache only, never by a shared one, and never reused for other credentials.
+PRIVATE_CACHE_CONTROL = "private, max-age=3600"
+VARY_CREDENTIALS = "Cookie, Authorization"
+
 #: Reason phrases: RFC 9110's (werkzeug's list, with 422's current name).
 REASONS = {**HTTP_STATUS_CODES, 422: "Unprocessable Content", 499: "Client Closed Request"}
 _STATUS_LINES = {status: f"{status} {reason}" for status, reason in REASONS.items()}

@@ -13,8 +13,9 @@ base URL in ids and links). Only a 200 to a GET answered from memory on the even
 (a stored tile or the memory tier: the image endpoint marks it ``REPLAYABLE``), so a replay is
 never older than what the stack itself would have answered:
 
-- the **access policy** is asked first, on every request, exactly as the endpoint asks it
-  (before any cache or stored tile is looked at); anything but ``Allowed`` goes to the stack;
+- the **access policy** is asked on every replay, with the answer's file, exactly as the endpoint
+  asks it; anything but ``Allowed`` goes to the stack (and the endpoint marks only answers it
+  gave as ``Allowed`` replayable: a degraded view is never kept, so no tier gets another's bytes);
 - the **source file** is checked as the stack checks it (one ``stat``, its fingerprint):
   a replaced master is never replayed;
 - a **purge** drops every answer: they carry the memory tier's generation, and none is
@@ -114,11 +115,8 @@ class Replay:
         if version is None:
             return None, None
         try:
-            parsed = parse_path(version, path[8:])
+            parse_path(version, path[8:])
         except Exception:  # an invalid URL: the stack says why
-            return None, None
-        # The one policy decision, before anything is looked up (as ImageService.locate asks it).
-        if not isinstance(self.policy.decide(parsed.identifier), Allowed):
             return None, None
         generation = self.generation()
         if generation is None:
@@ -156,6 +154,11 @@ class Replay:
         answer = self.answers.get(key)
         if answer is None:
             return None, request
+        # The policy's decision now, for the answer's file (as ImageService.access asks it); a policy
+        # that must first re-read its rules (the export changed) does so on the stack's thread.
+        if self.policy.stale() or not isinstance(self.policy.decide(answer.source), Allowed):
+            self.answers.pop(key)
+            return None, None
         if answer.generation != generation or not _current(answer.source):
             self.answers.pop(key)
             return None, request

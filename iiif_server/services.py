@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from .access import OpenPolicy, Policy
+from .access import Policy
 from .access.accounts import Accounts, accounts_for
+from .access.levels import LevelMap
 from .access.sessions import Sessions
+from .access.tiered import TieredPolicy
 from .cache.build import MB, Caches, build_caches
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
@@ -88,7 +90,10 @@ class Services:
 
     @cached_property
     def policy(self) -> Policy:
-        return OpenPolicy()
+        """Access levels from the collection export (``[access]``), re-read when it changes."""
+        settings = self.settings
+        levels = LevelMap(settings.access, settings.manifests.source, settings.manifests.columns, self.source)
+        return TieredPolicy(settings.access, levels)
 
     @cached_property
     def replay(self) -> Replay | None:

@@ -4,7 +4,7 @@ Through the ASGI edge a replayed answer (replay.py) still costs uvicorn's machin
 a ``RequestResponseCycle`` with its ``asyncio.Event``, a task on the loop, two ``send`` calls
 whose headers are checked by regular expressions, and two socket writes, several times the
 replay's own work. When a request's headers are complete, ``ReplayProtocol`` asks the edge's
-``Replay`` the same question (the same lookup: the access policy first, then the file's
+``Replay`` the same question (the same lookup: the access policy for the answer's file, its
 fingerprint and the purge generation) and, on a hit, writes the status line, uvicorn's own
 default headers (``Date``), the kept headers and the body in one write, then counts and logs
 the request through the edge like any replay.

@@ -19,6 +19,7 @@ from iiif_server.app import create_app
 from iiif_server.asgi import ASGIEdge
 from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
+from iiif_server.image.sources import Located
 from tests.conftest import decode, make_pattern, pixel, save_pyramid
 from tests.test_asgi import Recorder, _request, _scope
 
@@ -33,8 +34,11 @@ class Switch:
     def __init__(self) -> None:
         self.refused: set[str] = set()
 
-    def decide(self, identifier: str) -> Decision:
-        return Denied("restricted") if identifier in self.refused else Allowed()
+    def decide(self, source: Located, levels: frozenset[str] = frozenset()) -> Decision:
+        return Denied("restricted") if source.identifier in self.refused else Allowed()
+
+    def stale(self) -> bool:
+        return False
 
 
 def _save(root: Path, inverted: bool = False) -> None:

@@ -4,6 +4,10 @@
 exactly the stored tiles; ``sizes`` lists the cheap pyramid sizes within limits, and
 within what every advertised format can encode (``Format.max_side``: WebP's 16383), so any
 listed size can be asked for in any format.
+
+A degraded view (``degraded``: a restricted image, anonymously) offers only what that client will
+get: ``maxWidth``/``maxHeight`` are the whole image at the degraded size, ``sizes`` stay within
+them (that size included) and ``tiles`` keep only the scale factors no sharper than that (none: no ``tiles``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 from typing import Any
 
 from .model import ApiVersion, Format, Limits
-from .plan import Layout, scale_factors
+from .plan import Layout, max_size, scale_factors
 
 FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
 QUALITIES = ["color", "gray", "bitonal"]
@@ -49,13 +53,22 @@ def build_info(
     limits: Limits,
     default_tile_size: int,
     preferred_formats: tuple[str, ...] = (),
+    degraded: int = 0,
 ) -> dict[str, Any]:
-    """The info.json document for one image, as a JSON-ready dict."""
+    """The info.json document for one image, as a JSON-ready dict; ``degraded``: see the module docstring."""
     tile_w = layout.tile_width or default_tile_size
     tile_h = layout.tile_height or default_tile_size
     factors = scale_factors(layout.width, layout.height, tile_w, tile_h)
-    tiles = [{"width": tile_w, "height": tile_h, "scaleFactors": factors}]
     sizes = _sizes(layout, factors, limits)
+    if degraded:
+        longest = max(layout.width, layout.height)
+        limits = Limits(*max_size(layout.width, layout.height, limits.capped(degraded), False), limits.max_area)
+        sizes = [size for size in sizes if size["width"] <= limits.max_width and size["height"] <= limits.max_height]
+        largest = {"width": limits.max_width, "height": limits.max_height}
+        if largest not in sizes:
+            sizes.append(largest)  # the degraded view itself: the sharpest a viewer may show
+        factors = [factor for factor in factors if longest <= degraded * factor]
+    tiles = [{"width": tile_w, "height": tile_h, "scaleFactors": factors}] if factors else []
     bounds = {
         key: value
         for key, value in (
@@ -76,7 +89,7 @@ def build_info(
             "height": layout.height,
             **bounds,
             "sizes": sizes,
-            "tiles": tiles,
+            **({"tiles": tiles} if tiles else {}),
             "extraFormats": FORMATS_V3_EXTRA,
             "extraQualities": QUALITIES,
             "extraFeatures": FEATURES_V3,
@@ -91,7 +104,7 @@ def build_info(
         "width": layout.width,
         "height": layout.height,
         "sizes": sizes,
-        "tiles": tiles,
+        **({"tiles": tiles} if tiles else {}),
         "profile": [
             version.profile_uri,
             {

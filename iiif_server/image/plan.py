@@ -76,6 +76,7 @@ class RenderPlan:
     degrees: Fraction
     quality: Quality
     format: Format
+    degraded: bool = False  # a restricted image's public view: the hook for a watermark
 
 
 def round_half_up(value: Fraction) -> int:
@@ -228,6 +229,36 @@ def resolve(request: ImageRequest, width: int, height: int, limits: Limits, max_
             "size",
         )
     return Resolved(region, out, max_size(w, h, capped, False, degrees))
+
+
+def degraded_limits(region: Box, width: int, height: int, max_size: int, limits: Limits) -> Limits:
+    """``limits``, no looser than the region at the degraded scale: what ``max`` may give (``degraded``)."""
+    _, _, w, h = region
+    return limits.capped(max(1, max(w, h) * max_size // max(width, height)))
+
+
+def within_degraded(resolved: Resolved, width: int, height: int, max_size: int) -> bool:
+    """Is the output no sharper than the whole image scaled to ``max_size`` on its long side?
+
+    Checked on the scale, not the output's size: a full-resolution tile or a ``pct:`` region of the
+    full level is small but sharp. Per axis, with ``x`` the region's extent in degraded pixels
+    (side * max_size / longest): the region covers at least one (so no 1-pixel output of a tiny
+    region gives a source pixel away), and the output is at most ``x`` rounded half up, or rounded
+    up once ``x`` >= 4 (the edge tiles viewers ask for, IIIF's ceil). So rounding can make a tiny
+    region at most a third sharper than the degraded view, never more. Rotation keeps the scale.
+    """
+    _, _, w, h = resolved.region
+    out_w, out_h = resolved.size
+    longest = max(width, height)
+    for out, side in ((out_w, w), (out_h, h)):
+        degraded = side * max_size  # x * longest
+        if degraded < longest:
+            return False
+        if 2 * out * longest > 2 * degraded + longest and not (
+            degraded >= 4 * longest and out * longest < degraded + longest
+        ):
+            return False
+    return True
 
 
 def plan(request: ImageRequest, resolved: Resolved, layout: Layout) -> RenderPlan:

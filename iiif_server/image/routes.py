@@ -21,9 +21,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..access import Allowed
 from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
     EVERY_RESPONSE,
+    PRIVATE_CACHE_CONTROL,
+    VARY_CREDENTIALS,
     Headers,
     base_url,
     cancelled_of,
@@ -124,16 +127,20 @@ class ImageEndpoint:
     def _info(
         self, environ: dict[str, Any], version: ApiVersion, identifier: str, fast: bool
     ) -> tuple[int, Headers, bytes]:
-        source, body = self.service.info(version, identifier, self._base_url(environ), fast)
+        source, body, decision = self.service.info(version, identifier, self._base_url(environ), fast)
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
-        headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", "Accept")]
-        return self._respond(environ, lambda: body, media_type, headers, etag, source, fast)
+        private = not isinstance(decision, Allowed)
+        vary = f"Accept, {VARY_CREDENTIALS}" if private else "Accept"
+        headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", vary)]
+        return self._respond(environ, lambda: body, media_type, headers, etag, source, fast, private)
 
     def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
         prepared = self.service.prepare(request, fast)
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
+        if prepared.degraded:
+            links.append(("Vary", VARY_CREDENTIALS))
         head = environ.get("REQUEST_METHOD") == "HEAD"
         cancelled = cancelled_of(environ)  # the render stops if the client leaves (and nobody else waits for it)
         return self._respond(
@@ -145,6 +152,7 @@ class ImageEndpoint:
             prepared.etag,
             prepared.source,
             fast,
+            private=bool(prepared.degraded),
         )
 
     def _respond(
@@ -156,19 +164,21 @@ class ImageEndpoint:
         etag: str,
         source: Located,
         fast: bool,
+        private: bool = False,
     ) -> tuple[int, Headers, bytes]:
         """304 if the client's copy is current, decided before ``body_of`` renders anything.
 
         A 200 answered on the event loop came from memory: the edge may replay it (replay.py).
         ``body_of`` gives None for a HEAD whose image is neither stored nor cached: its answer
-        has no Content-Length (RFC 9110 §8.6) rather than a render.
+        has no Content-Length (RFC 9110 §8.6) rather than a render. A ``private`` answer (one that
+        depends on who asks: a degraded view) is never kept by a shared cache nor replayed.
         """
-        revalidate = validators(etag, source.mtime, self.cache_control)
+        revalidate = validators(etag, source.mtime, PRIVATE_CACHE_CONTROL if private else self.cache_control)
         if is_fresh(environ, etag, source.mtime):
             note_tier(NOT_MODIFIED)
             return 304, headers + revalidate, b""
         body = body_of()
-        if fast and body is not None:
+        if fast and body is not None and not private:
             environ[REPLAYABLE] = source
         length = [] if body is None else [("Content-Length", str(len(body)))]
         return 200, [("Content-Type", media_type), *length, *headers, *revalidate], body or b""

@@ -1,11 +1,14 @@
 """The image endpoint's logic, knowing no HTTP framework: identifier + request in, values out.
 
 Order of work follows ARCHITECTURE.md: locate -> policy -> layout -> resolve ->
-plan -> (cache) -> render. The layout is resolved once, in ``locate`` (``Inspector``), and
-travels with the prepared request (``Inspected``) to the pass-through readers and the
-renderer, which never look it up again. ``prepare`` does everything but the pixels, so the
-HTTP layer can answer a conditional request (304) without rendering; it also
-prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
+plan -> (cache) -> render. The policy's decision travels with the request: a hidden image is a 404
+like a missing one, a degraded one (access/tiered.py) is resolved and checked against its degraded
+scale (``plan.within_degraded``: 401 beyond it), and its ETag, derivative key and prepared entry
+carry the decision, so bytes made for one tier never answer another. The layout is resolved
+once, in ``locate`` (``Inspector``), and travels with the prepared request (``Inspected``) to
+the pass-through readers and the renderer, which never look it up again. ``prepare`` does
+everything but the pixels, so the HTTP layer can answer a conditional request (304) without
+rendering; it also prices the render (``plan.pixel_cost``), and a heavy one that misses every cache
 renders in the worker's ``Lane`` (image/lanes.py). A render over the request budgets
 (image/budget.py: decoded pixels, estimated peak memory) is refused there, before any pixel.
 
@@ -19,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from ..access import Denied, OpenPolicy, Policy
+from ..access import Decision, Degraded, Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
-from ..errors import AccessDenied, WouldBlock
+from ..errors import AccessDenied, AuthorizationRequired, NotFound, WouldBlock
 from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import budget as budgets
@@ -33,9 +36,9 @@ from . import info as info_doc
 from .budget import Budget
 from .inspector import Inspected, Inspector, SourceLayout
 from .lanes import Lane
-from .model import ApiVersion, ImageRequest, Limits
+from .model import ApiVersion, ImageRequest, Limits, Max
 from .parse import canonical_params
-from .plan import RenderPlan, pixel_cost, plan, resolve
+from .plan import RenderPlan, Resolved, degraded_limits, pixel_cost, plan, resolve, resolve_region, within_degraded
 from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
@@ -50,6 +53,7 @@ class Prepared:
     canonical: str  # region/size/rotation/quality.format
     etag: str
     cost: int  # pixels decoded + produced if rendered (plan.pixel_cost)
+    degraded: int = 0  # the degraded view's long side this was checked against; 0: not degraded
 
 
 PREPARED_CACHE_SIZE = 16384  # entries of a few hundred bytes: the hot tiles of a busy worker
@@ -96,26 +100,40 @@ class ImageService:
         self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
         # What ``prepare`` computed, by request and source file: a hot tile's geometry, canonical
         # form and ETag are pure functions of both, and cost more than its pass-through bytes.
-        self._prepared: LRU[tuple[ImageRequest, Located], Prepared] = LRU(PREPARED_CACHE_SIZE)
+        self._prepared: LRU[tuple[ImageRequest, Located] | tuple[ImageRequest, Located, int], Prepared] = LRU(
+            PREPARED_CACHE_SIZE
+        )
 
     def locate(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout]:
         """The file, checked against the policy, and its layout: resolved once per request."""
+        source, found, _ = self.access(identifier, fast)
+        return source, found
+
+    def access(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout, Decision]:
+        """``locate``, with the policy's decision for this client: Allowed or Degraded (else raised)."""
         source = self.source.known(identifier) if fast else self.source.locate(identifier)
-        if source is None:
+        if source is None or (fast and self.policy.stale()):
             raise WouldBlock
-        decision = self.policy.decide(identifier)
+        decision = self.policy.decide(source)
         if isinstance(decision, Denied):
+            if decision.conceal:  # the same answer as for a file that does not exist
+                raise NotFound(f"no image {identifier!r}", "identifier")
             raise AccessDenied(decision.reason, "identifier")
         found = self.inspector.known_layout(source) if fast else self.inspector.layout(source)
         if found is None:
             raise WouldBlock
-        return source, found
+        return source, found, decision
 
-    def info(self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False) -> tuple[Located, bytes]:
-        """The info.json document as bytes, cached: it depends on the file, the base URL and settings."""
-        source, found = self.locate(identifier, fast)
+    def info(
+        self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False
+    ) -> tuple[Located, bytes, Decision]:
+        """The info.json document as bytes, cached: it depends on the file, the base URL, settings and
+        the decision (a degraded view's document offers only what that client may have)."""
+        source, found, decision = self.access(identifier, fast)
+        degraded = decision.max_size if isinstance(decision, Degraded) else 0
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
-        key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}")
+        tier = f":d{degraded}" if degraded else ""
+        key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}{tier}")
         body = self._peek(key) if fast else self.cache.get(key)
         if body is None:
             document = info_doc.build_info(
@@ -125,35 +143,60 @@ class ImageService:
                 self.limits,
                 self.default_tile_size,
                 self.preferred_formats,
+                degraded,
             )
             body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
             self.cache.put(key, body)
-        return source, body
+        return source, body, decision
 
     def prepare(self, request: ImageRequest, fast: bool = False) -> Prepared:
-        source, found = self.locate(request.identifier, fast)
-        known = self._prepared.get((request, source))  # the source's fingerprint is in the key
+        source, found, decision = self.access(request.identifier, fast)
+        degraded = decision.max_size if isinstance(decision, Degraded) else 0
+        # the source's fingerprint is in the key, and a degraded view's size: a tier never sees another's
+        key = (request, source, degraded) if degraded else (request, source)
+        known = self._prepared.get(key)
         if known is not None:
             return known
-        prepared = self._prepare(request, Inspected.of(source, found))
-        self._prepared.put((request, source), prepared)
+        prepared = self._prepare(request, Inspected.of(source, found), degraded)
+        self._prepared.put(key, prepared)
         return prepared
 
-    def _prepare(self, request: ImageRequest, source: Inspected) -> Prepared:
+    def _prepare(self, request: ImageRequest, source: Inspected, degraded: int = 0) -> Prepared:
         layout = source.found.layout
         cap = budgets.max_pixels(self.budget, request, layout)
         resolved = resolve(request, layout.width, layout.height, self.limits, cap)
+        tier = ""
+        if degraded:
+            resolved = self._degrade(request, layout.width, layout.height, cap, degraded, resolved)
+            tier = f"|d{degraded}"
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
         )
         digest = hashlib.sha1(
             # ``max`` in the canonical form depends on the limits: key on the resolved pixels too
             f"{source.fingerprint}|{request.version.value}|{canonical}|{resolved.region}|{resolved.size}|"
-            f"{self._settings_tag}".encode()
+            f"{self._settings_tag}{tier}".encode()
         ).hexdigest()
         chosen = plan(request, resolved, layout)
+        if degraded:
+            chosen = replace(chosen, degraded=True)
         budgets.check(chosen, layout, self.budget)  # before any pixel is decoded
-        return Prepared(source, chosen, canonical, digest[:32], pixel_cost(chosen, layout))
+        return Prepared(source, chosen, canonical, digest[:32], pixel_cost(chosen, layout), degraded)
+
+    def _degrade(
+        self, request: ImageRequest, width: int, height: int, cap: int, max_size: int, resolved: Resolved
+    ) -> Resolved:
+        """``resolved`` within the degraded view: ``max`` is "the largest you may have", so it shrinks
+        to the degraded scale; anything else sharper than it is 401."""
+        if isinstance(request.size, Max) and not within_degraded(resolved, width, height, max_size):
+            region = resolve_region(request, width, height)
+            limits = degraded_limits(region, width, height, max_size, self.limits)
+            resolved = resolve(request, width, height, limits, cap)
+        if not within_degraded(resolved, width, height, max_size):
+            raise AuthorizationRequired(
+                f"without authorisation this image is available up to {max_size} pixels on its long side", "size"
+            )
+        return resolved
 
     def heavy(self, prepared: Prepared) -> bool:
         """Whether rendering ``prepared`` needs a slot in the lane (it may still be answered from a cache)."""

@@ -340,8 +340,13 @@ def _without_row(record: Record) -> tuple[object, ...]:
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
+    """(size, mtime_ns, inode) of a file, None if it cannot be stat'ed: any replacement changes it."""
     try:
         info = os.stat(path)
     except OSError:
         return None
     return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+#: The stamp the access levels (``access/levels.py``) compare, the same as the catalogue's.
+export_stamp = _stat

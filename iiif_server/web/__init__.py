@@ -1,4 +1,8 @@
-"""Human-facing pages: the index at ``/`` of published manifests (with a viewer link) and of images."""
+"""Human-facing pages: the index at ``/`` of published manifests (with a viewer link) and of images.
+
+The image list is the anonymous visitor's: a hidden image is not listed, a restricted one's
+thumbnail is no larger than its degraded view (the image endpoint enforces it anyway).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ from urllib.parse import quote
 
 from flask import Blueprint, current_app, render_template_string, request
 
+from ..access import Degraded, Denied
+from ..errors import IIIFError
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
 from ..presentation.build import manifest_path
 from ..presentation.catalogue import Catalogue
 
 blueprint = Blueprint("web", __name__)
+THUMBNAIL = 400  # pixels, the long side of a preview on the index
 
 _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>iiif_server</title>
@@ -30,9 +37,9 @@ changes for harvesters: <a href="{{ root }}/iiif/activity/all-changes">Change Di
 <h2>Images</h2>
 <p>{{ count }} image(s) under the image root. Image API 3.0 at <code>/iiif/3/</code>, 2.1 at <code>/iiif/2/</code>.</p>
 <table><tr><th>identifier</th><th>Image API 3.0</th><th>Image API 2.1</th><th>preview</th></tr>
-{% for ident, v3, v2 in rows %}<tr><td>{{ ident }}</td>
+{% for ident, v3, v2, thumb, note in rows %}<tr><td>{{ ident }}</td>
 <td><a href="{{ v3 }}/info.json">info.json</a></td><td><a href="{{ v2 }}/info.json">info.json</a></td>
-<td><a href="{{ v3 }}/full/!400,400/0/default.jpg">thumbnail</a></td></tr>
+<td><a href="{{ v3 }}/full/!{{ thumb }},{{ thumb }}/0/default.jpg">thumbnail</a>{{ note }}</td></tr>
 {% endfor %}</table></body></html>
 """
 
@@ -42,7 +49,19 @@ def index() -> str:
     service: ImageService = current_app.extensions["iiif_server"]
     identifiers = service.source.list_identifiers()
     root = quote(request.script_root, safe="/")  # the prefix we are mounted under (SCRIPT_NAME, or a trusted proxy's)
-    rows = [(i, root + service_path(ApiVersion.V3, i), root + service_path(ApiVersion.V2, i)) for i in identifiers]
+    rows = []
+    for identifier in identifiers:
+        try:
+            decision = service.policy.decide(service.source.locate(identifier))
+        except IIIFError:
+            continue  # gone since it was listed
+        if isinstance(decision, Denied):
+            continue
+        thumb, note = THUMBNAIL, ""
+        if isinstance(decision, Degraded):
+            thumb, note = min(THUMBNAIL, decision.max_size), " (restricted: reduced view)"
+        v3, v2 = (root + service_path(version, identifier) for version in (ApiVersion.V3, ApiVersion.V2))
+        rows.append((identifier, v3, v2, thumb, note))
     catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
     manifests = [
         (r.inventory_number, r.title.vi or r.title.en, f"{root}/{manifest_path(r.inventory_number)}")
