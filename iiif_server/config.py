@@ -274,7 +274,6 @@ class Settings(_Section):
     admin: AdminSettings = AdminSettings()
     access: AccessSettings = AccessSettings()
     manifests: ManifestsSettings = ManifestsSettings()
-    access: AccessSettings = AccessSettings()
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()
