@@ -157,6 +157,9 @@ class AccessSettings(_Section):
     default_level: str = "public"  # an image no record names: loose files stay served as before
     degraded_size: int = Field(1000, ge=16)  # the long side of a degraded image, in pixels
     check_interval: float = Field(1.0, ge=0)  # seconds between stats of the export per worker
+    watermark_text: str = Field("Bản xem trước · Preview", max_length=200)  # on degraded renders; "": none
+    watermark_logo: str = ""  # a PNG (with alpha) drawn above the text; "": none
+    watermark_opacity: float = Field(0.5, gt=0, le=1)
     state_dir: str = ""  # the accounts and audit databases' folder; "": [manifests] state_dir
     session_hours: float = Field(8.0, gt=0)
     cookie_path: str = "/"

@@ -26,6 +26,7 @@ from .image.readers import ReaderPool
 from .image.render import EncodeOptions, Renderer, configure_vips
 from .image.service import ImageService
 from .image.sources import FileSource
+from .image.watermark import Watermark
 from .presentation.catalogue import Catalogue, change_log
 from .replay import Replay
 from .throttle import Throttle
@@ -78,10 +79,12 @@ class Services:
         configure_vips(settings.vips.concurrency)
         output = settings.output
         options = EncodeOptions(output.jpeg_quality, output.webp_quality, output.png_compression)
+        access = settings.access
         return Renderer(
             options,
             render_timeout=settings.server.render_timeout,
             decoded_levels_bytes=settings.cache.decoded_levels_mb * MB,
+            watermark=Watermark.from_settings(access.watermark_text, access.watermark_logo, access.watermark_opacity),
         )
 
     @cached_property

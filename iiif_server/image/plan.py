@@ -76,7 +76,7 @@ class RenderPlan:
     degrees: Fraction
     quality: Quality
     format: Format
-    degraded: bool = False  # a restricted image's public view: the hook for a watermark
+    degraded: bool = False  # a restricted image's public view: watermarked, never passed through
 
 
 def round_half_up(value: Fraction) -> int:
@@ -315,11 +315,13 @@ def stored_tile(plan: RenderPlan, tile_width: int, tile_height: int) -> tuple[in
 
     True when the request maps one-to-one onto a tile of the chosen level: on the
     grid, full size, no resampling, rotation or mirroring, colour kept, JPEG out.
-    Such a tile can be served as stored (see ``passthrough``).
+    Such a tile can be served as stored (see ``passthrough``); never for a degraded view, whose
+    renders carry a watermark that stored tiles do not have.
     """
     x, y, w, h = plan.crop
     if (
-        plan.scale is None
+        not plan.degraded
+        and plan.scale is None
         and not plan.mirror
         and plan.degrees == 0
         and plan.quality in (Quality.DEFAULT, Quality.COLOR)

@@ -35,6 +35,7 @@ from .inspector import Inspected, SourceLayout, vips_error_line
 from .isolated import ChildFailed, Stopped, run_in_child
 from .model import Format, Quality
 from .plan import RenderPlan
+from .watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ class Renderer:
         options: EncodeOptions,
         render_timeout: float = 0.0,
         decoded_levels_bytes: int = DECODED_LEVELS_BYTES,
+        watermark: Watermark | None = None,
     ) -> None:
         self.options = options
+        self.watermark = watermark  # drawn on degraded plans (``RenderPlan.degraded``); None: no mark
         self.render_timeout = render_timeout  # seconds; 0: no deadline
         self._decoded: LRU[tuple[str, str, int], pyvips.Image] = LRU(decoded_levels_bytes, _image_bytes)
 
@@ -93,9 +96,9 @@ class Renderer:
         RENDERS.inc()
         try:
             if plan.format is Format.GIF and plan.size[0] * plan.size[1] > ISOLATED_GIF_PIXELS:
-                return run_in_child(_render_alone, (source, plan, self.options), deadline.due)
+                return run_in_child(_render_alone, (source, plan, self.options, self.watermark), deadline.due)
             image, sequential = self._level(source, plan, deadline.watch)
-            image = _apply(image, plan, sequential, deadline.watch)
+            image = _apply(image, plan, sequential, deadline.watch, _mark(self.watermark, source, plan))
             return _encode(image, plan.format, self.options, deadline.watch)
         except (pyvips.Error, Stopped, ChildFailed) as err:
             if deadline.reason is _TIMEOUT:
@@ -155,10 +158,12 @@ def _open_level(found: SourceLayout, path: str, level: int) -> tuple[pyvips.Imag
     return pyvips.Image.new_from_file(path, fail=True, **kwargs), False
 
 
-def _render_alone(source: Inspected, plan: RenderPlan, options: EncodeOptions) -> bytes:
+def _render_alone(
+    source: Inspected, plan: RenderPlan, options: EncodeOptions, watermark: Watermark | None = None
+) -> bytes:
     """A render in a child process (``isolated.py``): unwatched, as the parent kills the process to stop it."""
     image, sequential = _open_level(source.found, source.path, plan.level)
-    image = _apply(image, plan, sequential, _unwatched)
+    image = _apply(image, plan, sequential, _unwatched, _mark(watermark, source, plan))
     return _encode(image, plan.format, options, _unwatched)
 
 
@@ -215,13 +220,34 @@ class _Deadline:
 Watch = Callable[[pyvips.Image], pyvips.Image]
 
 
-def _apply(image: pyvips.Image, plan: RenderPlan, sequential: bool, watch: Watch) -> pyvips.Image:
+def _mark(watermark: Watermark | None, source: Inspected, plan: RenderPlan) -> Mark | None:
+    """The watermark for this plan's output, placed by where its crop lies on the canvas; None if unmarked."""
+    if watermark is None or not plan.degraded:
+        return None
+    layout = source.found.layout
+    factor = layout.levels[plan.level].factor
+    left, top, width, _ = plan.crop
+    scale = plan.size[0] / (width * factor)  # output pixels per full-resolution pixel
+    canvas = (layout.width, layout.height)
+    return lambda image: watermark.apply(image, (left * factor, top * factor), scale, canvas)
+
+
+Mark = Callable[[pyvips.Image], pyvips.Image]
+
+
+def _apply(
+    image: pyvips.Image, plan: RenderPlan, sequential: bool, watch: Watch, mark: Mark | None = None
+) -> pyvips.Image:
+    """Crop, resample, 8-bit sRGB, then the watermark (if ``mark``), mirror, rotation and quality:
+    the mark lies on the canvas, so it turns with the image and tiles line up."""
     image = image.crop(*plan.crop)
     if plan.scale is not None:
         hscale, vscale = plan.scale
         image = image.resize(float(hscale), vscale=float(vscale), kernel=RESAMPLE_KERNEL)
     image = _fit(image, *plan.size)
     image = _to_srgb8(image)
+    if mark is not None:
+        image = mark(image)
     if sequential and (plan.degrees or plan.mirror):
         image = watch(image).copy_memory()  # rotation reads out of order; the output is bounded by the size limits
     if plan.mirror:

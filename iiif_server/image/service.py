@@ -95,6 +95,7 @@ class ImageService:
         self.heavy_pixels = heavy_pixels
         self.budget = budget or Budget()
         options = renderer.options
+        self._watermark_tag = renderer.watermark.tag if renderer.watermark is not None else "-"
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
         self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
@@ -168,7 +169,7 @@ class ImageService:
         tier = ""
         if degraded:
             resolved = self._degrade(request, layout.width, layout.height, cap, degraded, resolved)
-            tier = f"|d{degraded}"
+            tier = f"|d{degraded}|w{self._watermark_tag}"  # the mark's settings: a new text, new ETags
         canonical = canonical_params(
             request, resolved.region, resolved.size, (layout.width, layout.height), resolved.max_size
         )
