@@ -181,6 +181,13 @@ class AccessSettings(_Section):
             raise ValueError(f"default_level {self.default_level!r} is not one of the levels {sorted(self.levels)}")
         return self
 
+    @field_validator("watermark_logo")
+    @classmethod
+    def _logo_exists(cls, value: str) -> str:
+        if value and not Path(value).is_file():  # checked at start, not on the first degraded render
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @field_validator("cookie_path")
     @classmethod
     def _path(cls, value: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 import pyvips
 
 from iiif_server.check import free_port, running_server
-from iiif_server.config import AccessSettings
+from iiif_server.config import AccessSettings, Settings
 from iiif_server.errors import ConfigError
 from iiif_server.image import watermark as wm
 from iiif_server.image.watermark import Watermark
@@ -171,6 +171,10 @@ def test_a_logo_with_alpha_is_drawn(tmp_path: Path) -> None:
     assert Watermark.from_settings("", "", 0.5) is None  # nothing set: no watermark
     with pytest.raises(ConfigError, match="watermark_logo"):
         Watermark.from_settings("x", str(tmp_path / "missing.png"), 0.5)
+    with pytest.raises(ConfigError, match=r"access\.watermark_logo.*no such file"):  # before any worker starts
+        Settings().replace(access={"watermark_logo": str(tmp_path / "missing.png")})
+    with pytest.raises(ConfigError, match=r"access\.watermark_opacity"):
+        Settings().replace(access={"watermark_opacity": 0})
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ConfigError, match="watermark_logo"):
         Watermark.from_settings("x", str(tmp_path / "bad.png"), 0.5)
@@ -186,7 +190,8 @@ def test_markup_in_the_text_is_drawn_not_parsed_and_the_tag_follows_the_settings
 
 
 def test_the_mark_costs_little_beside_a_1000px_render() -> None:
-    """Min of N, as a ratio: the mark's blend beside decoding, resizing and encoding a 1000-px view."""
+    """Min of N, as a ratio of CPU time (one libvips thread: other processes' load affects it least):
+    the mark beside decoding, resizing and encoding a 1000-px view."""
     source = make_pattern(WIDTH, HEIGHT).copy_memory()
     noise = pyvips.Image.gaussnoise(WIDTH, HEIGHT, sigma=20)
     source = (source + noise).cast("uchar").copy(interpretation="srgb").copy_memory()  # JPEG-like content
@@ -196,13 +201,20 @@ def test_the_mark_costs_little_beside_a_1000px_render() -> None:
     mark.cell(round(WIDTH * scale / wm.REPEATS))  # drawn once per worker, not per render
 
     def render(marked: bool) -> float:
-        start = time.perf_counter()
+        start = time.process_time()
         image = pyvips.Image.thumbnail_buffer(jpeg, 1000)
         if marked:
             image = mark.apply(image, (0, 0), scale, (WIDTH, HEIGHT))
         image.jpegsave_buffer(Q=85)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
-    plain = min(render(False) for _ in range(7))
-    marked = min(render(True) for _ in range(7))
-    assert marked / plain < 1.2, (marked, plain)
+    threads = pyvips.concurrency_get()
+    pyvips.concurrency_set(1)
+    try:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(15):  # interleaved, so a busy moment on a shared machine hits both
+            for marked in (False, True):
+                times[marked].append(render(marked))
+    finally:
+        pyvips.concurrency_set(threads)
+    assert min(times[True]) / min(times[False]) < 1.2, times
