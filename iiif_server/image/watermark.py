@@ -30,6 +30,9 @@ MIN_CELL = 160  # output pixels: the smallest grid period, so small outputs stay
 MAX_CELL = 1024  # the largest cell drawn (outputs sharper than this repeat it more often)
 FILL = 0.85  # share of a cell the motif spans
 _FONT = "sans bold 64"  # drawn large once, then reduced per cell
+CELLS_BYTES = 16 * 2**20  # cells kept per worker (a 1024-px cell takes 5 MB, a 333-px one 0.5 MB)
+
+Cell = tuple[pyvips.Image, pyvips.Image, pyvips.Image]  # colour, grey, mask
 
 
 class Watermark:
@@ -42,7 +45,7 @@ class Watermark:
         digest = hashlib.sha1(f"{text}\0{opacity}\0".encode() + (logo or b""))
         self.tag = digest.hexdigest()[:12]
         self._motif: pyvips.Image | None = None
-        self._cells: LRU[int, tuple[pyvips.Image, pyvips.Image, pyvips.Image]] = LRU(32)
+        self._cells: LRU[int, Cell] = LRU(CELLS_BYTES, _cell_bytes)  # one per output scale in use
 
     @classmethod
     def from_settings(cls, text: str, logo_path: str, opacity: float) -> Watermark | None:
@@ -86,7 +89,7 @@ class Watermark:
         marked = tiled(mask).ifthenelse(overlay, pixels, blend=True).copy(interpretation=pixels.interpretation)
         return marked.bandjoin(own_alpha) if own_alpha is not None else marked
 
-    def cell(self, side: int) -> tuple[pyvips.Image, pyvips.Image, pyvips.Image]:
+    def cell(self, side: int) -> Cell:
         """One period of the grid, ready to blend: the motif reduced to fit, centred on a side×side
         square, as its colour, its grey (for grey outputs) and its mask (opacity included), apart:
         copying one-band and three-band images costs less than picking bands of one image."""
@@ -144,3 +147,7 @@ def _logo(data: bytes) -> pyvips.Image:
     if image.bands == 3:
         image = image.bandjoin(255)
     return image.extract_band(0, n=4)
+
+
+def _cell_bytes(cell: Cell) -> int:
+    return sum(image.width * image.height * image.bands for image in cell)
