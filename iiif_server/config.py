@@ -159,6 +159,7 @@ class AccessSettings(_Section):
     check_interval: float = Field(1.0, ge=0)  # seconds between stats of the export per worker
     state_dir: str = ""  # the accounts and audit databases' folder; "": [manifests] state_dir
     session_hours: float = Field(8.0, gt=0)
+    session_cache_seconds: float = Field(1.0, ge=0, le=60)  # a logout is seen by the image path within this
     cookie_path: str = "/"
     login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
     login_block_seconds: float = Field(300.0, gt=0)
