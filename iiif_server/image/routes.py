@@ -24,11 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..access import Allowed, Authorised, Decision
-from ..access.audit import Audit
-from ..access.credentials import Credentials
 from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
     EVERY_RESPONSE,
@@ -52,6 +50,10 @@ from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
 from .service import ImageService, Prepared, Who, service_path
 from .sources import Located
+
+if TYPE_CHECKING:  # built by services.py; the endpoint only calls them
+    from ..access.audit import Audit
+    from ..access.credentials import Credentials
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..access import ALLOWED, Allowed, Authorised, Decision, Degraded, Denied, OpenPolicy, Policy
-from ..access.credentials import Grant
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
 from ..errors import AccessDenied, AuthorizationRequired, NotFound, WouldBlock
@@ -48,6 +48,9 @@ from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
 
+if TYPE_CHECKING:
+    from ..access.credentials import Grant
+
 RENDER_VERSION = "2"  # bump when rendering changes output bytes: invalidates ETags and caches
 
 
@@ -63,7 +66,7 @@ class Prepared:
 
 #: The request's credentials as a grant, asked only for an image that is not public; ``fast``: from
 #: memory only (else ``WouldBlock``). None: the request is anonymous.
-Who = Callable[[bool], Grant | None]
+Who = Callable[[bool], "Grant | None"]
 
 PREPARED_CACHE_SIZE = 16384  # entries of a few hundred bytes: the hot tiles of a busy worker
 
