@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         public_base_url=settings.server.public_base_url,
         cache_control=settings.http.cache_control,
         cors_max_age=settings.http.cors_max_age,
+        credentials=services.credentials,
+        audit=services.audit,
     )
     server = settings.server
     if server.trusted_proxies and server.proxy_hops:

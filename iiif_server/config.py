@@ -162,6 +162,7 @@ class AccessSettings(_Section):
     watermark_opacity: float = Field(0.5, gt=0, le=1)
     state_dir: str = ""  # the accounts and audit databases' folder; "": [manifests] state_dir
     session_hours: float = Field(8.0, gt=0)
+    session_cache_seconds: float = Field(1.0, ge=0, le=60)  # a logout is seen by the image path within this
     cookie_path: str = "/"
     login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
     login_block_seconds: float = Field(300.0, gt=0)

@@ -170,7 +170,7 @@ class Observed:
                 client=environ.get("REMOTE_ADDR") or "-",
                 time=arrived,
                 method=environ.get("REQUEST_METHOD", "-"),
-                target=environ.get("RAW_URI") or _target(environ),
+                target=request_target(environ),
                 protocol=environ.get("SERVER_PROTOCOL", "-"),
                 status=status,
                 bytes=sent,
@@ -231,6 +231,11 @@ def _answer(
     headers = [*headers, ("Content-Length", str(len(body))), NO_STORE, NOSNIFF]
     start_response(f"{status} {HTTPStatus(status).phrase}", headers)
     return [b"" if method == "HEAD" else body]
+
+
+def request_target(environ: dict[str, Any]) -> str:
+    """The request target as the client sent it, for the access log and the audit log."""
+    return environ.get("RAW_URI") or _target(environ)
 
 
 def _target(environ: dict[str, Any]) -> str:

@@ -15,7 +15,9 @@ never older than what the stack itself would have answered:
 
 - the **access policy** is asked on every replay, with the answer's file, exactly as the endpoint
   asks it; anything but ``Allowed`` goes to the stack (and the endpoint marks only answers it
-  gave as ``Allowed`` replayable: a degraded view is never kept, so no tier gets another's bytes);
+  gave as ``Allowed`` replayable: a degraded view is never kept, nor an answer a session's levels
+  opened (``Authorised``), so no tier gets another's bytes, and the key needs no cookie: what is
+  kept is what every client gets);
 - the **source file** is checked as the stack checks it (one ``stat``, its fingerprint):
   a replaced master is never replayed;
 - a **purge** drops every answer: they carry the memory tier's generation, and none is

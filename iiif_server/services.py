@@ -12,6 +12,8 @@ from functools import cached_property
 
 from .access import Policy
 from .access.accounts import Accounts, accounts_for
+from .access.audit import Audit, audit_path
+from .access.credentials import Credentials
 from .access.levels import LevelMap
 from .access.sessions import Sessions
 from .access.tiered import TieredPolicy
@@ -62,6 +64,16 @@ class Services:
     @cached_property
     def sessions(self) -> Sessions:
         return Sessions(self.accounts, self.settings.access.session_hours * 3600)
+
+    @cached_property
+    def credentials(self) -> Credentials:
+        """A request's session cookie (or, later, bearer token) as levels, cached briefly per worker."""
+        return Credentials(self.sessions, self.settings.access.session_cache_seconds)
+
+    @cached_property
+    def audit(self) -> Audit:
+        """The audit log's writer: one per process (its writer thread starts on the first record)."""
+        return Audit(audit_path(self.settings), self.settings.access.audit_days)
 
     @cached_property
     def login_throttle(self) -> Throttle:

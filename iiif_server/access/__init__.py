@@ -4,7 +4,8 @@ Decisions are values, not exceptions, so the HTTP layer maps them in one place. 
 asked with the *located file* (``Located``), not the identifier as spelt: one file answers to
 several identifiers (with or without its extension, NFC or NFD folder names, a symlink), and
 each must get the file's decision. ``levels`` are the access levels the client is authorised
-for (none today: every client is anonymous); a later authorised tier passes its session's.
+for: the image service asks first anonymously and, only when that is not ``Allowed`` and the request
+carries credentials (``credentials.py``), again with the levels of the client's session or token.
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ class Denied:
     conceal: bool = False  # answer as if the image did not exist (404), not 403
 
 
-Decision = Allowed | Degraded | Denied
+@dataclass(frozen=True, slots=True)
+class Authorised:
+    """Allowed by the client's own levels (a session or token) where an anonymous client gets
+    ``anonymous``: the answer is for this client only (private, never replayed) and, beyond the
+    degraded view, audited under ``user``."""
+
+    user: str
+    anonymous: Degraded | Denied
+
+
+Decision = Allowed | Degraded | Denied | Authorised
 
 #: The decisions every request shares (no allocation on the hot path).
 ALLOWED = Allowed()

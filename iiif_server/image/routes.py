@@ -12,6 +12,11 @@ HTTP edge's (``http.py``), shared with Flask's pages.
 Under the ASGI edge (``asgi.py``) a request may arrive marked ``INLINE``: it runs on the
 event loop and may only be answered from memory (``ImageService`` ``fast``); otherwise
 ``WouldBlock`` goes up to the edge, which runs it again on a thread.
+
+Credentials (``access/credentials.py``) are handed to the service as a callable it asks only for a
+non-public image. An answer for a client whose own levels allowed it (``Authorised``) is private
+(``Cache-Control: private``, ``Vary: Cookie, Authorization``) and never replayed; one beyond the
+anonymous view is recorded in the audit log, on a thread (the record may wait for room in its queue).
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..access import Allowed
+from ..access import Allowed, Authorised, Decision
 from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
     EVERY_RESPONSE,
@@ -40,10 +45,15 @@ from ..http import (
     validators,
 )
 from ..metrics import NOT_MODIFIED, note_tier
+from ..observe import request_target
 from .model import ApiVersion, ImageRequest
 from .parse import BaseUriRequest, InfoRequest, parse_path
-from .service import ImageService, service_path
+from .service import ImageService, Prepared, Who, service_path
 from .sources import Located
+
+if TYPE_CHECKING:  # built by services.py; the endpoint only calls them
+    from ..access.audit import Audit
+    from ..access.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +73,12 @@ class ImageEndpoint:
         public_base_url: str = "",
         cache_control: str = "public, max-age=86400",
         cors_max_age: int = 86400,
+        credentials: Credentials | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self.service = service
+        self.credentials = credentials  # None: every client is anonymous
+        self.audit = audit
         self.fallback = fallback
         self.public_base_url = public_base_url
         self.cache_control = cache_control
@@ -113,11 +127,18 @@ class ImageEndpoint:
     def _base_url(self, environ: dict[str, Any]) -> str:
         return base_url(environ, self.public_base_url)
 
+    def _who(self, environ: dict[str, Any]) -> Who | None:
+        """The request's credentials, for the service to ask only if the image is not public."""
+        credentials = self.credentials
+        if credentials is None:
+            return None
+        return lambda fast: credentials.grant(environ, fast)
+
     def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> tuple[int, Headers, bytes]:
         parsed = parse_path(version, rest)
         fast = bool(environ.get(INLINE))
         if isinstance(parsed, BaseUriRequest):
-            self.service.locate(parsed.identifier, fast)
+            self.service.locate(parsed.identifier, fast, self._who(environ))
             location = self._base_url(environ) + service_path(version, parsed.identifier) + "/info.json"
             return 303, [("Location", location), ("Content-Length", "0")], b""
         if isinstance(parsed, InfoRequest):
@@ -127,7 +148,9 @@ class ImageEndpoint:
     def _info(
         self, environ: dict[str, Any], version: ApiVersion, identifier: str, fast: bool
     ) -> tuple[int, Headers, bytes]:
-        source, body, decision = self.service.info(version, identifier, self._base_url(environ), fast)
+        source, body, decision = self.service.info(
+            version, identifier, self._base_url(environ), fast, self._who(environ)
+        )
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
         private = not isinstance(decision, Allowed)
@@ -136,24 +159,38 @@ class ImageEndpoint:
         return self._respond(environ, lambda: body, media_type, headers, etag, source, fast, private)
 
     def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
-        prepared = self.service.prepare(request, fast)
+        prepared, decision = self.service.prepare_for(request, fast, self._who(environ))
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
-        if prepared.degraded:
+        private = not isinstance(decision, Allowed)
+        if private:
             links.append(("Vary", VARY_CREDENTIALS))
         head = environ.get("REQUEST_METHOD") == "HEAD"
         cancelled = cancelled_of(environ)  # the render stops if the client leaves (and nobody else waits for it)
+
+        user = self._audited(request, prepared, decision, fast) if private and not head else None
+
+        def body_of() -> bytes | None:
+            if head:
+                return self.service.stored(prepared, fast)  # a HEAD never renders
+            body = self.service.render(prepared, fast, cancelled)
+            if user is not None and self.audit is not None:
+                self.audit.record(user, request.identifier, environ.get("REMOTE_ADDR") or "", request_target(environ))
+            return body
+
         return self._respond(
-            environ,
-            # a HEAD never renders
-            lambda: self.service.stored(prepared, fast) if head else self.service.render(prepared, fast, cancelled),
-            request.format.media_type,
-            links,
-            prepared.etag,
-            prepared.source,
-            fast,
-            private=bool(prepared.degraded),
+            environ, body_of, request.format.media_type, links, prepared.etag, prepared.source, fast, private
         )
+
+    def _audited(self, request: ImageRequest, prepared: Prepared, decision: Decision, fast: bool) -> str | None:
+        """The user to record in the audit log for this answer, if it shows more than the anonymous view."""
+        if self.audit is None or not isinstance(decision, Authorised):
+            return None
+        if not self.service.beyond_anonymous(request, prepared, decision):
+            return None
+        if fast:
+            raise WouldBlock  # recording may wait for room in the audit's queue: never on the event loop
+        return decision.user
 
     def _respond(
         self,

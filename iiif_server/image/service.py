@@ -1,7 +1,10 @@
 """The image endpoint's logic, knowing no HTTP framework: identifier + request in, values out.
 
 Order of work follows ARCHITECTURE.md: locate -> policy -> layout -> resolve ->
-plan -> (cache) -> render. The policy's decision travels with the request: a hidden image is a 404
+plan -> (cache) -> render. The policy's decision travels with the request: it is asked anonymously,
+and only when that is not ``Allowed`` are the request's credentials (``who``: access/credentials.py)
+looked at, so a public image never costs a cookie's parsing; a client whose levels allow a restricted
+image is ``Authorised`` (full resolution, its answers private). A hidden image is a 404
 like a missing one, a degraded one (access/tiered.py) is resolved and checked against its degraded
 scale (``plan.within_degraded``: 401 beyond it), and its ETag, derivative key and prepared entry
 carry the decision, so bytes made for one tier never answer another. The layout is resolved
@@ -22,10 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..access import Decision, Degraded, Denied, OpenPolicy, Policy
+from ..access import ALLOWED, Allowed, Authorised, Decision, Degraded, Denied, OpenPolicy, Policy
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
 from ..errors import AccessDenied, AuthorizationRequired, NotFound, WouldBlock
@@ -43,6 +48,9 @@ from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
 
+if TYPE_CHECKING:
+    from ..access.credentials import Grant
+
 RENDER_VERSION = "2"  # bump when rendering changes output bytes: invalidates ETags and caches
 
 
@@ -55,6 +63,10 @@ class Prepared:
     cost: int  # pixels decoded + produced if rendered (plan.pixel_cost)
     degraded: int = 0  # the degraded view's long side this was checked against; 0: not degraded
 
+
+#: The request's credentials as a grant, asked only for an image that is not public; ``fast``: from
+#: memory only (else ``WouldBlock``). None: the request is anonymous.
+Who = Callable[[bool], "Grant | None"]
 
 PREPARED_CACHE_SIZE = 16384  # entries of a few hundred bytes: the hot tiles of a busy worker
 
@@ -105,17 +117,22 @@ class ImageService:
             PREPARED_CACHE_SIZE
         )
 
-    def locate(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout]:
+    def locate(self, identifier: str, fast: bool = False, who: Who | None = None) -> tuple[Located, SourceLayout]:
         """The file, checked against the policy, and its layout: resolved once per request."""
-        source, found, _ = self.access(identifier, fast)
+        source, found, _ = self.access(identifier, fast, who)
         return source, found
 
-    def access(self, identifier: str, fast: bool = False) -> tuple[Located, SourceLayout, Decision]:
-        """``locate``, with the policy's decision for this client: Allowed or Degraded (else raised)."""
+    def access(
+        self, identifier: str, fast: bool = False, who: Who | None = None
+    ) -> tuple[Located, SourceLayout, Decision]:
+        """``locate``, with the policy's decision for this client: Allowed, Authorised or Degraded
+        (else raised)."""
         source = self.source.known(identifier) if fast else self.source.locate(identifier)
         if source is None or (fast and self.policy.stale()):
             raise WouldBlock
         decision = self.policy.decide(source)
+        if decision is not ALLOWED and who is not None:
+            decision = self._authorise(source, decision, who(fast))
         if isinstance(decision, Denied):
             if decision.conceal:  # the same answer as for a file that does not exist
                 raise NotFound(f"no image {identifier!r}", "identifier")
@@ -125,12 +142,20 @@ class ImageService:
             raise WouldBlock
         return source, found, decision
 
+    def _authorise(self, source: Located, anonymous: Decision, grant: Grant | None) -> Decision:
+        """``Authorised`` if the grant's levels allow what anonymous clients are refused or degraded."""
+        if grant is None or not grant.levels or not isinstance(anonymous, Degraded | Denied):
+            return anonymous
+        if isinstance(self.policy.decide(source, grant.levels), Allowed):
+            return Authorised(grant.user, anonymous)
+        return anonymous
+
     def info(
-        self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False
+        self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False, who: Who | None = None
     ) -> tuple[Located, bytes, Decision]:
         """The info.json document as bytes, cached: it depends on the file, the base URL, settings and
         the decision (a degraded view's document offers only what that client may have)."""
-        source, found, decision = self.access(identifier, fast)
+        source, found, decision = self.access(identifier, fast, who)
         degraded = decision.max_size if isinstance(decision, Degraded) else 0
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
         tier = f":d{degraded}" if degraded else ""
@@ -150,17 +175,34 @@ class ImageService:
             self.cache.put(key, body)
         return source, body, decision
 
-    def prepare(self, request: ImageRequest, fast: bool = False) -> Prepared:
-        source, found, decision = self.access(request.identifier, fast)
+    def prepare(self, request: ImageRequest, fast: bool = False, who: Who | None = None) -> Prepared:
+        return self.prepare_for(request, fast, who)[0]
+
+    def prepare_for(
+        self, request: ImageRequest, fast: bool = False, who: Who | None = None
+    ) -> tuple[Prepared, Decision]:
+        """``prepare``, with the decision it was prepared under (Authorised answers are private, audited)."""
+        source, found, decision = self.access(request.identifier, fast, who)
         degraded = decision.max_size if isinstance(decision, Degraded) else 0
         # the source's fingerprint is in the key, and a degraded view's size: a tier never sees another's
         key = (request, source, degraded) if degraded else (request, source)
         known = self._prepared.get(key)
         if known is not None:
-            return known
+            return known, decision
         prepared = self._prepare(request, Inspected.of(source, found), degraded)
         self._prepared.put(key, prepared)
-        return prepared
+        return prepared, decision
+
+    def beyond_anonymous(self, request: ImageRequest, prepared: Prepared, decision: Decision) -> bool:
+        """Does this answer show more than an anonymous client may see? (what the audit records)"""
+        if not isinstance(decision, Authorised):
+            return False
+        if isinstance(decision.anonymous, Denied):
+            return True  # anonymous clients get nothing of it
+        layout = prepared.source.found.layout
+        cap = budgets.max_pixels(self.budget, request, layout)
+        resolved = resolve(request, layout.width, layout.height, self.limits, cap)
+        return not within_degraded(resolved, layout.width, layout.height, decision.anonymous.max_size)
 
     def _prepare(self, request: ImageRequest, source: Inspected, degraded: int = 0) -> Prepared:
         layout = source.found.layout

@@ -1,0 +1,126 @@
+"""The credentials a request carries, as the access levels of who sent it: the image path's hook.
+
+A request may carry a login session (the ``iiif_session`` cookie, ``login.py``) or, for the IIIF
+Authorization Flow clients, an ``Authorization: Bearer`` access token. ``Credentials.grant`` turns
+either into a ``Grant`` (the account and the levels it may see now), or None: anonymous. The image
+service asks only for images that are not public (``service.py``), so a public tile never parses a
+cookie, and the replayed fast path never asks at all.
+
+A session lookup is a SQLite read; a tile costs microseconds. So each worker keeps what it learnt,
+keyed by the token's sha256 (never the token), for at most ``ttl`` seconds (``[access]
+session_cache_seconds``): a logout, removed account or changed password takes effect within that
+bound, and a burst of tiles from one viewer costs one read. On the event loop (``fast``) a token not
+in memory raises ``WouldBlock``: the edge asks again on a thread.
+
+Bearer tokens are resolved by ``bearer`` (the access token service of the Authorization Flow, a
+later part of issue 12); until one is given, a bearer token grants nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from ..errors import WouldBlock
+from .login import COOKIE as SESSION_COOKIE
+from .sessions import MAX_TOKEN, Sessions
+
+_MAX_ENTRIES = 4096  # tokens remembered per worker; more are dropped all at once (they are seconds old)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who a request's credentials name, and the levels they may see."""
+
+    user: str
+    levels: frozenset[str]
+
+
+Resolve = Callable[[str], Grant | None]
+
+
+def session_token(cookie_header: str) -> str | None:
+    """The session cookie's value in a ``Cookie`` header; None if absent or unreadable."""
+    if SESSION_COOKIE not in cookie_header:
+        return None
+    try:
+        morsel = SimpleCookie(cookie_header).get(SESSION_COOKIE)
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None else None
+
+
+def bearer_token(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class Credentials:
+    """Extracts a request's credentials and resolves them to a ``Grant``, cached ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        ttl: float = 1.0,
+        bearer: Resolve | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._resolvers: dict[str, Resolve] = {"session": _session_resolver(sessions)}
+        if bearer is not None:
+            self._resolvers["bearer"] = bearer
+        self._known: dict[str, tuple[float, Grant | None]] = {}
+        self._lock = threading.Lock()
+
+    def grant(self, environ: Mapping[str, Any], fast: bool = False) -> Grant | None:
+        """The request's grant, or None (anonymous). ``fast``: from memory only, else ``WouldBlock``."""
+        for kind, token in self._tokens(environ):
+            found = self._resolve(kind, token, fast)
+            if found is not None:
+                return found
+        return None
+
+    def _tokens(self, environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+        tokens: list[tuple[str, str]] = []
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        if authorization and "bearer" in self._resolvers:
+            token = bearer_token(authorization)
+            if token is not None:
+                tokens.append(("bearer", token))
+        cookie = environ.get("HTTP_COOKIE")
+        if cookie:
+            token = session_token(cookie)
+            if token is not None:
+                tokens.append(("session", token))
+        return tokens
+
+    def _resolve(self, kind: str, token: str, fast: bool) -> Grant | None:
+        if len(token) > MAX_TOKEN:
+            return None
+        key = kind + ":" + hashlib.sha256(token.encode()).hexdigest()
+        now = self.clock()
+        known = self._known.get(key)
+        if known is not None and known[0] > now:
+            return known[1]
+        if fast:
+            raise WouldBlock  # a database read: on a thread
+        found = self._resolvers[kind](token)
+        with self._lock:
+            if len(self._known) >= _MAX_ENTRIES:
+                self._known.clear()
+            self._known[key] = (now + self.ttl, found)
+        return found
+
+
+def _session_resolver(sessions: Sessions) -> Resolve:
+    def resolve(token: str) -> Grant | None:
+        session = sessions.lookup(token)
+        return None if session is None else Grant(session.username, frozenset(session.levels))
+
+    return resolve
