@@ -457,7 +457,10 @@ def access() -> None:
 @click.option("--user", help="Only this account.")
 @click.option("--image", help="Only this image identifier (as in the URL, decoded: hien-vat/KH-HV-0104-recto.tif).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def access_log(config: str | None, since: str | None, user: str | None, image: str | None, fmt: str) -> None:
+@click.option("--demo", is_flag=True, help="The audit log of `iiif-server demo`, not [access] state_dir's.")
+def access_log(
+    config: str | None, since: str | None, user: str | None, image: str | None, fmt: str, demo: bool
+) -> None:
     """Print the full-resolution accesses to restricted images, oldest first.
 
     Exits 1 if nothing matched (an empty log included), 2 on a bad --since.
@@ -467,6 +470,8 @@ def access_log(config: str | None, since: str | None, user: str | None, image: s
     from .access.audit_report import run_log
 
     settings = _settings(config, {})
+    if demo:
+        settings = _demo_settings(settings)
     try:
         shown = run_log(settings, since, user, image, fmt, echo=click.echo)
     except sqlite3.Error as err:

@@ -308,3 +308,29 @@ def test_a_forked_worker_writes_its_own_records(tmp_path: Path) -> None:
     assert os.waitpid(pid, 0)[1] == 0
     writer.close()
     assert sorted((r.user, r.request) for r in query(path)) == [("master", "before fork"), ("worker", "in the child")]
+
+
+def test_access_log_demo_reads_the_demo_s_own_log(tmp_path: Path) -> None:
+    """`iiif-server demo` keeps its audit log in its state folder; `access log --demo` reads that one
+    (found missing as a user would: the log of the demo's logins was not where `access log` looked)."""
+    config = tmp_path / "site.toml"
+    config.write_text('[demo]\nroot = "demo-images"\n')
+    path = tmp_path / "demo-images" / ".state" / "audit.sqlite"
+    subprocess.run([sys.executable, "-c", WRITER, str(path), "demo-researcher", "2", "0"], check=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IIIF_SERVER_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PROGRAM), "access", "log", "--config", str(config), "--format", "json", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    demo = run("--demo")
+    assert demo.returncode == 0, demo.stderr
+    assert [row["user"] for row in json.loads(demo.stdout)] == ["demo-researcher"] * 2
+    museum = run()  # the museum's log ([manifests] state_dir): nothing there
+    assert museum.returncode == 1 and "no audit log" in museum.stderr
