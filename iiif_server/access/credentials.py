@@ -19,7 +19,6 @@ later part of issue 12); until one is given, a bearer token grants nothing.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,10 +26,11 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from ..errors import WouldBlock
+from ..lru import LRU
 from .login import COOKIE as SESSION_COOKIE
 from .sessions import MAX_TOKEN, Sessions
 
-_MAX_ENTRIES = 4096  # tokens remembered per worker; more are dropped all at once (they are seconds old)
+_MAX_ENTRIES = 4096  # tokens remembered per worker, least recently used dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +75,7 @@ class Credentials:
         self._resolvers: dict[str, Resolve] = {"session": _session_resolver(sessions)}
         if bearer is not None:
             self._resolvers["bearer"] = bearer
-        self._known: dict[str, tuple[float, Grant | None]] = {}
-        self._lock = threading.Lock()
+        self._known: LRU[str, tuple[float, Grant | None]] = LRU(_MAX_ENTRIES)
 
     def grant(self, environ: Mapping[str, Any], fast: bool = False) -> Grant | None:
         """The request's grant, or None (anonymous). ``fast``: from memory only, else ``WouldBlock``."""
@@ -111,10 +110,7 @@ class Credentials:
         if fast:
             raise WouldBlock  # a database read: on a thread
         found = self._resolvers[kind](token)
-        with self._lock:
-            if len(self._known) >= _MAX_ENTRIES:
-                self._known.clear()
-            self._known[key] = (now + self.ttl, found)
+        self._known.put(key, (now + self.ttl, found))
         return found
 
 
