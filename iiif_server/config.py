@@ -46,6 +46,28 @@ def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
+Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
+
+ACCESS_NOTE_VI = (
+    "Hình ảnh độ phân giải đầy đủ dành cho cán bộ bảo tàng và nhà nghiên cứu được cấp quyền. "
+    "Vui lòng liên hệ bảo tàng để đề nghị quyền truy cập."
+)
+ACCESS_NOTE_EN = (
+    "The full-resolution image is for museum staff and accredited researchers. "
+    "Please contact the museum to request access."
+)
+
+
+def _origin(value: str) -> str:
+    """``scheme://host[:port]``, as a browser's ``Origin`` header spells it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or value != f"{parts.scheme}://{parts.netloc}":
+        raise ValueError(f"{value!r} is not an origin (scheme://host[:port], no path or slash)")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -167,6 +189,17 @@ class AccessSettings(_Section):
     login_max_failures: int = Field(5, ge=0)  # per account and per address; 0: no limit
     login_block_seconds: float = Field(300.0, gt=0)
     audit_days: int = Field(0, ge=0)  # 0: audit records are kept forever
+    # The IIIF Authorization Flow 2.0 and Authentication 1.0 services (docs/access.md)
+    access_note_vi: str = Field(ACCESS_NOTE_VI, max_length=1000)  # how to request access (probe note, manifests)
+    access_note_en: str = Field(ACCESS_NOTE_EN, max_length=1000)
+    token_seconds: int = Field(3600, ge=60, le=86400)  # an access token's lifetime (never beyond its session)
+    # origins, besides this server's own, that may receive access tokens
+    token_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
+    kiosk_networks: Networks = ()  # gallery terminals: the kiosk access service grants kiosk_levels here
+    kiosk_levels: tuple[str, ...] = ("restricted",)
+    external_networks: Networks = ()  # staff networks: granted external_levels with no login
+    external_header: str = ""  # a header set by a trusted proxy naming an authenticated staff member
+    external_levels: tuple[str, ...] = ("restricted",)
 
     @field_validator("levels")
     @classmethod
