@@ -9,6 +9,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from .access.flow import blueprint as flow_blueprint
 from .access.login import blueprint as login_blueprint
 from .admin import blueprint as admin_blueprint
 from .config import Settings, load_settings
@@ -38,8 +39,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iiif_accounts"] = services.accounts
     app.extensions["iiif_sessions"] = services.sessions
     app.extensions["iiif_login_throttle"] = services.login_throttle
+    app.extensions["iiif_tokens"] = services.tokens
+    app.extensions["iiif_ambient"] = services.ambient
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(login_blueprint)
+    app.register_blueprint(flow_blueprint)
     app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)
     app.register_blueprint(viewer_blueprint)

@@ -33,6 +33,10 @@ _ITEM = re.compile(rf"\s*(?:({_TOKEN})\s*=\s*({_VALUE}))?\s*([;,]|$)")
 _PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")  # "/anh", "/a/b/"; no "//"
 _MAX_HEADER = 8192
 
+#: Environ key, True when the connecting peer is one of ``[server] trusted_proxies``: what it says
+#: about the client (forwarded headers, and ``[access] external_header``) may be believed.
+PROXIED = "iiif.proxied"
+
 
 @dataclass(frozen=True)
 class Forwarded:
@@ -145,6 +149,7 @@ class ForwardedHeaders:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.hops and trusted(environ.get("REMOTE_ADDR"), self.networks):
+            environ[PROXIED] = True
             apply(environ, forwarded_values(environ, self.hops))
         return self.app(environ, start_response)
 

@@ -12,11 +12,13 @@ from functools import cached_property
 
 from .access import Policy
 from .access.accounts import Accounts, accounts_for
+from .access.ambient import Ambient
 from .access.audit import Audit, audit_path
 from .access.credentials import Credentials
 from .access.levels import LevelMap
 from .access.sessions import Sessions
 from .access.tiered import TieredPolicy
+from .access.tokens import Tokens
 from .cache.build import MB, Caches, build_caches
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
@@ -66,9 +68,22 @@ class Services:
         return Sessions(self.accounts, self.settings.access.session_hours * 3600)
 
     @cached_property
+    def tokens(self) -> Tokens:
+        """IIIF access tokens (``Authorization: Bearer``), tied to a session or an ambient grant."""
+        return Tokens(self.accounts, self.sessions, self.settings.access.token_seconds)
+
+    @cached_property
+    def ambient(self) -> Ambient:
+        """The ``external`` pattern: a staff network, or an account a trusted proxy's header names."""
+        access = self.settings.access
+        return Ambient(self.accounts, access.external_networks, access.external_levels, access.external_header)
+
+    @cached_property
     def credentials(self) -> Credentials:
-        """A request's session cookie (or, later, bearer token) as levels, cached briefly per worker."""
-        return Credentials(self.sessions, self.settings.access.session_cache_seconds)
+        """A request's session cookie, access token or ambient aspect as levels, cached briefly per worker."""
+        return Credentials(
+            self.sessions, self.settings.access.session_cache_seconds, bearer=self.tokens.grant, ambient=self.ambient
+        )
 
     @cached_property
     def audit(self) -> Audit:

@@ -50,6 +50,25 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended REAL
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(username);
+CREATE TABLE IF NOT EXISTS ambient_sessions (
+    token_hash TEXT PRIMARY KEY,   -- a session of no account: a gallery terminal's (the kiosk service)
+    label TEXT NOT NULL,           -- who, for the audit: "kiosk@<address>"
+    levels TEXT NOT NULL,          -- JSON list, fixed when it was opened
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    ended REAL
+);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token_hash TEXT PRIMARY KEY,   -- sha256 of an IIIF access token (Bearer): never the token itself
+    session_hash TEXT,             -- the session (either table) it was issued to: it dies with it
+    username TEXT REFERENCES accounts(username) ON DELETE CASCADE,  -- the account a trusted header named
+    label TEXT NOT NULL,           -- who, for the audit
+    levels TEXT NOT NULL,          -- JSON list: an ambient grant's levels (sessions and accounts: read anew)
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    ended REAL
+);
+CREATE INDEX IF NOT EXISTS access_tokens_session ON access_tokens(session_hash);
 """
 
 

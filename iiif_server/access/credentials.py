@@ -12,8 +12,11 @@ session_cache_seconds``): a logout, removed account or changed password takes ef
 bound, and a burst of tiles from one viewer costs one read. On the event loop (``fast``) a token not
 in memory raises ``WouldBlock``: the edge asks again on a thread.
 
-Bearer tokens are resolved by ``bearer`` (the access token service of the Authorization Flow, a
-later part of issue 12); until one is given, a bearer token grants nothing.
+Bearer tokens are resolved by ``bearer`` (``tokens.py``, filled in by ``services.py``). The
+``external`` pattern's ambient aspects (``ambient.py``: a staff network, a trusted proxy's header
+naming an account) count too, for image requests carry no token in Auth 2.0: the network costs an
+address check and no read; the header's account is cached like a token. A request with both a
+token or cookie and an ambient aspect gets the levels of both, under the token's user.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WouldBlock
 from ..lru import LRU
 from .login import COOKIE as SESSION_COOKIE
 from .sessions import MAX_TOKEN, Sessions
+
+if TYPE_CHECKING:
+    from .ambient import Ambient
 
 _MAX_ENTRIES = 4096  # tokens remembered per worker, least recently used dropped first
 
@@ -69,21 +75,34 @@ class Credentials:
         ttl: float = 1.0,
         bearer: Resolve | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ambient: Ambient | None = None,
     ) -> None:
         self.ttl = ttl
         self.clock = clock
+        self.ambient = ambient if ambient else None
         self._resolvers: dict[str, Resolve] = {"session": _session_resolver(sessions)}
         if bearer is not None:
             self._resolvers["bearer"] = bearer
+        if self.ambient is not None:
+            self._resolvers["header"] = self.ambient.account_grant
         self._known: LRU[str, tuple[float, Grant | None]] = LRU(_MAX_ENTRIES)
 
     def grant(self, environ: Mapping[str, Any], fast: bool = False) -> Grant | None:
         """The request's grant, or None (anonymous). ``fast``: from memory only, else ``WouldBlock``."""
+        found = None
         for kind, token in self._tokens(environ):
             found = self._resolve(kind, token, fast)
             if found is not None:
-                return found
-        return None
+                break
+        if self.ambient is None:
+            return found
+        return _joined(found, self._ambient(self.ambient, environ, fast))
+
+    def _ambient(self, ambient: Ambient, environ: Mapping[str, Any], fast: bool) -> Grant | None:
+        """The external pattern's aspects: a staff network's levels, joined with a trusted header's account."""
+        name = ambient.header_account(environ)
+        account = None if name is None else self._resolve("header", name, fast)
+        return _joined(account, ambient.network_grant(environ))
 
     def _tokens(self, environ: Mapping[str, Any]) -> list[tuple[str, str]]:
         tokens: list[tuple[str, str]] = []
@@ -112,6 +131,13 @@ class Credentials:
         found = self._resolvers[kind](token)
         self._known.put(key, (now + self.ttl, found))
         return found
+
+
+def _joined(first: Grant | None, second: Grant | None) -> Grant | None:
+    """Both grants' levels, under the first one's user (the more specific credential comes first)."""
+    if first is None or second is None:
+        return first or second
+    return Grant(first.user, first.levels | second.levels)
 
 
 def _session_resolver(sessions: Sessions) -> Resolve:

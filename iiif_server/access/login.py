@@ -9,6 +9,10 @@ password or not. A success clears the account's count, never the address's: one 
 must not reset a guesser's brake on the others. Failures are logged with name and address, never
 the password. ``return`` may only be a path on this site (no open redirect). The page cannot be
 framed (clickjacking) and is never cached.
+
+It is also the IIIF ``active`` access service (Auth 2.0 §3.3.1) and the Auth 1.0 login service: opened
+by a viewer in a tab with ``?origin=``, once logged in (or if already) it answers a page that says so
+and closes its tab (2.0 §3), so the viewer goes on to the token service (``flow.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from werkzeug.wrappers import Response
 from ..http import base_url
 from ..throttle import Throttle, client_key
 from .accounts import Accounts
+from .endpoints import AUTH1_LOGIN, AUTH2_ACCESS_ACTIVE
+from .messages import CLOSE_SCRIPT, origin_of, page, page_headers
 from .sessions import Sessions
 
 blueprint = Blueprint("login", __name__)
@@ -72,6 +78,18 @@ TEXT = {
     },
 }
 
+#: The answer to a viewer's tab once its user is logged in: (heading, paragraph) per language.
+LOGGED_IN = {
+    "vi": (
+        "Đã đăng nhập",
+        "Bạn đã đăng nhập với tên {name}. Tab này sẽ tự đóng; nếu không, hãy đóng nó và quay lại trình xem ảnh.",
+    ),
+    "en": (
+        "Logged in",
+        "You are logged in as {name}. This tab closes itself; if it does not, close it and return to the viewer.",
+    ),
+}
+
 _PAGE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -91,6 +109,7 @@ button{padding:.5rem;margin-top:1rem}.error{color:#a00}nav{text-align:right}</st
 <form method="post" action="{{ login_url }}">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="lang" value="{{ lang }}">
 <input type="hidden" name="return" value="{{ return_to }}">
+{% if origin %}<input type="hidden" name="origin" value="{{ origin }}">{% endif %}
 <label for="username">{{ t.username }}</label>
 <input id="username" name="username" autocomplete="username" required maxlength="64" value="{{ username }}">
 <label for="password">{{ t.password }}</label>
@@ -131,11 +150,18 @@ def _check_csrf() -> None:
     if not cookie or not field or not hmac.compare_digest(cookie.encode(), field.encode()):
         raise Forbidden("missing or wrong CSRF token: reload the login page and try again")
     origin = request.headers.get("Origin")
-    if origin is not None and origin not in _own_origins():
+    if origin is not None and origin not in own_origins():
         raise Forbidden("cross-site form posts are refused")
 
 
-def _own_origins() -> set[str]:
+def _viewer_origin() -> str | None:
+    """The ``origin`` a IIIF viewer opened this tab with (2.0 §3.2), if it is one: the page then
+    closes the tab once logged in. Only a flag here; the token service decides what it may receive."""
+    value = request.values.get("origin")
+    return value if origin_of(value) is not None else None
+
+
+def own_origins() -> set[str]:
     """This site's origins: as the request reached us, and as ``[server] public_base_url`` names it."""
     configured = current_app.config["IIIF_SETTINGS"].server.public_base_url
     urls = {base_url(request.environ), base_url(request.environ, configured)}
@@ -148,15 +174,24 @@ def _page(status: int = 200, message: str = "", username: str = "", retry_after:
     return_to = safe_return(request.values.get("return"), root + "/")
     csrf = _csrf_token()
     sessions: Sessions = current_app.extensions["iiif_sessions"]
+    session = sessions.lookup(request.cookies.get(COOKIE)) if not message else None
+    origin = _viewer_origin()
+    if session is not None and origin is not None:
+        return _close_tab(session.account.display_name)
     other = LANGS[1 - LANGS.index(lang)]
-    query = {"lang": other, **({"return": return_to} if return_to != root + "/" else {})}
+    query = {
+        "lang": other,
+        **({"return": return_to} if return_to != root + "/" else {}),
+        **({"origin": origin} if origin else {}),
+    }
     html = render_template_string(
         _PAGE,
         lang=lang,
         t=TEXT[lang],
         message=message,
         username=username,
-        session=sessions.lookup(request.cookies.get(COOKIE)) if not message else None,
+        session=session,
+        origin=origin,
         csrf=csrf,
         return_to=return_to,
         login_url=f"{root}/auth/login",
@@ -171,13 +206,22 @@ def _page(status: int = 200, message: str = "", username: str = "", retry_after:
     return response
 
 
+def _close_tab(name: str) -> Response:
+    """Logged in, for a viewer's tab: say so in both languages and close it (Auth 2.0 §3)."""
+    nonce = secrets.token_urlsafe(16)
+    texts = {lang: (heading, text.format(name=name)) for lang, (heading, text) in LOGGED_IN.items()}
+    response = Response(page(texts, CLOSE_SCRIPT, nonce), mimetype="text/html")
+    response.headers.update(page_headers(nonce))
+    return response
+
+
 def _set_csrf_cookie(response: Response, token: str) -> None:
     response.set_cookie(
         CSRF_COOKIE, token, path=f"{request.script_root}/auth", httponly=True, secure=_https(), samesite="Strict"
     )
 
 
-def _session_cookie(response: Response, token: str, max_age: int) -> None:
+def session_cookie(response: Response, token: str, max_age: int) -> None:
     """HttpOnly always; SameSite=None (the IIIF viewers' cross-site requests) only with Secure, on https."""
     https = _https()
     settings = current_app.config["IIIF_SETTINGS"].access
@@ -192,13 +236,21 @@ def _session_cookie(response: Response, token: str, max_age: int) -> None:
     )
 
 
+def end_session(cookie: str | None) -> None:
+    """Logout: the session and every access token issued to it end, in every worker at once."""
+    current_app.extensions["iiif_tokens"].end_session(cookie)
+    current_app.extensions["iiif_sessions"].end(cookie)
+
+
 @blueprint.after_request
 def _page_headers(response: Response) -> Response:
-    response.headers.update(PAGE_HEADERS)
+    for name, value in PAGE_HEADERS.items():  # a page with its own script has its own, stricter CSP
+        response.headers.setdefault(name, value)
     return response
 
 
-@blueprint.get("/auth/login")
+@blueprint.get(AUTH2_ACCESS_ACTIVE)
+@blueprint.get(AUTH1_LOGIN)
 def login_page() -> Response:
     return _page()
 
@@ -232,11 +284,16 @@ def login() -> Response:
         return _page(403, t["wrong"], username)
     throttle.succeeded(keys[1])
     sessions: Sessions = current_app.extensions["iiif_sessions"]
-    sessions.end(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not left live
+    end_session(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not left live
     token = sessions.create(account.username)
     log.info("login: account %r from %s", account.username, address)
-    response = redirect(safe_return(request.form.get("return"), request.script_root + "/"), code=303)
-    _session_cookie(response, token, int(sessions.lifetime))
+    origin = _viewer_origin()
+    if origin is not None:  # a viewer's tab: on to the page that closes it
+        back = f"{request.script_root}{AUTH2_ACCESS_ACTIVE}?{urlencode({'origin': origin, 'lang': _lang()})}"
+        response = redirect(back, code=303)
+    else:
+        response = redirect(safe_return(request.form.get("return"), request.script_root + "/"), code=303)
+    session_cookie(response, token, int(sessions.lifetime))
     return response
 
 
@@ -244,9 +301,8 @@ def login() -> Response:
 def logout() -> Response:
     """Ends the session in the database (every worker, at once) and clears the cookie."""
     _check_csrf()
-    sessions: Sessions = current_app.extensions["iiif_sessions"]
-    sessions.end(request.cookies.get(COOKIE))
+    end_session(request.cookies.get(COOKIE))
     back = f"{request.script_root}/auth/login?{urlencode({'lang': _lang()})}"
     response = redirect(safe_return(request.form.get("return"), back), code=303)
-    _session_cookie(response, "", 0)  # cleared with the attributes it was set with
+    session_cookie(response, "", 0)  # cleared with the attributes it was set with
     return response

@@ -4,12 +4,15 @@ The token (``secrets.token_urlsafe(32)``, 256 bits) is the cookie's value and no
 user name, no expiry, nothing to forge. The database keeps only its hash, so a leaked copy of the
 file gives no live session. ``lookup`` reads the account each time: a removed, expired or
 re-passworded account's sessions die at once, and the levels returned are the account's levels now.
-The IIIF Authorization Flow services (a later part of issue 12) are built on ``create``/``lookup``/``end``.
+An *ambient* session (``create_ambient``) has no account: a gallery terminal's, opened by the kiosk
+service with the levels ``[access] kiosk_levels`` gives it; it answers ``lookup`` and ``end`` alike.
+The IIIF access tokens (``tokens.py``) are issued to a session and die with it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -36,7 +39,7 @@ class Session:
         return self.account.levels
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -55,7 +58,19 @@ class Sessions:
             conn.execute("DELETE FROM sessions WHERE expires < ? OR ended < ?", (now - 86400, now - 86400))
             conn.execute(
                 "INSERT INTO sessions (token_hash, username, created, expires) VALUES (?, ?, ?, ?)",
-                (_digest(token), username, now, now + self.lifetime),
+                (digest(token), username, now, now + self.lifetime),
+            )
+        return token
+
+    def create_ambient(self, label: str, levels: tuple[str, ...]) -> str:
+        """A session of no account (a gallery terminal): ``label`` for the audit, ``levels`` fixed."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.accounts.connect() as conn:
+            conn.execute("DELETE FROM ambient_sessions WHERE expires < ? OR ended < ?", (now - 86400, now - 86400))
+            conn.execute(
+                "INSERT INTO ambient_sessions (token_hash, label, levels, created, expires) VALUES (?, ?, ?, ?, ?)",
+                (digest(token), label, json.dumps(list(levels)), now, now + self.lifetime),
             )
         return token
 
@@ -63,13 +78,28 @@ class Sessions:
         """The live session of ``token``: not ended, not expired, its account present and active."""
         if not token or len(token) > MAX_TOKEN:
             return None
+        return self.lookup_digest(digest(token))
+
+    def lookup_digest(self, token_hash: str) -> Session | None:
+        """``lookup`` by the token's sha256, as access tokens (``tokens.py``) remember their session."""
+        now = self.clock()
         with self.accounts.connect() as conn:
             row = conn.execute(
                 "SELECT a.username, a.display_name, a.levels, a.expires, a.created, a.updated, s.created, s.expires "
                 "FROM sessions s JOIN accounts a ON a.username = s.username "
                 "WHERE s.token_hash = ? AND s.ended IS NULL AND s.expires > ?",
-                (_digest(token), self.clock()),
+                (token_hash, now),
             ).fetchone()
+            ambient = None
+            if row is None:
+                ambient = conn.execute(
+                    "SELECT label, levels, created, expires FROM ambient_sessions "
+                    "WHERE token_hash = ? AND ended IS NULL AND expires > ?",
+                    (token_hash, now),
+                ).fetchone()
+        if ambient is not None:
+            label, levels, created, expires = ambient
+            return Session(Account(label, label, tuple(json.loads(levels)), None, "", ""), created, expires)
         if row is None:
             return None
         account = from_row(row[:6])
@@ -81,13 +111,14 @@ class Sessions:
         """Logout: the token is dead from now on, in every worker. True if it was live."""
         if not token or len(token) > MAX_TOKEN:
             return False
+        ended = 0
         with self.accounts.connect() as conn:
-            return bool(
-                conn.execute(
-                    "UPDATE sessions SET ended = ? WHERE token_hash = ? AND ended IS NULL",
-                    (self.clock(), _digest(token)),
+            for table in ("sessions", "ambient_sessions"):
+                ended += conn.execute(
+                    f"UPDATE {table} SET ended = ? WHERE token_hash = ? AND ended IS NULL",
+                    (self.clock(), digest(token)),
                 ).rowcount
-            )
+        return bool(ended)
 
     def count(self, username: str) -> int:
         """Live sessions of an account (``users list`` shows them)."""
