@@ -73,8 +73,8 @@ def _get(
     base: str, path: str, source: str = "127.0.0.1", **headers: str
 ) -> tuple[int, dict[str, str], bytes, list[str]]:
     """One GET from ``source`` (127.0.0.1 is the trusted proxy; 127.0.0.2 is not)."""
-    connection = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
-    connection.source_address = (source, 0)
+    port = int(base.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()

@@ -46,6 +46,15 @@ class Authorised:
 
 Decision = Allowed | Degraded | Denied | Authorised
 
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who a request's credentials name (a session, a token, an ambient aspect), and the levels they may see."""
+
+    user: str
+    levels: frozenset[str]
+
+
 #: The decisions every request shares (no allocation on the hot path).
 ALLOWED = Allowed()
 ANONYMOUS: frozenset[str] = frozenset()

@@ -17,8 +17,8 @@ from datetime import date
 from typing import Any
 
 from ..forwarded import PROXIED, Network, trusted
+from . import Grant
 from .accounts import USERNAME, Accounts
-from .credentials import Grant
 
 
 def networks_of(entries: Iterable[str]) -> list[Network]:

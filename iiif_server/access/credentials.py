@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WouldBlock
 from ..lru import LRU
+from . import Grant
 from .login import COOKIE as SESSION_COOKIE
 from .sessions import MAX_TOKEN, Sessions
 
@@ -37,14 +37,6 @@ if TYPE_CHECKING:
     from .ambient import Ambient
 
 _MAX_ENTRIES = 4096  # tokens remembered per worker, least recently used dropped first
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """Who a request's credentials name, and the levels they may see."""
-
-    user: str
-    levels: frozenset[str]
 
 
 Resolve = Callable[[str], Grant | None]

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from . import Grant
 from .accounts import Accounts
-from .credentials import Grant
 from .sessions import MAX_TOKEN, Session, Sessions, digest
 
 
