@@ -325,6 +325,7 @@ def test_origins_and_script_values() -> None:
     assert origin_of("https://Viewer.example.org") == "https://viewer.example.org"
     assert origin_of("https://client.example.com/") == "https://client.example.com"  # Auth 1.0's examples
     for bad in ("", "*", "null", "javascript:alert(1)", "https://a.example/path", "https://u@a.example",
-                "https://a.example?x", "https://a.example:99999", "https://a.example\n"):  # fmt: skip
+                "https://a.example?x", "https://a.example:99999", "https://a.example\n",
+                "https://a.example;script-src *", 'https://a.example"'):  # fmt: skip
         assert origin_of(bad) is None, bad
     assert script_json("</script>&\u2028") == '"\\u003c/script\\u003e\\u0026\\u2028"'

@@ -72,13 +72,18 @@ def _html(text: str, status: int = 200, nonce: str = "", frame_ancestors: str = 
     return response
 
 
-def _allowed_origins() -> set[str]:
+def _token_origins() -> list[str]:
+    """``[access] token_origins``, each as ``origin_of`` reads it (so nothing else reaches the CSP header)."""
     configured = current_app.config["IIIF_SETTINGS"].access.token_origins
-    return {origin.lower() for origin in (*own_origins(), *configured)}
+    return [origin for origin in map(origin_of, configured) if origin is not None]
+
+
+def _allowed_origins() -> set[str]:
+    return {origin.lower() for origin in own_origins()} | set(_token_origins())
 
 
 def _frame_ancestors() -> str:
-    return " ".join(["'self'", *current_app.config["IIIF_SETTINGS"].access.token_origins])
+    return " ".join(["'self'", *_token_origins()])
 
 
 def _issue() -> Issued | str:

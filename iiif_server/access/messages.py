@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..http import valid_host
 from .endpoints import AUTH2_CONTEXT
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def origin_of(value: str | None) -> str | None:
         parts.port  # noqa: B018 (raises on a bad port)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+    if parts.scheme not in ("http", "https") or not valid_host(parts.netloc):  # no "@", ";", quotes...
         return None
     if parts.path not in ("", "/") or parts.query or parts.fragment or value.endswith(("?", "#")):
         return None
