@@ -137,7 +137,14 @@ def demo_env(demo_root: Path, state_dir: Path) -> dict[str, str]:
 #: external programs (Chromium, the official validator) or real worker processes are marked here;
 #: single slow tests carry ``@pytest.mark.slow`` where they are defined.
 SLOW_FIXTURES = frozenset({"demo_root"})
-SLOW_MODULES = frozenset({"tests/web/test_viewer.py", "tests/test_conformance.py", "tests/ingest/test_queue.py"})
+SLOW_MODULES = frozenset(
+    {
+        "tests/web/test_viewer.py",
+        "tests/web/test_auth_frame.py",
+        "tests/test_conformance.py",
+        "tests/ingest/test_queue.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
