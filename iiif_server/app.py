@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         cors_max_age=settings.http.cors_max_age,
         credentials=services.credentials,
         audit=services.audit,
+        settings=settings,
     )
     server = settings.server
     if server.trusted_proxies and server.proxy_hops:

@@ -44,6 +44,8 @@ STATUS: dict[type[IIIFError], int] = {
 #: client's own cache only, never by a shared one, and never reused for other credentials.
 PRIVATE_CACHE_CONTROL = "private, max-age=3600"
 VARY_CREDENTIALS = "Cookie, Authorization"
+#: An answer no cache may keep (errors, a probe's result: one client's credentials at one moment).
+NO_STORE = ("Cache-Control", "no-store")
 
 #: Reason phrases: RFC 9110's (werkzeug's list, with 422's current name).
 REASONS = {**HTTP_STATUS_CODES, 422: "Unprocessable Content", 499: "Client Closed Request"}
@@ -76,9 +78,20 @@ def status_line(status: int) -> str:
     return _STATUS_LINES.get(status) or f"{status} "
 
 
+#: RFC 9110 §15.5.2: a 401 MUST carry a challenge. RFC 6750 §3: the Bearer scheme, as the IIIF
+#: Authorization Flow's access tokens are sent; a fixed realm (never the request's Host), and no
+#: ``error`` attribute, as the request had no token or one that grants nothing here.
+CHALLENGE = ("WWW-Authenticate", 'Bearer realm="IIIF"')
+
+
 def error_headers(error: IIIFError) -> Headers:
-    """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3)."""
-    return [("Retry-After", str(error.retry_after))] if isinstance(error, Overloaded) else []
+    """Headers an error adds to its status: when to come back after a 503 (RFC 9110 §10.2.3), the
+    challenge of a 401 (``CHALLENGE``)."""
+    if isinstance(error, Overloaded):
+        return [("Retry-After", str(error.retry_after))]
+    if isinstance(error, AuthorizationRequired):
+        return [CHALLENGE]
+    return []
 
 
 def preflight_headers(requested_headers: str | None, max_age: int) -> Headers:
@@ -96,7 +109,7 @@ def error_body(message: str) -> tuple[bytes, Headers]:
     return body, [
         ("Content-Type", "text/plain; charset=utf-8"),
         ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
+        NO_STORE,
     ]
 
 

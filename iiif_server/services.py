@@ -15,6 +15,7 @@ from .access.accounts import Accounts, accounts_for
 from .access.ambient import Ambient
 from .access.audit import Audit, audit_path
 from .access.credentials import Credentials
+from .access.describe import auth_services
 from .access.levels import LevelMap
 from .access.sessions import Sessions
 from .access.tiered import TieredPolicy
@@ -163,6 +164,7 @@ class Services:
             budget=Budget(
                 images.max_request_mb * MB, images.max_decode_pixels, settings.cache.decoded_levels_mb * MB // 4
             ),
+            describe=lambda base_url, identifier: auth_services(settings, base_url, identifier),
         )
 
     @cached_property

@@ -134,7 +134,9 @@ def test_anything_sharper_is_401(client: Client, path: str) -> None:
 
 
 def test_info_json_offers_only_the_degraded_view(client: Client) -> None:
-    status, headers, body = client.get("/iiif/3/stele.tif/info.json")
+    status, headers, _ = client.get("/iiif/3/stele.tif/info.json")
+    assert status == 302 and headers["location"].endswith("/iiif/3/stele.tif~preview/info.json")  # Auth 1.0 §3.2
+    status, headers, body = client.get("/iiif/3/stele.tif~preview/info.json")
     assert status == 200
     info = json.loads(body)
     assert (info["width"], info["height"]) == (WIDTH, HEIGHT)  # the canvas keeps its coordinates
@@ -148,7 +150,7 @@ def test_info_json_offers_only_the_degraded_view(client: Client) -> None:
     tile = info["tiles"][0]
     side = tile["width"] * tile["scaleFactors"][0]
     assert client.get(f"/iiif/3/stele.tif/0,0,{side},{side}/{tile['width']},/0/default.jpg")[0] == 200
-    v2 = json.loads(client.get("/iiif/2/stele.tif/info.json")[2])
+    v2 = json.loads(client.get("/iiif/2/stele.tif~preview/info.json")[2])
     assert v2["profile"][1]["maxWidth"] == 1000
     public = json.loads(client.get("/iiif/3/open.tif/info.json")[2])
     assert public.get("maxWidth", WIDTH) >= WIDTH and 1 in public["tiles"][0]["scaleFactors"]
@@ -179,7 +181,8 @@ def test_a_tightening_is_enforced_on_the_next_request_in_every_tier(server: tupl
     assert status == 401, body
     status, headers, body = client.get(rendered)
     assert status == 200 and _size(body) == (1000, 750) and headers["cache-control"].startswith("private")
-    assert json.loads(client.get(info)[2])["maxWidth"] == 1000
+    assert client.get(info)[0] == 302  # to the preview tier
+    assert json.loads(client.get(info.replace(".tif/", ".tif~preview/"))[2])["maxWidth"] == 1000
     other = Client(server[0])  # another connection, possibly the other worker
     try:
         assert other.get(tile)[0] == 401

@@ -26,12 +26,18 @@ from .endpoints import (
     AUTH1_TOKEN,
     AUTH2_ACCESS_ACTIVE,
     AUTH2_ACCESS_KIOSK,
+    AUTH2_CONTEXT,
     AUTH2_LOGOUT,
     AUTH2_PROBE,
     AUTH2_TOKEN,
 )
 
 AUTH1_PROFILE = "http://iiif.io/api/auth/1/"
+#: Image 3.0 §5.8 "Each object SHOULD have a profile": the probe's definition. Mirador 4.0 also calls
+#: ``getProfile().match`` on every service of an info.json it was redirected to: one without a
+#: profile throws there and the image never shows. (https: not the ``http://iiif.io/api/auth/``
+#: prefix by which Mirador recognises the 1.0 services it can drive.)
+PROBE_PROFILE = "https://iiif.io/api/auth/2.0/#probe-service"
 
 
 def _text(vi: str, en: str) -> dict[str, list[str]]:
@@ -100,6 +106,7 @@ def auth2_probe(settings: Settings, base_url: str, identifier: str) -> dict[str,
     return {
         "id": probe_id(base_url, identifier),
         "type": "AuthProbeService2",
+        "profile": PROBE_PROFILE,
         "errorHeading": _text("Ảnh này có giới hạn truy cập", "This image is restricted"),
         "errorNote": _text(access.access_note_vi, access.access_note_en),
         "service": services,
@@ -115,6 +122,7 @@ def auth1_login(settings: Settings, base_url: str) -> dict[str, Any]:
     return {
         "@context": AUTH1_CONTEXT,
         "@id": base_url + AUTH1_LOGIN,
+        "@type": "AuthCookieService1",  # Presentation 3.0 §3.4 (service): the 1.0 types for 3.0 documents
         "profile": AUTH1_PROFILE + "login",
         "label": f"Đăng nhập vào {provider.provider_label_vi} · Log in to {provider.provider_label_en}",
         "header": "Ảnh này có giới hạn truy cập · This image is restricted",
@@ -123,9 +131,10 @@ def auth1_login(settings: Settings, base_url: str) -> dict[str, Any]:
         "failureHeader": "Không đăng nhập được · Login failed",
         "failureDescription": f"{access.access_note_vi} {access.access_note_en}",
         "service": [
-            {"@id": base_url + AUTH1_TOKEN, "profile": AUTH1_PROFILE + "token"},
+            {"@id": base_url + AUTH1_TOKEN, "@type": "AuthTokenService1", "profile": AUTH1_PROFILE + "token"},
             {
                 "@id": base_url + AUTH1_LOGOUT,
+                "@type": "AuthLogoutService1",
                 "profile": AUTH1_PROFILE + "logout",
                 "label": f"Đăng xuất · Log out of {provider.provider_label_en}",
             },
@@ -136,3 +145,15 @@ def auth1_login(settings: Settings, base_url: str) -> dict[str, Any]:
 def auth_services(settings: Settings, base_url: str, identifier: str) -> list[dict[str, Any]]:
     """The services a restricted image's service carries: the 2.0 probe, then the 1.0 login."""
     return [auth2_probe(settings, base_url, identifier), auth1_login(settings, base_url)]
+
+
+def embedded(services: list[dict[str, Any]], version3: bool) -> list[dict[str, Any]]:
+    """``services`` as a document of one API generation embeds them.
+
+    3.0 (Image 3.0 §5.8, Presentation 3.0 "service", Auth 2.0 §2.1): no ``@context`` inside a
+    service; the document lists the auth 2 context before its own (``contexts``); the 1.0 terms
+    are in the Image and Presentation 3 contexts. 2.x (Image 2.1 §5.3): each service carries its own
+    ``@context``, the 2.0 probe included."""
+    if version3:
+        return [{key: value for key, value in service.items() if key != "@context"} for service in services]
+    return [service if "@context" in service else {"@context": AUTH2_CONTEXT, **service} for service in services]

@@ -8,6 +8,10 @@ listed size can be asked for in any format.
 A degraded view (``degraded``: a restricted image, anonymously) offers only what that client will
 get: ``maxWidth``/``maxHeight`` are the whole image at the degraded size, ``sizes`` stay within
 them (that size included) and ``tiles`` keep only the scale factors no sharper than that (none: no ``tiles``).
+
+``services``: the authorization services of a restricted image (access/describe.py), embedded as
+each API generation says (``describe.embedded``): in 3.0 the auth 2 context comes first in the
+document's ``@context`` list (Auth 2.0 §2.1), in 2.1 each service carries its own.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..access.describe import embedded
+from ..access.endpoints import AUTH2_CONTEXT
 from .model import ApiVersion, Format, Limits
 from .plan import Layout, max_size, scale_factors
 
@@ -54,6 +60,7 @@ def build_info(
     default_tile_size: int,
     preferred_formats: tuple[str, ...] = (),
     degraded: int = 0,
+    services: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The info.json document for one image, as a JSON-ready dict; ``degraded``: see the module docstring."""
     tile_w = layout.tile_width or default_tile_size
@@ -80,7 +87,7 @@ def build_info(
     }
     if version is ApiVersion.V3:
         info: dict[str, Any] = {
-            "@context": version.context,
+            "@context": [AUTH2_CONTEXT, version.context] if services else version.context,
             "id": service_id,
             "type": "ImageService3",
             "protocol": "http://iiif.io/api/image",
@@ -96,8 +103,10 @@ def build_info(
         }
         if preferred_formats:
             info["preferredFormats"] = list(preferred_formats)
+        if services:
+            info["service"] = embedded(services, version3=True)
         return info
-    return {
+    info = {
         "@context": version.context,
         "@id": service_id,
         "protocol": "http://iiif.io/api/image",
@@ -115,6 +124,9 @@ def build_info(
             },
         ],
     }
+    if services:
+        info["service"] = embedded(services, version3=False)
+    return info
 
 
 def _sizes(layout: Layout, factors: list[int], limits: Limits) -> list[dict[str, int]]:

@@ -17,19 +17,28 @@ Credentials (``access/credentials.py``) are handed to the service as a callable 
 non-public image. An answer for a client whose own levels allowed it (``Authorised``) is private
 (``Cache-Control: private``, ``Vary: Cookie, Authorization``) and never replayed; one beyond the
 anonymous view is recorded in the audit log, on a thread (the record may wait for room in its queue).
+
+A restricted image has a lower tier, ``<identifier>~preview`` (Auth 1.0 §3.2): a client that may have
+only the degraded view is redirected (302) from the image's info.json to the tier's, whose every answer
+is that view. The image's probe service (Auth 2.0 §5, ``AUTH2_PROBE``) is answered here too, as it is
+the image endpoint's own decision for the credentials sent: never on the event loop, never replayed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..access import Allowed, Authorised, Decision
+from ..access.endpoints import AUTH2_CONTEXT, AUTH2_PROBE, DEGRADED_TIER
+from ..access.probe import probe_result
 from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
     EVERY_RESPONSE,
+    NO_STORE,
     PRIVATE_CACHE_CONTROL,
     VARY_CREDENTIALS,
     Headers,
@@ -54,6 +63,7 @@ from .sources import Located
 if TYPE_CHECKING:  # built by services.py; the endpoint only calls them
     from ..access.audit import Audit
     from ..access.credentials import Credentials
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +85,10 @@ class ImageEndpoint:
         cors_max_age: int = 86400,
         credentials: Credentials | None = None,
         audit: Audit | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.service = service
+        self.settings = settings  # for the probe's texts; None: no probe service
         self.credentials = credentials  # None: every client is anonymous
         self.audit = audit
         self.fallback = fallback
@@ -89,8 +101,9 @@ class ImageEndpoint:
         version = _PREFIXES.get(path[:8])
         if version is None:
             if environ.get(INLINE):
-                raise WouldBlock  # Flask's pages: on a thread
-            return self.fallback(environ, start_response)
+                raise WouldBlock  # Flask's pages and the probe: on a thread
+            if not path.startswith(AUTH2_PROBE) or self.settings is None:
+                return self.fallback(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if method == "OPTIONS":
@@ -102,10 +115,10 @@ class ImageEndpoint:
             elif method not in ("GET", "HEAD"):
                 status, headers, body = self._error(405, "method not allowed")
                 headers.append(("Allow", "GET, HEAD, OPTIONS"))
+            elif version is None:
+                status, headers, body = self._probe(environ, _decoded(path[len(AUTH2_PROBE) :]))
             else:
-                # WSGI gives the percent-decoded path as latin-1 code points of its UTF-8 bytes.
-                rest = path[8:].encode("latin-1").decode("utf-8", "replace")
-                status, headers, body = self._handle(environ, version, rest)
+                status, headers, body = self._handle(environ, version, _decoded(path[8:]))
         except WouldBlock:
             raise
         except IIIFError as error:
@@ -151,12 +164,45 @@ class ImageEndpoint:
         source, body, decision = self.service.info(
             version, identifier, self._base_url(environ), fast, self._who(environ)
         )
+        if body is None:  # the lower tier only (Auth 1.0 §3.2): its own document, by a 302
+            tier = service_path(version, identifier + DEGRADED_TIER)
+            location = f"{self._base_url(environ)}{tier}/info.json"
+            return (
+                302,
+                [
+                    ("Location", location),
+                    ("Content-Length", "0"),
+                    ("Cache-Control", "private"),  # another client, or this one logged in, gets another answer
+                    ("Vary", VARY_CREDENTIALS),
+                ],
+                b"",
+            )
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
         private = not isinstance(decision, Allowed)
         vary = f"Accept, {VARY_CREDENTIALS}" if private else "Accept"
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", vary)]
         return self._respond(environ, lambda: body, media_type, headers, etag, source, fast, private)
+
+    def _probe(self, environ: dict[str, Any], identifier: str) -> tuple[int, Headers, bytes]:
+        """Auth 2.0 §5.2: HTTP 200 whatever the image would answer, which ``status`` tells."""
+        assert self.settings is not None
+        status = self.service.probe(identifier, self._who(environ))
+        base = self._base_url(environ)
+        substitute = f"{base}{service_path(ApiVersion.V3, identifier + DEGRADED_TIER)}" if status == 401 else ""
+        document = probe_result(self.settings, status, substitute)
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        media_type = json_media_type(environ.get("HTTP_ACCEPT"), AUTH2_CONTEXT, True)
+        return (
+            200,
+            [
+                ("Content-Type", media_type),
+                ("Content-Length", str(len(body))),
+                NO_STORE,  # the answer of one client's credentials, at one moment
+                ("Vary", f"Accept, {VARY_CREDENTIALS}"),
+            ],
+            body,
+        )
 
     def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
         prepared, decision = self.service.prepare_for(request, fast, self._who(environ))
@@ -219,3 +265,8 @@ class ImageEndpoint:
             environ[REPLAYABLE] = source
         length = [] if body is None else [("Content-Length", str(len(body)))]
         return 200, [("Content-Type", media_type), *length, *headers, *revalidate], body or b""
+
+
+def _decoded(rest: str) -> str:
+    """WSGI gives the percent-decoded path as latin-1 code points of its UTF-8 bytes."""
+    return rest.encode("latin-1").decode("utf-8", "replace")

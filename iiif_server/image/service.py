@@ -27,10 +27,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..access import ALLOWED, Allowed, Authorised, Decision, Degraded, Denied, OpenPolicy, Policy
+from ..access.endpoints import DEGRADED_TIER
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
 from ..errors import AccessDenied, AuthorizationRequired, NotFound, WouldBlock
@@ -68,7 +69,20 @@ class Prepared:
 #: memory only (else ``WouldBlock``). None: the request is anonymous.
 Who = Callable[[bool], "Grant | None"]
 
+#: The authorization services of a restricted image's info.json, by base URL and identifier
+#: (access/describe.py ``auth_services``); None: the server describes none.
+Describe = Callable[[str, str], list[dict[str, Any]]]
+
 PREPARED_CACHE_SIZE = 16384  # entries of a few hundred bytes: the hot tiles of a busy worker
+
+
+def split_tier(identifier: str) -> tuple[str, bool]:
+    """``(identifier, False)``, or for ``<identifier>~preview`` (Auth 1.0 §3.2: each tier its own
+    identifier) ``(<identifier>, True)``. One suffix only: what remains is an image's identifier as
+    any other, never a tier again, so a tier can only narrow what its image gives."""
+    if identifier.endswith(DEGRADED_TIER):
+        return identifier[: -len(DEGRADED_TIER)], True
+    return identifier, False
 
 
 def service_path(version: ApiVersion, identifier: str) -> str:
@@ -92,6 +106,7 @@ class ImageService:
         lane: Lane | None = None,
         heavy_pixels: int = 0,
         budget: Budget | None = None,
+        describe: Describe | None = None,
     ) -> None:
         self.source = source
         self.inspector = inspector
@@ -106,6 +121,7 @@ class ImageService:
         self.lane = lane  # None: every render runs at once
         self.heavy_pixels = heavy_pixels
         self.budget = budget or Budget()
+        self.describe = describe
         options = renderer.options
         self._watermark_tag = renderer.watermark.tag if renderer.watermark is not None else "-"
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
@@ -127,11 +143,15 @@ class ImageService:
     ) -> tuple[Located, SourceLayout, Decision]:
         """``locate``, with the policy's decision for this client: Allowed, Authorised or Degraded
         (else raised)."""
-        source = self.source.known(identifier) if fast else self.source.locate(identifier)
+        image, tier = split_tier(identifier)
+        source = self.source.known(image) if fast else self.source.locate(image)
         if source is None or (fast and self.policy.stale()):
             raise WouldBlock
         decision = self.policy.decide(source)
-        if decision is not ALLOWED and who is not None:
+        if tier:  # the preview tier of a degraded image: its degraded view, whoever asks
+            if not isinstance(decision, Degraded):  # a public image has one tier; a hidden one none
+                raise NotFound(f"no image {identifier!r}", "identifier")
+        elif decision is not ALLOWED and who is not None:
             decision = self._authorise(source, decision, who(fast))
         if isinstance(decision, Denied):
             if decision.conceal:  # the same answer as for a file that does not exist
@@ -152,16 +172,28 @@ class ImageService:
 
     def info(
         self, version: ApiVersion, identifier: str, base_url: str, fast: bool = False, who: Who | None = None
-    ) -> tuple[Located, bytes, Decision]:
+    ) -> tuple[Located, bytes | None, Decision]:
         """The info.json document as bytes, cached: it depends on the file, the base URL, settings and
-        the decision (a degraded view's document offers only what that client may have)."""
+        the decision (a degraded view's document offers only what that client may have).
+
+        None: this client may have only the image's lower tier, whose document is another (Auth 1.0
+        §3.2: the HTTP layer redirects there). An image that is not public (its anonymous decision is not
+        ``Allowed``) carries the authorization services in every tier, for every client: a viewer finds
+        the flow where it starts, and a logged-in one its logout."""
         source, found, decision = self.access(identifier, fast, who)
         degraded = decision.max_size if isinstance(decision, Degraded) else 0
+        image, tier = split_tier(identifier)
+        if degraded and not tier:
+            return source, None, decision
+        restricted = decision is not ALLOWED and self.describe is not None
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
-        tier = f":d{degraded}" if degraded else ""
-        key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}{tier}")
+        what = (f":d{degraded}" if degraded else "") + (":s" if restricted else "")
+        key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}{what}")
         body = self._peek(key) if fast else self.cache.get(key)
         if body is None:
+            services = None
+            if restricted and self.describe is not None:
+                services = self.describe(base_url, image)
             document = info_doc.build_info(
                 version,
                 base_url + service_path(version, identifier),
@@ -170,10 +202,23 @@ class ImageService:
                 self.default_tile_size,
                 self.preferred_formats,
                 degraded,
+                services,
             )
             body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
             self.cache.put(key, body)
         return source, body, decision
+
+    def probe(self, identifier: str, who: Who | None = None) -> int:
+        """The status the full-resolution image would get with these credentials (Auth 2.0 §5.2), by
+        the image requests' own decision: 200 or 401 (a hidden or missing image raises ``NotFound``,
+        as the image would; a tier has no probe: it is open to all)."""
+        if split_tier(identifier)[1]:
+            raise NotFound(f"no image {identifier!r}", "identifier")
+        try:
+            _, _, decision = self.access(identifier, False, who)
+        except AccessDenied:
+            return 403
+        return 401 if isinstance(decision, Degraded) else 200
 
     def prepare(self, request: ImageRequest, fast: bool = False, who: Who | None = None) -> Prepared:
         return self.prepare_for(request, fast, who)[0]

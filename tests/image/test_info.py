@@ -66,3 +66,32 @@ def test_v2_document() -> None:
     assert {"sizeAboveFull", "mirroring", "rotationArbitrary", "regionSquare"} <= set(extra["supports"])
     assert extra["maxWidth"] == 4000
     assert all(s["width"] <= 4000 for s in info["sizes"])
+
+
+def test_services_of_a_restricted_image_are_embedded_as_each_version_says() -> None:
+    from iiif_server.access.describe import auth_services
+    from iiif_server.config import Settings
+
+    services = auth_services(Settings(), "https://museum.example", "a/b.tif")
+    limits = Limits(0, 0, 0)
+    plain = build_info(ApiVersion.V3, "https://museum.example/iiif/3/x", LAYOUT, limits, 512)
+    assert build_info(ApiVersion.V3, "https://museum.example/iiif/3/x", LAYOUT, limits, 512, services=None) == plain
+    v3 = build_info(ApiVersion.V3, "https://museum.example/iiif/3/x", LAYOUT, limits, 512, services=services)
+    assert v3["@context"] == ["http://iiif.io/api/auth/2/context.json", "http://iiif.io/api/image/3/context.json"]
+    probe, login = v3["service"]
+    assert "@context" not in probe and "@context" not in login  # Presentation 3.0: hoisted to the document
+    assert probe["id"] == "https://museum.example/auth/2/probe/a%2Fb.tif" and probe["profile"]  # Mirador: a profile
+    assert (login["@type"], [s["@type"] for s in login["service"]]) == (
+        "AuthCookieService1",
+        ["AuthTokenService1", "AuthLogoutService1"],
+    )
+    assert {k: v for k, v in v3.items() if k not in ("service", "@context")} == {
+        k: v for k, v in plain.items() if k != "@context"
+    }
+    v2 = build_info(ApiVersion.V2, "https://museum.example/iiif/2/x", LAYOUT, limits, 512, services=services)
+    assert v2["@context"] == "http://iiif.io/api/image/2/context.json"
+    assert [s["@context"] for s in v2["service"]] == [
+        "http://iiif.io/api/auth/2/context.json",
+        "http://iiif.io/api/auth/1/context.json",
+    ]
+    assert services[0].get("@context") is None  # the shared descriptions are not changed in place
