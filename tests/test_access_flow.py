@@ -160,6 +160,12 @@ def _token(base: str, **headers: str) -> str:
     return str(message["accessToken"])
 
 
+def _probe(base: str, **headers: str) -> int:
+    status, _, body, _ = _get(base, "/auth/2/probe/stele.tif", **headers)
+    assert status == 200
+    return int(json.loads(body)["status"])
+
+
 def test_a_token_opens_the_image_until_logout_ends_it_and_the_cookie(site: tuple[str, Path]) -> None:
     base, _ = site
     browser = _login(base)
@@ -172,13 +178,14 @@ def test_a_token_opens_the_image_until_logout_ends_it_and_the_cookie(site: tuple
     public = json.loads(_get(base, "/iiif/3/open.tif/info.json")[2])
     assert info["maxWidth"] == public["maxWidth"] != 1000  # the full info.json (Auth 1.0 §2.2.5), not degraded
     assert _get(base, TILE)[0] == 401  # anonymous: still refused
+    assert _probe(base, **bearer) == 200 and _probe(base) == 401  # the probe (Auth 2.0 §5) reads the token
     # logout by GET, as the viewers open it: the page, the cookie cleared, the token and session dead
     status, headers, body, cookies = _get(base, "/auth/2/logout", **_cookie(browser))
     assert status == 200 and headers["cache-control"] == "no-store" and "Logged out" in body.decode()
     assert any(line.startswith("iiif_session=;") for line in cookies)
 
     time.sleep(CACHE_SECONDS + 0.3)
-    assert _get(base, TILE, **bearer)[0] == 401
+    assert _get(base, TILE, **bearer)[0] == 401 and _probe(base, **bearer) == 401
     assert _get(base, TILE, **_cookie(browser))[0] == 401
     assert (
         _message(_get(base, f"/auth/2/token?messageId=x&origin={VIEWER}", **_cookie(browser))[2], VIEWER)["profile"]
@@ -229,6 +236,7 @@ def test_the_external_pattern_staff_network_and_trusted_header(site: tuple[str, 
     status, headers, tile, _ = _get(base, TILE, **staff)
     assert status == 200 and decode(tile).width == 256 and headers["cache-control"].startswith("private")
     token = _token(base, **staff)
+    assert _probe(base, **staff) == 200  # the external pattern: no token needed
     assert _get(base, TILE, Authorization=f"Bearer {token}", **{"X-Forwarded-For": ADDRESS})[0] == 200
     # the header, from the trusted proxy, names alice; from another peer, or naming nobody, it is nothing
     named = {"X-Forwarded-For": ADDRESS, "X-Remote-User": "alice"}
