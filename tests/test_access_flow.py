@@ -134,6 +134,12 @@ def test_the_token_page_posts_to_the_allowed_origin_only_and_safely(site: tuple[
     assert status == 200 and error["type"] == "AuthAccessTokenError2" and error["profile"] == "invalidOrigin"
     assert error["messageId"] == "3" and set(error["heading"]) == set(error["note"]) == {"vi", "en"}
     assert "accessToken" not in body.decode() and _token_rows(state) == rows
+    # a HEAD request reads nothing: no token is made for it
+    port = int(base.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("HEAD", f"/auth/2/token?messageId=4&origin={quote(VIEWER)}", headers=_cookie(browser))
+    assert connection.getresponse().status == 200 and _token_rows(state) == rows
+    connection.close()
     # script injection through messageId and origin cannot leave the script
     evil = "</script><script>alert(1)</script><!--\u2028"
     status, _, body, _ = _get(base, f"/auth/2/token?messageId={quote(evil)}&origin={quote(VIEWER)}", **_cookie(browser))
@@ -223,7 +229,11 @@ def test_the_kiosk_service_opens_a_terminal_and_refuses_other_addresses(site: tu
     cookie = {"X-Forwarded-For": KIOSK, "Cookie": line.split(";", 1)[0]}
     status, headers, tile, _ = _get(base, TILE, **cookie)
     assert status == 200 and decode(tile).width == 256 and headers["cache-control"].startswith("private")
-    assert _get(base, TILE, Authorization=f"Bearer {_token(base, **cookie)}")[0] == 200
+    token = _token(base, **cookie)
+    assert _get(base, TILE, Authorization=f"Bearer {token}", **{"X-Forwarded-For": KIOSK})[0] == 200
+    # the terminal's cookie or token carried away from the gallery opens nothing
+    assert _get(base, TILE, Authorization=f"Bearer {token}", **{"X-Forwarded-For": ADDRESS})[0] == 401
+    assert _get(base, TILE, **{**cookie, "X-Forwarded-For": ADDRESS})[0] == 401
     status, _, body, cookies = _get(base, "/auth/2/kiosk", **{"X-Forwarded-For": ADDRESS})
     assert status == 403 and "Not a gallery terminal" in body.decode() and not cookies
     # a raw X-Forwarded-For from an untrusted peer is not believed

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WouldBlock
+from ..forwarded import trusted
 from ..lru import LRU
 from . import Grant
+from .ambient import networks_of
 from .login import COOKIE as SESSION_COOKIE
-from .sessions import MAX_TOKEN, Sessions
+from .sessions import KIOSK, MAX_TOKEN, Sessions
 
 if TYPE_CHECKING:
     from .ambient import Ambient
@@ -68,8 +70,10 @@ class Credentials:
         bearer: Resolve | None = None,
         clock: Callable[[], float] = time.monotonic,
         ambient: Ambient | None = None,
+        kiosk_networks: Iterable[str] = (),
     ) -> None:
         self.ttl = ttl
+        self.kiosk_networks = networks_of(kiosk_networks)
         self.clock = clock
         self.ambient = ambient if ambient else None
         self._resolvers: dict[str, Resolve] = {"session": _session_resolver(sessions)}
@@ -86,9 +90,14 @@ class Credentials:
             found = self._resolve(kind, token, fast)
             if found is not None:
                 break
+        if found is not None and found.user.startswith(KIOSK) and not self._at_kiosk(environ):
+            found = None  # a gallery terminal's session (or its token) is worth nothing away from the gallery
         if self.ambient is None:
             return found
         return _joined(found, self._ambient(self.ambient, environ, fast))
+
+    def _at_kiosk(self, environ: Mapping[str, Any]) -> bool:
+        return bool(self.kiosk_networks) and trusted(environ.get("REMOTE_ADDR"), self.kiosk_networks)
 
     def _ambient(self, ambient: Ambient, environ: Mapping[str, Any], fast: bool) -> Grant | None:
         """The external pattern's aspects: a staff network's levels, joined with a trusted header's account."""

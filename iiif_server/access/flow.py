@@ -40,7 +40,7 @@ from .messages import (
     token_v1,
     token_v2,
 )
-from .sessions import Sessions
+from .sessions import KIOSK, Sessions
 from .tokens import Issued, Tokens
 
 blueprint = Blueprint("auth_flow", __name__)
@@ -105,6 +105,8 @@ def _issue() -> Issued | str:
 
 
 def _token(version: int) -> Response:
+    if request.method == "HEAD":  # a token is minted only for a client that will read it
+        return _html("", frame_ancestors=_frame_ancestors())
     message_id = request.args.get("messageId")
     requested = request.args.get("origin")
     if version == 1 and message_id is None:  # 1.0 §2.2.3: a non-browser client, JSON
@@ -156,7 +158,7 @@ def kiosk() -> Response:
         return _html(page(KIOSK_REFUSED), 403)
     sessions: Sessions = current_app.extensions["iiif_sessions"]
     end_session(request.cookies.get(COOKIE))  # a session this browser had before is replaced
-    token = sessions.create_ambient(f"kiosk@{address}", access.kiosk_levels)
+    token = sessions.create_ambient(f"{KIOSK}{address}", access.kiosk_levels)
     log.info("kiosk: session opened for %s", address)
     nonce = secrets.token_urlsafe(16)
     response = _html(page(KIOSK_OPENED, CLOSE_SCRIPT, nonce), nonce=nonce)

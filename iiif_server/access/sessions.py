@@ -21,6 +21,7 @@ from datetime import date
 
 from .accounts import Account, Accounts, from_row
 
+KIOSK = "kiosk@"  # an ambient session's label: "kiosk@<address>" (the kiosk service, flow.py)
 MAX_TOKEN = 128  # token_urlsafe(32) is 43 characters; anything much longer is not ours
 
 
