@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_accept_header, parse_date, parse_etags
 from werkzeug.wsgi import get_host
@@ -41,9 +41,11 @@ STATUS: dict[type[IIIFError], int] = {
     ClientGone: 499,  # nginx's "client closed request": only the access log and metrics see it
 }
 #: An answer that depends on who asks (a degraded view now, an authorised one later): kept by the
-#: client's own cache only, never by a shared one, and never reused for other credentials.
+#: client's own cache only, never by a shared one, and never reused for other credentials, nor for
+#: another page (its CORS headers name the page's origin: ``credentialed_cors``).
 PRIVATE_CACHE_CONTROL = "private, max-age=3600"
-VARY_CREDENTIALS = "Cookie, Authorization"
+VARY_CREDENTIALS = "Cookie, Authorization, Origin"
+VARY_ORIGIN = ("Vary", "Origin")
 #: An answer no cache may keep (errors, a probe's result: one client's credentials at one moment).
 NO_STORE = ("Cache-Control", "no-store")
 
@@ -64,6 +66,53 @@ CORS = [
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 #: On every response of the site, errors included: CORS (Image API 3.0 §6.2) and ``NOSNIFF``.
 EVERY_RESPONSE = [*CORS, NOSNIFF]
+
+
+def own_origins(environ: dict[str, Any], configured: str = "") -> set[str]:
+    """This site's origins: as the request reached us, and as ``[server] public_base_url`` names it."""
+    urls = {base_url(environ), base_url(environ, configured)}
+    return {f"{parts.scheme}://{parts.netloc}" for parts in map(urlsplit, urls)}
+
+
+def trusted_origin(environ: dict[str, Any], configured: str, listed: Collection[str]) -> str | None:
+    """The request's ``Origin`` if it is this site's own or one of ``listed`` (``[access]
+    token_origins``, lower case), else None: the one place that decides which web pages may act
+    with a viewer's credentials. Origins compare case-insensitively (a Host may be spelt in capitals)."""
+    origin = environ.get("HTTP_ORIGIN")
+    return origin if origin and allowed_origin(environ, configured, listed, origin) else None
+
+
+def allowed_origin(environ: dict[str, Any], configured: str, listed: Collection[str], origin: str) -> bool:
+    """Is ``origin`` this site's own or one of ``listed`` (lower case)? For the ``Origin`` header
+    (``trusted_origin``) and the token services' ``origin`` parameter alike."""
+    wanted = origin.lower()
+    if wanted in listed:
+        return True
+    try:
+        own = own_origins(environ, configured)
+    except InvalidRequest:  # an invalid Host: no own origin to match
+        return False
+    return wanted in {o.lower() for o in own}
+
+
+def credentialed_cors(environ: dict[str, Any], configured: str, listed: Collection[str]) -> Headers:
+    """``EVERY_RESPONSE`` for an answer that depends on who asks (a non-public image, the probe).
+
+    A page that sends the viewer's cookie (``fetch(url, {credentials: "include"})``, OpenSeadragon's
+    ``ajaxWithCredentials``) may read an answer only if it names the page's exact origin and says
+    ``Access-Control-Allow-Credentials: true``; ``*`` is refused (Fetch, "CORS protocol and
+    credentials"). So a trusted origin (``trusted_origin``) gets both; any other keeps ``*``, and its
+    credentialed reads fail in the browser, as they must. The answer must also vary on ``Origin``.
+    """
+    origin = trusted_origin(environ, configured, listed)
+    if origin is None:
+        return EVERY_RESPONSE
+    return [
+        ("Access-Control-Allow-Origin", origin),
+        ("Access-Control-Allow-Credentials", "true"),
+        *CORS[1:],
+        NOSNIFF,
+    ]
 
 
 def status_for(error: IIIFError) -> int:

@@ -83,7 +83,9 @@ class Services:
     def credentials(self) -> Credentials:
         """A request's session cookie, access token or ambient aspect as levels, cached briefly per worker."""
         return Credentials(
-            self.sessions, self.settings.access.session_cache_seconds, bearer=self.tokens.grant,
+            self.sessions,
+            self.settings.access.session_cache_seconds,
+            bearer=self.tokens.grant,
             ambient=self.ambient,
             kiosk_networks=self.settings.access.kiosk_networks,
         )

@@ -26,9 +26,10 @@ from flask import Blueprint, current_app, request
 from werkzeug.wrappers import Response
 
 from ..forwarded import trusted
+from ..http import allowed_origin
 from .ambient import Ambient, networks_of
 from .endpoints import AUTH1_LOGOUT, AUTH1_TOKEN, AUTH2_ACCESS_KIOSK, AUTH2_LOGOUT, AUTH2_TOKEN
-from .login import COOKIE, end_session, own_origins, session_cookie
+from .login import COOKIE, end_session, session_cookie
 from .messages import (
     CLOSE_SCRIPT,
     error_v1,
@@ -78,8 +79,10 @@ def _token_origins() -> list[str]:
     return [origin for origin in map(origin_of, configured) if origin is not None]
 
 
-def _allowed_origins() -> set[str]:
-    return {origin.lower() for origin in own_origins()} | set(_token_origins())
+def _allowed(origin: str) -> bool:
+    """May ``origin`` receive a token? This site's own and ``token_origins`` (``http.allowed_origin``)."""
+    settings = current_app.config["IIIF_SETTINGS"]
+    return allowed_origin(request.environ, settings.server.public_base_url, _token_origins(), origin)
 
 
 def _frame_ancestors() -> str:
@@ -118,7 +121,7 @@ def _token(version: int) -> Response:
     origin = origin_of(requested)
     if message_id is None or len(message_id) > MAX_MESSAGE_ID or requested is None or origin is None:
         outcome: Issued | str = "invalidRequest"
-    elif origin not in _allowed_origins():
+    elif not _allowed(origin):
         outcome = "invalidOrigin"
     else:
         outcome = _issue()

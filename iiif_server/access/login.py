@@ -26,7 +26,7 @@ from flask import Blueprint, current_app, redirect, render_template_string, requ
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
-from ..http import base_url
+from ..http import own_origins as request_origins
 from ..throttle import Throttle, client_key
 from .accounts import Accounts
 from .endpoints import AUTH1_LOGIN, AUTH2_ACCESS_ACTIVE
@@ -163,9 +163,7 @@ def _viewer_origin() -> str | None:
 
 def own_origins() -> set[str]:
     """This site's origins: as the request reached us, and as ``[server] public_base_url`` names it."""
-    configured = current_app.config["IIIF_SETTINGS"].server.public_base_url
-    urls = {base_url(request.environ), base_url(request.environ, configured)}
-    return {f"{parts.scheme}://{parts.netloc}" for parts in map(urlsplit, urls)}
+    return request_origins(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
 
 
 def _page(status: int = 200, message: str = "", username: str = "", retry_after: int = 0) -> Response:

@@ -22,6 +22,11 @@ A restricted image has a lower tier, ``<identifier>~preview`` (Auth 1.0 §3.2): 
 only the degraded view is redirected (302) from the image's info.json to the tier's, whose every answer
 is that view. The image's probe service (Auth 2.0 §5, ``AUTH2_PROBE``) is answered here too, as it is
 the image endpoint's own decision for the credentials sent: never on the event loop, never replayed.
+
+CORS: ``*`` on every answer, except those that depend on who asks (a non-public image's answers and
+401s, the probe, preflights), which name the requesting page's origin with credentials allowed when it
+is this site's or one of ``[access] token_origins`` (``http.credentialed_cors``), so a viewer on the
+museum's own web site can send the session cookie. A public answer never looks at ``Origin``.
 """
 
 from __future__ import annotations
@@ -35,15 +40,17 @@ from typing import TYPE_CHECKING, Any
 from ..access import Allowed, Authorised, Decision
 from ..access.endpoints import AUTH2_CONTEXT, AUTH2_PROBE, DEGRADED_TIER
 from ..access.probe import probe_result
-from ..errors import INLINE, REPLAYABLE, IIIFError, RenderTimeout, WouldBlock
+from ..errors import INLINE, REPLAYABLE, AuthorizationRequired, IIIFError, RenderTimeout, WouldBlock
 from ..http import (
     EVERY_RESPONSE,
     NO_STORE,
     PRIVATE_CACHE_CONTROL,
     VARY_CREDENTIALS,
+    VARY_ORIGIN,
     Headers,
     base_url,
     cancelled_of,
+    credentialed_cors,
     error_body,
     error_headers,
     is_fresh,
@@ -72,6 +79,9 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _PREFIXES = {"/iiif/3/": ApiVersion.V3, "/iiif/2/": ApiVersion.V2}
 
+#: An answer: status, headers, body, and whether it depends on who asks (its CORS names a trusted origin).
+Reply = tuple[int, Headers, bytes, bool]
+
 
 class ImageEndpoint:
     """WSGI middleware: answers ``/iiif/{2,3}/...``, hands everything else to ``fallback``."""
@@ -95,6 +105,8 @@ class ImageEndpoint:
         self.public_base_url = public_base_url
         self.cache_control = cache_control
         self.cors_max_age = cors_max_age
+        # origins besides this site's own whose pages may read answers with a viewer's credentials
+        self.token_origins = frozenset(o.lower() for o in settings.access.token_origins) if settings else frozenset()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -105,31 +117,40 @@ class ImageEndpoint:
             if not path.startswith(AUTH2_PROBE) or self.settings is None:
                 return self.fallback(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
+        private = False  # does the answer depend on who asks? (then its CORS may name the origin)
         try:
-            if method == "OPTIONS":
-                status, headers, body = (
+            if method == "OPTIONS":  # a preflight does not know the image: a trusted origin is echoed
+                status, headers, body, private = (
                     204,
-                    preflight_headers(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"), self.cors_max_age),
+                    [
+                        *preflight_headers(environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"), self.cors_max_age),
+                        VARY_ORIGIN,
+                    ],
                     b"",
+                    True,
                 )
             elif method not in ("GET", "HEAD"):
                 status, headers, body = self._error(405, "method not allowed")
                 headers.append(("Allow", "GET, HEAD, OPTIONS"))
             elif version is None:
-                status, headers, body = self._probe(environ, _decoded(path[len(AUTH2_PROBE) :]))
+                status, headers, body, private = self._probe(environ, _decoded(path[len(AUTH2_PROBE) :]))
             else:
-                status, headers, body = self._handle(environ, version, _decoded(path[8:]))
+                status, headers, body, private = self._handle(environ, version, _decoded(path[8:]))
         except WouldBlock:
             raise
         except IIIFError as error:
             status, headers, body = self._error(status_for(error), str(error))
             headers += error_headers(error)
+            if isinstance(error, AuthorizationRequired):  # only ever about an image that is not public
+                private = True
+                headers.append(VARY_ORIGIN)
             if isinstance(error, RenderTimeout):
                 log.warning("503 for %s%s: %s", environ.get("SCRIPT_NAME", ""), path, error)
         except Exception:
             log.exception("unhandled error for %s", path)
             status, headers, body = self._error(500, "internal server error")
-        start_response(status_line(status), headers + EVERY_RESPONSE)
+        cors = credentialed_cors(environ, self.public_base_url, self.token_origins) if private else EVERY_RESPONSE
+        start_response(status_line(status), headers + cors)
         return [b"" if method == "HEAD" else body]
 
     @staticmethod
@@ -147,20 +168,18 @@ class ImageEndpoint:
             return None
         return lambda fast: credentials.grant(environ, fast)
 
-    def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> tuple[int, Headers, bytes]:
+    def _handle(self, environ: dict[str, Any], version: ApiVersion, rest: str) -> Reply:
         parsed = parse_path(version, rest)
         fast = bool(environ.get(INLINE))
         if isinstance(parsed, BaseUriRequest):
             self.service.locate(parsed.identifier, fast, self._who(environ))
             location = self._base_url(environ) + service_path(version, parsed.identifier) + "/info.json"
-            return 303, [("Location", location), ("Content-Length", "0")], b""
+            return 303, [("Location", location), ("Content-Length", "0")], b"", False
         if isinstance(parsed, InfoRequest):
             return self._info(environ, version, parsed.identifier, fast)
         return self._image(environ, parsed, fast)
 
-    def _info(
-        self, environ: dict[str, Any], version: ApiVersion, identifier: str, fast: bool
-    ) -> tuple[int, Headers, bytes]:
+    def _info(self, environ: dict[str, Any], version: ApiVersion, identifier: str, fast: bool) -> Reply:
         source, body, decision = self.service.info(
             version, identifier, self._base_url(environ), fast, self._who(environ)
         )
@@ -176,6 +195,7 @@ class ImageEndpoint:
                     ("Vary", VARY_CREDENTIALS),
                 ],
                 b"",
+                True,
             )
         etag = hashlib.sha1(body).hexdigest()[:32]
         media_type = json_media_type(environ.get("HTTP_ACCEPT"), version.context, version is ApiVersion.V3)
@@ -184,7 +204,7 @@ class ImageEndpoint:
         headers = [("Link", f'<{version.profile_uri}>;rel="profile"'), ("Vary", vary)]
         return self._respond(environ, lambda: body, media_type, headers, etag, source, fast, private)
 
-    def _probe(self, environ: dict[str, Any], identifier: str) -> tuple[int, Headers, bytes]:
+    def _probe(self, environ: dict[str, Any], identifier: str) -> Reply:
         """Auth 2.0 §5.2: HTTP 200 whatever the image would answer, which ``status`` tells."""
         assert self.settings is not None
         status = self.service.probe(identifier, self._who(environ))
@@ -202,9 +222,10 @@ class ImageEndpoint:
                 ("Vary", f"Accept, {VARY_CREDENTIALS}"),
             ],
             body,
+            True,
         )
 
-    def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> tuple[int, Headers, bytes]:
+    def _image(self, environ: dict[str, Any], request: ImageRequest, fast: bool) -> Reply:
         prepared, decision = self.service.prepare_for(request, fast, self._who(environ))
         canonical = f"{self._base_url(environ)}{service_path(request.version, request.identifier)}/{prepared.canonical}"
         links = [("Link", f'<{canonical}>;rel="canonical", <{request.version.profile_uri}>;rel="profile"')]
@@ -248,7 +269,7 @@ class ImageEndpoint:
         source: Located,
         fast: bool,
         private: bool = False,
-    ) -> tuple[int, Headers, bytes]:
+    ) -> Reply:
         """304 if the client's copy is current, decided before ``body_of`` renders anything.
 
         A 200 answered on the event loop came from memory: the edge may replay it (replay.py).
@@ -259,12 +280,12 @@ class ImageEndpoint:
         revalidate = validators(etag, source.mtime, PRIVATE_CACHE_CONTROL if private else self.cache_control)
         if is_fresh(environ, etag, source.mtime):
             note_tier(NOT_MODIFIED)
-            return 304, headers + revalidate, b""
+            return 304, headers + revalidate, b"", private
         body = body_of()
         if fast and body is not None and not private:
             environ[REPLAYABLE] = source
         length = [] if body is None else [("Content-Length", str(len(body)))]
-        return 200, [("Content-Type", media_type), *length, *headers, *revalidate], body or b""
+        return 200, [("Content-Type", media_type), *length, *headers, *revalidate], body or b"", private
 
 
 def _decoded(rest: str) -> str:
