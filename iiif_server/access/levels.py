@@ -73,7 +73,12 @@ class LevelMap:
         now = self._clock()
         if now >= self._due:
             self._check(now)
-        levels = self._levels
+        return self.lookup(self._levels, source)
+
+    def lookup(self, levels: Levels, source: Located) -> str:
+        """The file's level name in ``levels`` (one ``read``): what the export says, else ``default_level``.
+        The catalogue asks it with the levels it read within its own build, so a manifest and the
+        export it was built from agree."""
         name = levels.by_path.get(source.path)
         if name is None and levels.by_name:
             name = levels.by_name.get(self.name_key(source.identifier))

@@ -1,0 +1,69 @@
+"""What the manifests may say of each image: open, restricted (degraded for anonymous clients), or hidden.
+
+The one place that decides which records are published and how their images are described:
+
+- a record is published when its access value is in ``[manifests] publish`` (``Settings`` refuses a
+  hidden level there), and none of its images is hidden (an image takes the most restrictive level
+  of all the records showing it: a manifest must not reveal an image the server conceals);
+- a restricted image is described with its degraded size and its authorization services.
+
+The levels are the image server's own (``access/levels.py``: same rules, same export), read once per
+build within the catalogue's check that the export did not change meanwhile, so a manifest never
+disagrees with the export it was built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..access.describe import auth_services
+from ..config import Settings, Treatment
+from ..image.sources import Located
+from .records import Text
+
+if TYPE_CHECKING:  # access/levels.py imports the catalogue: only the type here
+    from ..access.levels import LevelMap
+
+#: Presentation 3.0 names the Auth 1.0 services by ``@type`` (its table of service types) and wants
+#: no ``@context`` inside a service; info.json (Image API 2.1 style) keeps the 1.0 form.
+Treatments = Callable[[Located], Treatment]  # an image's treatment for anonymous clients, in one build
+
+AUTH1_TYPES = {"login": "AuthCookieService1", "token": "AuthTokenService1", "logout": "AuthLogoutService1"}
+
+
+def presentation_form(block: dict[str, Any]) -> dict[str, Any]:
+    """An Auth 1.0 service block (``access/describe.py``) as Presentation 3.0 embeds it; others as they are."""
+    profile = block.get("profile", "")
+    if "@id" not in block or not profile.startswith("http://iiif.io/api/auth/1/"):
+        return block
+    kind = profile.rsplit("/", 1)[-1]
+    converted: dict[str, Any] = {"@id": block["@id"], "@type": AUTH1_TYPES[kind]}
+    converted.update((k, v) for k, v in block.items() if k not in ("@context", "@id"))
+    if "service" in converted:
+        converted["service"] = [presentation_form(inner) for inner in converted["service"]]
+    return converted
+
+
+class ImageAccess:
+    def __init__(self, settings: Settings, levels: LevelMap) -> None:
+        self.settings = settings
+        self.levels = levels
+        access = settings.access
+        self.degraded_size = access.degraded_size
+        self.note = Text(access.access_note_vi, access.access_note_en)
+        self.publish = frozenset(settings.manifests.publish)
+        #: Everything the described services depend on, for the catalogue's cache keys.
+        self.tag = repr((access, settings.manifests.provider_label_vi, settings.manifests.provider_label_en))
+
+    def read(self) -> Treatments:
+        """Each image's treatment for anonymous clients, from the export as it is now."""
+        levels, lookup, treatments = self.levels.read(), self.levels.lookup, self.settings.access.levels
+        return lambda located: treatments.get(lookup(levels, located), "hidden")  # not configured: hidden
+
+    def published(self, level: str) -> bool:
+        return level in self.publish
+
+    def services(self, base: str, identifier: str) -> tuple[dict[str, Any], ...]:
+        """The authorization services of a restricted image's services, as info.json has them."""
+        return tuple(presentation_form(block) for block in auth_services(self.settings, base, identifier))
