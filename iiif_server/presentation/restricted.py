@@ -33,7 +33,20 @@ AUTH1_TYPES = {"login": "AuthCookieService1", "token": "AuthTokenService1", "log
 
 
 def presentation_form(block: dict[str, Any]) -> dict[str, Any]:
-    """An Auth 1.0 service block (``access/describe.py``) as Presentation 3.0 embeds it; others as they are."""
+    """A service block of ``access/describe.py`` as Presentation 3.0 embeds it: every service with an id
+    and a type (3.0 ``service``: "MUST have either the id or @id and type or @type").
+
+    - Auth 1.0: ``@type`` added, its ``@context`` left to the document's.
+    - The Auth 2.0 ``external`` access service has no id in info.json (Auth 2.0 §3.1: "SHOULD NOT be
+      present, and any value MUST be ignored"); here it gets ``{probe id}#external``, the part of the
+      probe's description it is, which clients ignore, so that manifests stay valid Presentation 3.0.
+    """
+    if block.get("type") == "AuthProbeService2":
+        inner = [
+            {"id": f"{block['id']}#external", **access} if access.get("profile") == "external" else access
+            for access in block.get("service", [])
+        ]
+        return {**block, "service": inner}
     profile = block.get("profile", "")
     if "@id" not in block or not profile.startswith("http://iiif.io/api/auth/1/"):
         return block
