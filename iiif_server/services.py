@@ -161,7 +161,7 @@ class Services:
             manifests,
             source=self.source,
             inspector=self.inspector,
-            access=ImageAccess(self.settings, self._levels()),
+            access=ImageAccess(self.settings, self._levels().snapshot),
             cache=self.caches.tiered,
             changes=change_log(manifests),
         )

@@ -75,10 +75,15 @@ class LevelMap:
             self._check(now)
         return self.lookup(self._levels, source)
 
+    def snapshot(self) -> Callable[[Located], str]:
+        """The export's levels as they are now (read again, whatever this map holds), as ``level``
+        gives them: the catalogue reads them within its own build, so a manifest and the export it
+        was built from agree."""
+        levels = self.read()
+        return lambda source: self.lookup(levels, source)
+
     def lookup(self, levels: Levels, source: Located) -> str:
-        """The file's level name in ``levels`` (one ``read``): what the export says, else ``default_level``.
-        The catalogue asks it with the levels it read within its own build, so a manifest and the
-        export it was built from agree."""
+        """The file's level name in ``levels``: what the export says, else ``default_level``."""
         name = levels.by_path.get(source.path)
         if name is None and levels.by_name:
             name = levels.by_name.get(self.name_key(source.identifier))

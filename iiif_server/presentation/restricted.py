@@ -15,19 +15,18 @@ disagrees with the export it was built from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..access.describe import auth_services
 from ..config import Settings, Treatment
 from ..image.sources import Located
 from .records import Text
 
-if TYPE_CHECKING:  # access/levels.py imports the catalogue: only the type here
-    from ..access.levels import LevelMap
-
 #: Presentation 3.0 names the Auth 1.0 services by ``@type`` (its table of service types) and wants
 #: no ``@context`` inside a service; info.json (Image API 2.1 style) keeps the 1.0 form.
 Treatments = Callable[[Located], Treatment]  # an image's treatment for anonymous clients, in one build
+#: The export's level names now (``access/levels.py`` ``LevelMap.snapshot``; not imported: it imports us).
+LevelsNow = Callable[[], Callable[[Located], str]]
 
 AUTH1_TYPES = {"login": "AuthCookieService1", "token": "AuthTokenService1", "logout": "AuthLogoutService1"}
 
@@ -59,7 +58,7 @@ def presentation_form(block: dict[str, Any]) -> dict[str, Any]:
 
 
 class ImageAccess:
-    def __init__(self, settings: Settings, levels: LevelMap) -> None:
+    def __init__(self, settings: Settings, levels: LevelsNow) -> None:
         self.settings = settings
         self.levels = levels
         access = settings.access
@@ -71,8 +70,8 @@ class ImageAccess:
 
     def read(self) -> Treatments:
         """Each image's treatment for anonymous clients, from the export as it is now."""
-        levels, lookup, treatments = self.levels.read(), self.levels.lookup, self.settings.access.levels
-        return lambda located: treatments.get(lookup(levels, located), "hidden")  # not configured: hidden
+        level, treatments = self.levels(), self.settings.access.levels
+        return lambda located: treatments.get(level(located), "hidden")  # a level not configured: hidden
 
     def published(self, level: str) -> bool:
         return level in self.publish
