@@ -178,6 +178,8 @@ def test_a_restricted_manifest_carries_the_auth_services_and_how_to_request_acce
             assert login["@type"] == "AuthCookieService1" and login["@id"] == f"{site.url}/auth/1/login"
             assert "@context" not in login  # Presentation 3.0: contexts at the top, not in a service
             assert [s["@type"] for s in login["service"]] == ["AuthTokenService1", "AuthLogoutService1"]
+    canvas = json.loads(get(site.url, "/iiif/manifests/R-2/canvas/2")[2])  # dereferenced: the same context
+    assert canvas["@context"] == manifest["@context"] and canvas["id"] == manifest["items"][1]["id"]
     # the static tree has the same document (but the live viewer's homepage)
     static = json.loads((site.out / "iiif/manifests/R-2").read_text(encoding="utf-8"))
     assert static == {k: v for k, v in manifest.items() if k != "homepage"}
