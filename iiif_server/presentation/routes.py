@@ -27,11 +27,10 @@ from flask import Blueprint, Response, current_app, request
 from ..errors import NotFound
 from ..http import base_url, is_fresh, json_media_type, status_line, validators
 from . import discovery
-from .build import EMBEDDED_KINDS, embedded_resource, manifest_path
+from .build import EMBEDDED_KINDS, PRESENTATION_CONTEXT, embedded_resource, manifest_path
 from .catalogue import Catalogue
 from .changes import ChangeLog
 
-PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 STREAM, PAGE = discovery.STREAM, discovery.PAGE
 _EMBEDDED = re.compile(rf"(.+)/({'|'.join(EMBEDDED_KINDS)})/([1-9][0-9]{{0,5}})")
 
