@@ -237,7 +237,7 @@ class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
     vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
     state_dir: Path = Path("manifests/state")
-    publish: tuple[str, ...] = ("public",)
+    publish: tuple[str, ...] = ("public", "restricted")  # access levels whose records get manifests
     collections: tuple[str, ...] = ("object_type", "site")
     paged_types: tuple[str, ...] = ("tư liệu",)
     extra_rights: tuple[str, ...] = ()
@@ -330,6 +330,18 @@ class Settings(_Section):
             raise ValueError(
                 f"lanes.heavy_concurrency + lanes.heavy_queue ({lanes.heavy_concurrency} + {lanes.heavy_queue}) "
                 f"must be below server.threads ({self.server.threads}), or lanes.heavy_pixels = 0 (no lane)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hidden_levels_never_published(self) -> Settings:
+        """A manifest would reveal what a hidden level conceals (404 "no such image"). A name that is no
+        level is harmless: its images are hidden, and the catalogue withholds records showing one."""
+        levels = self.access.levels
+        wrong = [name for name in self.manifests.publish if levels.get(name) == "hidden"]
+        if wrong:
+            raise ValueError(
+                f"manifests.publish names {wrong}, hidden in [access] levels: a hidden level is never published"
             )
         return self
 

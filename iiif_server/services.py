@@ -33,6 +33,7 @@ from .image.service import ImageService
 from .image.sources import FileSource
 from .image.watermark import Watermark
 from .presentation.catalogue import Catalogue, change_log
+from .presentation.restricted import ImageAccess
 from .replay import Replay
 from .throttle import Throttle
 
@@ -126,9 +127,11 @@ class Services:
     @cached_property
     def policy(self) -> Policy:
         """Access levels from the collection export (``[access]``), re-read when it changes."""
+        return TieredPolicy(self.settings.access, self._levels())
+
+    def _levels(self) -> LevelMap:
         settings = self.settings
-        levels = LevelMap(settings.access, settings.manifests.source, settings.manifests.columns, self.source)
-        return TieredPolicy(settings.access, levels)
+        return LevelMap(settings.access, settings.manifests.source, settings.manifests.columns, self.source)
 
     @cached_property
     def replay(self) -> Replay | None:
@@ -179,6 +182,7 @@ class Services:
             manifests,
             source=self.source,
             inspector=self.inspector,
+            access=ImageAccess(self.settings, self._levels().snapshot),
             cache=self.caches.tiered,
             changes=change_log(manifests),
         )

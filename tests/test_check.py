@@ -52,7 +52,7 @@ def test_check_in_a_deployment_folder_leaves_its_change_discovery_stream_alone(d
     (deploy / "config.toml").write_text(f"[images]\nroot = {json.dumps(str(demo_root))}\n", encoding="utf-8")
     built = cli(deploy, "manifests", "build", "--out", str(tmp_path / "before"), "--base-url", SITE)
     assert built.returncode == 0, built.stderr
-    assert "19 Create" in built.stdout
+    assert "20 Create" in built.stdout
     stream = deploy / "manifests" / "state" / "changes.sqlite"
     published = stream.read_bytes()
     before = files(deploy)

@@ -123,7 +123,7 @@ def _assert_first_demo_run_serves(base: str, folder: Path) -> None:
     )
     assert (region.width, region.height) == (350, 250)
     manifests = _manifests_under(f"{base}/iiif/collections/top")
-    assert len(manifests) == 8 and f"{base}/iiif/manifests/KH-HV-0001" in manifests
+    assert len(manifests) == 9 and f"{base}/iiif/manifests/KH-HV-0104" in manifests  # the restricted stele too
     assert (folder / "demo-images" / "le-hoi" / "02.jpg").is_file()
     assert (folder / "demo-images" / ".state").is_dir()  # the demo's own change history, not ./manifests/state
     assert not (folder / "manifests").exists()

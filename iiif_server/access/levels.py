@@ -73,7 +73,17 @@ class LevelMap:
         now = self._clock()
         if now >= self._due:
             self._check(now)
-        levels = self._levels
+        return self.lookup(self._levels, source)
+
+    def snapshot(self) -> Callable[[Located], str]:
+        """The export's levels as they are now (read again, whatever this map holds), as ``level``
+        gives them: the catalogue reads them within its own build, so a manifest and the export it
+        was built from agree."""
+        levels = self.read()
+        return lambda source: self.lookup(levels, source)
+
+    def lookup(self, levels: Levels, source: Located) -> str:
+        """The file's level name in ``levels``: what the export says, else ``default_level``."""
         name = levels.by_path.get(source.path)
         if name is None and levels.by_name:
             name = levels.by_name.get(self.name_key(source.identifier))

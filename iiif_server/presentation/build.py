@@ -6,6 +6,12 @@ settings, the base URL, the museum's ``Vocabulary``). Ids are
 point at this server's Image API, 3.0 first with a 2.1 service alongside for
 older viewers. Language maps carry only the languages the museum wrote: a term's
 English comes from the vocabulary, and a value without it stays Vietnamese only.
+
+A restricted image (``ImageRef.degraded_size``: anonymous clients get it no larger) keeps its
+full-resolution image services, carrying its authorization services (``ImageRef.auth``), with the
+Authorization Flow 2.0 context first in the manifest's ``@context``; its thumbnails stay within the
+degraded size, and the manifest's ``requiredStatement`` says how to request access (docs/access.md,
+"Manifests of restricted records").
 """
 
 from __future__ import annotations
@@ -35,14 +41,21 @@ from iiif_prezi3 import (
 )
 from iiif_prezi3.skeleton import Class
 
+from ..access.endpoints import AUTH2_CONTEXT
 from .records import Record, Text
 from .vocabulary import Vocabulary
 
 NO_VOCABULARY = Vocabulary()
+NO_TEXT = Text()
 
 MANIFESTS = "iiif/manifests"
 COLLECTIONS = "iiif/collections"
 TOP = "top"
+PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
+#: Extension contexts come first, the Presentation context last (Presentation 3.0 §4.6; Auth 2.0 §2.1:
+#: the auth context "MUST come before" it). Auth 1.0 services need none: Presentation 3.0 types them.
+RESTRICTED_CONTEXT = [AUTH2_CONTEXT, PRESENTATION_CONTEXT]
+ACCESS_LABEL = Text("Ghi công và quyền truy cập", "Attribution and access")
 
 #: Labels of the metadata pairs, in display order: (record field, Vietnamese, English, value language).
 #: Values in "vi" are the export's Vietnamese terms, with their English from the vocabulary.
@@ -68,11 +81,14 @@ GROUP_LABELS = {
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
-    """One scan as the image server knows it: identifier and full-size dimensions."""
+    """One scan as the image server knows it: identifier and full-size dimensions; for a restricted
+    image, the long side anonymous clients may have and the services of its authorization flows."""
 
     identifier: str
     width: int
     height: int
+    degraded_size: int = 0  # 0: open to everyone
+    auth: tuple[dict[str, Any], ...] = ()  # JSON-ready service blocks for its image services
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,7 @@ class Publisher:
     item_homepage: str = ""  # template with {inventory_number}; empty: this server's viewer page (not in static trees)
     thumbnail_size: int = 400
     paged_types: tuple[str, ...] = ()
+    access_note: Text = NO_TEXT  # how to request access to restricted images ([access] access_note_vi/en)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +154,12 @@ def _services(base: str, identifier: str) -> list[ServiceV3 | ServiceV2]:
 
 
 def thumbnail(base: str, image: ImageRef, size: int) -> AnnotationBody:
-    """A thumbnail no larger than ``size`` pixels, never upscaled, with its image service."""
+    """A thumbnail no larger than ``size`` pixels, never upscaled, with its image service.
+
+    A restricted image's is no larger than its degraded size either (the watermarked view anonymous
+    clients get) and has no service: it is a picture to show, not an invitation to ask for more."""
+    if image.degraded_size:
+        size = min(size, image.degraded_size)
     scale = min(1.0, size / max(image.width, image.height))
     width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     return AnnotationBody(
@@ -146,7 +168,7 @@ def thumbnail(base: str, image: ImageRef, size: int) -> AnnotationBody:
         format="image/jpeg",
         width=width,
         height=height,
-        service=_services(base, image.identifier)[:1],
+        service=None if image.degraded_size else _services(base, image.identifier)[:1],
     )
 
 
@@ -198,18 +220,22 @@ def build_manifest(
     paged = record.object_type in publisher.paged_types and len(images) > 1
     title = _label(record.title, record.inventory_number)
     attribution = record.attribution or publisher.provider_label
+    restricted = any(image.degraded_size for image in images)
     homepage = (
         publisher.item_homepage.format(inventory_number=quote(record.inventory_number, safe=""))
         if publisher.item_homepage
         else viewer_page(base, manifest_path(record.inventory_number))
     )
     manifest = Manifest(
+        context=RESTRICTED_CONTEXT if any(image.auth for image in images) else None,
         id=manifest_id,
         label=title,
         metadata=_metadata(record, vocabulary) or None,
         summary=record.description.language_map() or None,
-        requiredStatement=KeyValueString(
-            label={"vi": ["Ghi công"], "en": ["Attribution"]}, value=attribution.language_map()
+        requiredStatement=(
+            _access_statement(attribution, publisher.access_note)
+            if restricted
+            else KeyValueString(label={"vi": ["Ghi công"], "en": ["Attribution"]}, value=attribution.language_map())
         ),
         rights=record.rights or None,
         navDate=record.nav_date,
@@ -235,6 +261,17 @@ def build_manifest(
         items=[_canvas(manifest_id, base, n, image, paged) for n, image in enumerate(images, start=1)],
     )
     return manifest
+
+
+def _access_statement(attribution: Text, note: Text) -> KeyValueString:
+    """Presentation 3.0 allows one ``requiredStatement``: the attribution the rights may require, then
+    how to request access, per language (a language the attribution lacks gets the note alone, never
+    the other language's attribution passed off as its own)."""
+    value = {
+        language: [text for text in (getattr(attribution, language), getattr(note, language)) if text]
+        for language in ("vi", "en")
+    }
+    return KeyValueString(label=ACCESS_LABEL.language_map(), value={k: v for k, v in value.items() if v})
 
 
 def _part_of(base: str, ref: Ref) -> Class:
@@ -297,10 +334,34 @@ def embedded_resource(manifest: Mapping[str, Any], resource_id: str) -> dict[str
     return None
 
 
-def to_bytes(resource: Manifest | Collection) -> bytes:
-    """Compact UTF-8 JSON-LD with the Presentation 3 context; key order as built, so bytes are stable."""
+def image_auth(base: str, images: Sequence[ImageRef]) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The authorization services of each restricted image's services (3.0 and 2.1), by service id."""
+    return {image_service(base, i.identifier, v): i.auth for i in images if i.auth for v in (3, 2)}
+
+
+def to_bytes(resource: Manifest | Collection, auth: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> bytes:
+    """Compact UTF-8 JSON-LD with the Presentation 3 context; key order as built, so bytes are stable.
+
+    ``auth`` (``image_auth``) is set as the ``service`` of the image services it names, here on the
+    JSON: iiif-prezi3's models would rewrite the blocks (an ``external`` access service has no id;
+    they invent one)."""
     document = json.loads(resource.jsonld())
+    if auth:
+        _attach(document, auth)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _attach(node: Any, auth: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _attach(item, auth)
+    elif isinstance(node, dict):
+        blocks = auth.get(node.get("id") or node.get("@id") or "")
+        if blocks is not None and (node.get("type") or node.get("@type")) in ("ImageService3", "ImageService2"):
+            node["service"] = json.loads(json.dumps(list(blocks)))  # a copy per image service
+            return
+        for value in node.values():
+            _attach(value, auth)
 
 
 class Groups:

@@ -13,6 +13,7 @@ on (the record, the English of its terms, its images' fingerprints, its
 collections, the publisher settings), so unchanged records cost one cache
 lookup, in this worker or any other.
 Dimensions come from the image server's own layout cache, never over HTTP.
+Which records are published, and which of their images are restricted, is ``restricted.py``'s to say.
 
 A build that would delete more than ``max_delete_share`` of the published
 manifests at once is not published (``DeletionRefused``): the server keeps its
@@ -41,6 +42,7 @@ from .build import Groups, ImageRef, Publisher, Ref
 from .changes import ChangeLog, TooManyDeletes
 from .exports import read_export
 from .records import Problem, Record, Text, missing_columns, parse_records
+from .restricted import ImageAccess, Treatments
 from .vocabulary import COLUMNS as VOCABULARY_COLUMNS
 from .vocabulary import Vocabulary, parse_vocabulary
 
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Stands for the public base URL inside built documents; replaced when served or written.
 BASE = "http://iiif-server-base.invalid"
-BUILD_VERSION = "2"  # bump when building changes output: every cached manifest is rebuilt
+BUILD_VERSION = "3"  # bump when building changes output: every cached manifest is rebuilt
 _CACHE_GROUP = "presentation"
 CHANGES_FILE = "changes.sqlite"  # in [manifests] state_dir
 Progress = Callable[[int, int], None]  # (records done, records to build)
@@ -105,7 +107,7 @@ def change_log(settings: ManifestsSettings) -> ChangeLog:
     return ChangeLog(settings.state_dir / CHANGES_FILE)
 
 
-def publisher_of(settings: ManifestsSettings) -> Publisher:
+def publisher_of(settings: ManifestsSettings, access_note: Text = build.NO_TEXT) -> Publisher:
     return Publisher(
         provider_id=settings.provider_id,
         provider_label=Text(settings.provider_label_vi, settings.provider_label_en),
@@ -114,6 +116,7 @@ def publisher_of(settings: ManifestsSettings) -> Publisher:
         item_homepage=settings.item_homepage,
         thumbnail_size=settings.thumbnail_size,
         paged_types=settings.paged_types,
+        access_note=access_note,
     )
 
 
@@ -123,6 +126,7 @@ class Catalogue:
         settings: ManifestsSettings,
         source: FileSource,
         inspector: Inspector,
+        access: ImageAccess,
         cache: Cache | None = None,
         changes: ChangeLog | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -132,11 +136,14 @@ class Catalogue:
         self.inspector = inspector
         self.cache: Cache = cache or NullCache()
         self.changes = changes
-        self.publisher = publisher_of(settings)
+        self.access = access
+        self.publisher = publisher_of(settings, access.note)
         self._clock = clock
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        self._tag = hashlib.sha1(f"{BUILD_VERSION}|{self.publisher!r}|{settings.collections}".encode()).hexdigest()
+        self._tag = hashlib.sha1(
+            f"{BUILD_VERSION}|{self.publisher!r}|{settings.collections}|{access.tag}".encode()
+        ).hexdigest()
 
     def current(self) -> Snapshot:
         """The snapshot, rebuilt first if the export or an image changed since it was built."""
@@ -177,11 +184,12 @@ class Catalogue:
             raise ConfigError(f"no collection export at {path}")
         vocabulary_id = _stat(self.settings.vocabulary_file)  # before reading: an edit during it is seen next time
         vocabulary = self._read_vocabulary(snapshot)
-        self._build_records(path, snapshot, images, vocabulary, progress)
+        treatment = self.access.read()  # the same export, checked unchanged below
+        self._build_records(path, snapshot, images, vocabulary, treatment, progress)
         if _stat(path) != export_id:
             raise ConfigError(f"collection export {path} changed while it was read; it is read again shortly")
         snapshot.inputs = Inputs(export_id, images, vocabulary_id)
-        self._build_collections(snapshot, vocabulary)
+        self._build_collections(snapshot, vocabulary, treatment)
         if self.changes is not None:
             share = 1.0 if force else self.settings.max_delete_share
             current = {d.path: (d.type, d.etag) for d in snapshot.documents.values()}
@@ -219,6 +227,7 @@ class Catalogue:
         snapshot: Snapshot,
         images: dict[str, Located | None],
         vocabulary: Vocabulary,
+        treatment: Treatments,
         progress: Progress | None,
     ) -> None:
         export = read_export(path)
@@ -232,9 +241,13 @@ class Catalogue:
             found = self._locate_all(record, images, snapshot.problems)
             if found is None:
                 continue
-            if not record.access or record.access not in self.settings.publish:
+            if not record.access or not self.access.published(record.access):
                 reason = f"access {record.access!r} is not published" if record.access else "no access level"
                 snapshot.withheld.append((record, reason))
+                continue
+            hidden = next((where for where in found if treatment(where) == "hidden"), None)
+            if hidden is not None:  # another record's level conceals it: a manifest must not reveal it
+                snapshot.withheld.append((record, f"image {hidden.identifier} is hidden by its access level"))
                 continue
             snapshot.published.append(record)
             located[record.inventory_number] = found
@@ -243,7 +256,7 @@ class Catalogue:
         for done, record in enumerate(snapshot.published, start=1):
             refs = build.part_of_refs(groups, record, vocabulary)
             try:
-                body = self._manifest_bytes(record, located[record.inventory_number], refs, vocabulary)
+                body = self._manifest_bytes(record, located[record.inventory_number], refs, vocabulary, treatment)
             except IIIFError as error:  # unreadable image: this record only
                 snapshot.problems.append(Problem(record.row, record.inventory_number, str(error)))
             else:
@@ -271,31 +284,37 @@ class Catalogue:
             found.append(where)
         return found
 
-    def _manifest_bytes(self, record: Record, located: list[Located], refs: list[Ref], vocabulary: Vocabulary) -> bytes:
+    def _manifest_bytes(
+        self, record: Record, located: list[Located], refs: list[Ref], vocabulary: Vocabulary, treatment: Treatments
+    ) -> bytes:
         inputs = (
             f"{self._tag}|{_without_row(record)!r}|{vocabulary.translations(record)!r}"
-            f"|{[s.fingerprint for s in located]}|{refs!r}"
+            f"|{[(s.fingerprint, treatment(s)) for s in located]}|{refs!r}"
         )
         key = cache_key(_CACHE_GROUP, "p:" + hashlib.sha1(inputs.encode()).hexdigest())
         body = self.cache.get(key)
         if body is None:
-            images = [self._image(s) for s in located]
+            images = [self._image(s, treatment) for s in located]
             manifest = build.build_manifest(record, images, BASE, self.publisher, refs, vocabulary)
-            body = build.to_bytes(manifest)
+            body = build.to_bytes(manifest, build.image_auth(BASE, images))
             self.cache.put(key, body)
         return body
 
-    def _image(self, located: Located) -> ImageRef:
-        return ImageRef(located.identifier, *self.inspector.dimensions(located))
+    def _image(self, located: Located, treatment: Treatments) -> ImageRef:
+        width, height = self.inspector.dimensions(located)
+        if treatment(located) != "degraded":
+            return ImageRef(located.identifier, width, height)
+        auth = self.access.services(BASE, located.identifier)
+        return ImageRef(located.identifier, width, height, self.access.degraded_size, auth)
 
     def _groups(self, records: list[Record]) -> Groups:
         return Groups(self.settings.collections, records)
 
-    def _build_collections(self, snapshot: Snapshot, vocabulary: Vocabulary) -> None:
+    def _build_collections(self, snapshot: Snapshot, vocabulary: Vocabulary, treatment: Treatments) -> None:
         thumbnails: dict[str, ImageRef] = {}
         for record in snapshot.published:
             try:
-                thumbnails[record.inventory_number] = self._image(self.source.locate(record.images[0]))
+                thumbnails[record.inventory_number] = self._image(self.source.locate(record.images[0]), treatment)
             except IIIFError:
                 continue  # vanished since its manifest was built: listed at the next rebuild
         tree = build.collection_tree(

@@ -73,7 +73,7 @@ def run_build(
 
 def _summary(snapshot: Snapshot, echo: Callable[[str], None]) -> None:
     if snapshot.withheld:
-        echo(f"withheld {len(snapshot.withheld)} (access level not published):")
+        echo(f"withheld {len(snapshot.withheld)} (access level not published, or an image hidden):")
         for record, reason in snapshot.withheld:
             echo(f"  row {record.row} ({record.inventory_number}): {reason}")
     if snapshot.problems:

@@ -27,11 +27,10 @@ from flask import Blueprint, Response, current_app, request
 from ..errors import NotFound
 from ..http import base_url, is_fresh, json_media_type, status_line, validators
 from . import discovery
-from .build import EMBEDDED_KINDS, embedded_resource, manifest_path
+from .build import EMBEDDED_KINDS, PRESENTATION_CONTEXT, embedded_resource, manifest_path
 from .catalogue import Catalogue
 from .changes import ChangeLog
 
-PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 STREAM, PAGE = discovery.STREAM, discovery.PAGE
 _EMBEDDED = re.compile(rf"(.+)/({'|'.join(EMBEDDED_KINDS)})/([1-9][0-9]{{0,5}})")
 
@@ -74,13 +73,15 @@ def manifest(inventory_number: str) -> Response:
 
 
 def _embedded(path: str, suffix: str) -> Response:
-    """A canvas, annotation page or annotation, as its manifest embeds it, with the context of its own."""
+    """A canvas, annotation page or annotation, as its manifest embeds it, with its manifest's context
+    (the Authorization Flow's first, when its images are restricted)."""
     document = _catalogue().current().documents.get(path)
     base = _base()
-    resource = embedded_resource(json.loads(document.render(base)), f"{base}/{path}/{suffix}") if document else None
+    manifest = json.loads(document.render(base)) if document else {}
+    resource = embedded_resource(manifest, f"{base}/{path}/{suffix}") if document else None
     if document is None or resource is None:
         raise NotFound(f"no {EMBEDDED_KINDS[suffix.split('/')[0]]} {suffix!r} in manifest {path}", "identifier")
-    body = discovery.to_bytes({"@context": PRESENTATION_CONTEXT, **resource})
+    body = discovery.to_bytes({"@context": manifest.get("@context", PRESENTATION_CONTEXT), **resource})
     return _json(body, f"{document.etag}|{base}|{suffix}", PRESENTATION_CONTEXT)
 
 

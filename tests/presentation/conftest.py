@@ -28,7 +28,7 @@ ROWS = [
      "Bình gốm thời tiền sử.", "", "public", "http://creativecommons.org/publicdomain/mark/1.0/", "", "",
      "hien-vat/binh.png"],
     ["KH-HV-0103", "Bia đá", "Stele", "hiện vật", "Bảo vật quốc gia", "", "thế kỷ IX", "đá", "150 x 60 x 20",
-     "Tháp Bà Ponagar", "", "", "restricted", "http://rightsstatements.org/vocab/InC/1.0/", "Bảo tàng", "Museum",
+     "Tháp Bà Ponagar", "", "", "internal", "http://rightsstatements.org/vocab/InC/1.0/", "Bảo tàng", "Museum",
      "hien-vat/bia.tif"],
     ["KH-TL-0001", "Sắc phong", "Royal decree", "tư liệu", "", "1850-03-12", "triều Nguyễn", "giấy dó", "",
      "Kho Bảo tàng", "Văn bản nhiều trang.", "Multi-page decree.", "public",

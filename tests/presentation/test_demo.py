@@ -38,8 +38,8 @@ def demo_snapshot(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_every_demo_document_validates_against_the_schema(demo_snapshot: Snapshot) -> None:
     assert demo_snapshot.problems == []
-    assert [r.inventory_number for r, _ in demo_snapshot.withheld] == ["KH-HV-0104"]  # the restricted stele
-    assert demo_snapshot.manifests == 8 and demo_snapshot.collections >= 8
+    assert demo_snapshot.withheld == []  # the restricted stele is published too (issue 12)
+    assert demo_snapshot.manifests == 9 and demo_snapshot.collections >= 8
     for document in demo_snapshot.documents.values():
         data = json.loads(document.render(BASE))
         assert problems(data) == [], document.path
@@ -66,6 +66,17 @@ def test_demo_covers_what_a_museum_publishes(demo_snapshot: Snapshot) -> None:
         seal["partOf"][0]
     ).items()
     assert seal["partOf"][0]["label"] == {"vi": ["hiện vật"], "en": ["artefact"]}
+    stele = manifest("KH-HV-0104")  # the restricted treasure: published, its login services on its images
+    assert stele["@context"][0] == "http://iiif.io/api/auth/2/context.json"
+    assert len(stele["items"]) == 2 and stele["thumbnail"][0]["width"] <= 400 and "service" not in stele["thumbnail"][0]
+    for canvas, face in zip(stele["items"], ("recto", "verso"), strict=True):
+        service = canvas["items"][0]["items"][0]["body"]["service"][0]
+        assert service["id"] == f"{BASE}/iiif/3/hien-vat%2FKH-HV-0104-{face}.tif"
+        assert [s.get("type") or s.get("@type") for s in service["service"]] == [
+            "AuthProbeService2",
+            "AuthCookieService1",
+        ]
+    assert "liên hệ bảo tàng" in stele["requiredStatement"]["value"]["vi"][1]
     drum = manifest("KH-HV-0001")
     assert (drum["items"][0]["width"], drum["items"][0]["height"]) == (10240, 8192)
     assert drum["provider"][0]["homepage"][0]["id"] == "https://heritage.example.org/"
@@ -91,7 +102,7 @@ def test_history_survives_a_restart(demo_root: Path, tmp_path: Path) -> None:
     first.build()
     assert first.changes is not None
     created = first.changes.count()
-    assert created == 19  # 8 manifests + 11 collections
+    assert created == 20  # 9 manifests + 11 collections
     again = Services(settings).catalogue  # a new process: same state directory
     again.build()
     assert again.changes is not None and again.changes.count() == created
@@ -116,16 +127,16 @@ def test_cli_writes_the_static_tree_and_reports(demo_root: Path, tmp_path: Path)
     out = tmp_path / "site"
     result = run_cli("--images", str(demo_root), "--out", str(out), "--base-url", BASE + "/", "--validate", env=env)
     assert result.returncode == 0, result.stderr
-    assert "built 8 manifests and 11 collections" in result.stdout
-    assert "row 8 (KH-HV-0104): access 'restricted' is not published" in result.stdout
-    assert "19 Create" in result.stdout
+    assert "built 9 manifests and 11 collections" in result.stdout
+    assert "withheld" not in result.stdout  # the restricted stele is published
+    assert "20 Create" in result.stdout
     assert "0 invalid" in result.stdout
     manifest = json.loads((out / "iiif/manifests/KH-HV-0101").read_text(encoding="utf-8"))
     assert manifest["id"] == f"{BASE}/iiif/manifests/KH-HV-0101"
     top = json.loads((out / "iiif/collections/top").read_text(encoding="utf-8"))
     assert top["items"][0]["id"] == f"{BASE}/iiif/collections/by-object-type"
     stream = json.loads((out / "iiif/activity/all-changes").read_text(encoding="utf-8"))
-    assert stream["totalItems"] == 19
+    assert stream["totalItems"] == 20
     page = json.loads((out / "iiif/activity/page-0").read_text(encoding="utf-8"))
     assert stream["last"]["id"] == page["id"] == f"{BASE}/iiif/activity/page-0"
     assert not list(out.rglob(".*"))  # no temporary files left behind
@@ -141,7 +152,7 @@ def test_cli_is_strict_only_when_asked(demo_root: Path, tmp_path: Path) -> None:
     lenient = run_cli("--images", str(demo_root), "--source", str(export), env=env)
     assert lenient.returncode == 0, lenient.stderr
     assert "row 11 (KH-BAD-1): image file not found: khong-co.tif" in lenient.stdout
-    assert "built 8 manifests" in lenient.stdout
+    assert "built 9 manifests" in lenient.stdout
     strict = run_cli("--images", str(demo_root), "--source", str(export), "--strict", env=env)
     assert strict.returncode == 1
     no_base = run_cli("--images", str(demo_root), "--out", str(tmp_path / "o"), env=env)

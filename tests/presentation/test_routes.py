@@ -121,7 +121,7 @@ def test_collections_nest(collection_client: FlaskClient) -> None:
     assert set(values) == {"di tích kiến trúc", "hiện vật", "tư liệu"}
     artefacts = get_json(collection_client, values["hiện vật"].removeprefix(BASE))
     assert problems(artefacts) == []
-    # the restricted stele is withheld: only the jar is listed
+    # the hidden stele is withheld: only the jar is listed
     assert [m["id"] for m in artefacts["items"]] == [f"{BASE}/iiif/manifests/KH-HV-0102"]
     assert artefacts["items"][0]["type"] == "Manifest"
     assert artefacts["items"][0]["label"] == {"vi": ["Bình gốm"]}  # no English: none made up
@@ -129,7 +129,7 @@ def test_collections_nest(collection_client: FlaskClient) -> None:
     assert artefacts["partOf"][0]["id"] == f"{BASE}/iiif/collections/by-object-type"
 
 
-def test_restricted_and_unknown_are_404(collection_client: FlaskClient) -> None:
+def test_hidden_and_unknown_are_404(collection_client: FlaskClient) -> None:
     for path in ("/iiif/manifests/KH-HV-0103", "/iiif/manifests/NOPE", "/iiif/collections/nope", "/iiif/manifests/"):
         response = collection_client.get(path)
         assert response.status_code == 404, path
@@ -153,7 +153,7 @@ def test_embedded_resources_dereference_as_embedded(collection_client: FlaskClie
         "/iiif/manifests/KH-DT-0001/canvas/0",
         "/iiif/manifests/KH-DT-0001/canvas/x",
         "/iiif/manifests/KH-DT-0001/sheet/1",
-        "/iiif/manifests/KH-HV-0103/canvas/1",  # restricted: no manifest, no canvas
+        "/iiif/manifests/KH-HV-0103/canvas/1",  # hidden (internal): no manifest, no canvas
         "/iiif/manifests/NOPE/page/1",
     ):
         response = collection_client.get(path)
@@ -188,7 +188,7 @@ def test_activity_stream(collection_client: FlaskClient, collection: Path) -> No
     objects = {item["object"]["id"]: item for item in page["orderedItems"]}
     assert objects[f"{BASE}/iiif/manifests/KH-DT-0001"]["type"] == "Create"
     assert objects[f"{BASE}/iiif/manifests/KH-DT-0001"]["object"]["type"] == "Manifest"
-    assert f"{BASE}/iiif/manifests/KH-HV-0103" not in objects  # restricted: never announced
+    assert f"{BASE}/iiif/manifests/KH-HV-0103" not in objects  # hidden: never announced
     # edit one title and drop one record: an Update and a Delete, newest last
     rows = [list(r) for r in ROWS]
     rows[0][1] = "Tháp Bà Ponagar (sửa)"

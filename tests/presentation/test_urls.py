@@ -26,6 +26,9 @@ from tests.presentation.test_demo import run_cli
 EMBEDDED = {"Canvas", "AnnotationPage", "Annotation"}
 #: Beside a static tree, not in it (docs/manifests.md: host the tree beside the image server).
 IMAGE_API = ("iiif/3/", "iiif/2/")
+#: The authorization services a restricted image's services name (the probe, login, token and logout
+#: services): interactive or token endpoints, exercised by the access tests, not dereferenced here.
+AUTH = "auth/"
 
 
 def get(url: str) -> bytes:
@@ -61,7 +64,7 @@ def embedded(node: Any) -> dict[str, dict[str, Any]]:
 
 def same_site(document: dict[str, Any], base: str, with_embedded: bool = True) -> set[str]:
     """URLs on ``base`` a client may follow (a static tree holds no embedded resources' ids)."""
-    urls = {s for s in strings(document) if s.startswith(base + "/")}
+    urls = {s for s in strings(document) if s.startswith(base + "/") and not s.startswith(f"{base}/{AUTH}")}
     return urls if with_embedded else urls - embedded(document).keys()
 
 
@@ -100,15 +103,17 @@ def test_every_url_of_every_served_document_works(live: tuple[str, Path]) -> Non
     base, _ = live
     documents = crawl(base)
     manifests = {url: d for url, d in documents.items() if d.get("type") == "Manifest"}
-    assert len(manifests) == 8 and sum(d.get("type") == "Collection" for d in documents.values()) == 11
+    assert len(manifests) == 9 and sum(d.get("type") == "Collection" for d in documents.values()) == 11
     links = set().union(*(same_site(d, base) for d in documents.values()))
     parts = {key: value for d in manifests.values() for key, value in embedded(d).items()}
+    contexts = {key: d["@context"] for d in manifests.values() for key in embedded(d)}
+    assert "http://iiif.io/api/auth/2/context.json" in contexts[f"{base}/iiif/manifests/KH-HV-0104/canvas/1"]
     assert {part["type"] for part in parts.values()} == EMBEDDED and parts.keys() <= links
     for url in sorted(links - documents.keys()):  # canvases and annotations, images, image services, viewer pages
         body = get(url)
         no_placeholder(body.decode("latin-1"), url)
-        if url in parts:  # a canvas, annotation page or annotation: as embedded, with a context of its own
-            assert json.loads(body) == {"@context": "http://iiif.io/api/presentation/3/context.json", **parts[url]}
+        if url in parts:  # a canvas, annotation page or annotation: as embedded, with its manifest's context
+            assert json.loads(body) == {"@context": contexts[url], **parts[url]}
     for url, manifest in manifests.items():
         (homepage,) = manifest["homepage"]
         page = get(homepage["id"]).decode()
@@ -126,7 +131,7 @@ def test_a_static_export_holds_every_document_it_links(live: tuple[str, Path], d
     result = run_cli("--images", str(demo_root), "--out", str(site), "--base-url", base, env=env)
     assert result.returncode == 0, result.stderr
     files = {f"{base}/{path.relative_to(site)}": path for path in site.rglob("*") if path.is_file()}
-    assert len(files) == 8 + 11 + 2
+    assert len(files) == 9 + 11 + 2
     for url, path in files.items():
         text = path.read_text(encoding="utf-8")
         no_placeholder(text, url)

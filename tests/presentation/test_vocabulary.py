@@ -228,7 +228,7 @@ def test_a_broken_vocabulary_is_one_clear_error_and_a_bad_row_a_listed_problem(d
     assert lenient.returncode == 0, lenient.stderr
     row = len(text.splitlines())
     assert f"vocabulary.csv row {row}: unknown field 'colour'" in lenient.stdout
-    assert "built 8 manifests" in lenient.stdout
+    assert "built 9 manifests" in lenient.stdout
     strict = run_build("--source", str(export), "--images", str(demo_root), "--strict", tmp_path=tmp_path)
     assert strict.returncode == 1
 
