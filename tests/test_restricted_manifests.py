@@ -135,7 +135,9 @@ def test_the_static_export_never_holds_a_restricted_image_beyond_its_degraded_wa
     # anonymous clients following the image services get the degraded description, and 401 beyond
     for canvas in manifest["items"]:
         service = canvas["items"][0]["items"][0]["body"]["service"][0]
-        info = json.loads(get(site.url, service["id"].removeprefix(site.url) + "/info.json")[2])
+        status, headers, _ = get(site.url, service["id"].removeprefix(site.url) + "/info.json")
+        assert status == 302 and headers["location"] == service["id"] + "~preview/info.json"  # Auth 1.0 §3.2
+        info = json.loads(get(site.url, headers["location"].removeprefix(site.url))[2])
         assert (info["maxWidth"], info["width"]) == (DEGRADED, WIDTH)
         assert get(site.url, service["id"].removeprefix(site.url) + "/0,0,512,512/512,/0/default.jpg")[0] == 401
 

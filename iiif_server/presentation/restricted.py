@@ -17,44 +17,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..access.describe import auth_services
+from ..access.describe import auth_services, embedded
 from ..config import Settings, Treatment
 from ..image.sources import Located
 from .records import Text
 
-#: Presentation 3.0 names the Auth 1.0 services by ``@type`` (its table of service types) and wants
-#: no ``@context`` inside a service; info.json (Image API 2.1 style) keeps the 1.0 form.
 Treatments = Callable[[Located], Treatment]  # an image's treatment for anonymous clients, in one build
 #: The export's level names now (``access/levels.py`` ``LevelMap.snapshot``; not imported: it imports us).
 LevelsNow = Callable[[], Callable[[Located], str]]
 
-AUTH1_TYPES = {"login": "AuthCookieService1", "token": "AuthTokenService1", "logout": "AuthLogoutService1"}
-
 
 def presentation_form(block: dict[str, Any]) -> dict[str, Any]:
-    """A service block of ``access/describe.py`` as Presentation 3.0 embeds it: every service with an id
-    and a type (3.0 ``service``: "MUST have either the id or @id and type or @type").
+    """A service block of ``access/describe.py``, as a 3.0 document embeds it (``describe.embedded``),
+    with every service holding an id (Presentation 3.0 ``service``: "MUST have either the id or @id").
 
-    - Auth 1.0: ``@type`` added, its ``@context`` left to the document's.
-    - The Auth 2.0 ``external`` access service has no id in info.json (Auth 2.0 §3.1: "SHOULD NOT be
-      present, and any value MUST be ignored"); here it gets ``{probe id}#external``, the part of the
-      probe's description it is, which clients ignore, so that manifests stay valid Presentation 3.0.
+    The Auth 2.0 ``external`` access service has no id in info.json (Auth 2.0 §3.1: "SHOULD NOT be
+    present, and any value MUST be ignored"); here it gets ``{probe id}#external``, the part of the
+    probe's description it is, which clients ignore, so that manifests stay valid Presentation 3.0.
     """
-    if block.get("type") == "AuthProbeService2":
-        inner = [
-            {"id": f"{block['id']}#external", **access} if access.get("profile") == "external" else access
-            for access in block.get("service", [])
-        ]
-        return {**block, "service": inner}
-    profile = block.get("profile", "")
-    if "@id" not in block or not profile.startswith("http://iiif.io/api/auth/1/"):
+    (block,) = embedded([block], version3=True)
+    if block.get("type") != "AuthProbeService2":
         return block
-    kind = profile.rsplit("/", 1)[-1]
-    converted: dict[str, Any] = {"@id": block["@id"], "@type": AUTH1_TYPES[kind]}
-    converted.update((k, v) for k, v in block.items() if k not in ("@context", "@id"))
-    if "service" in converted:
-        converted["service"] = [presentation_form(inner) for inner in converted["service"]]
-    return converted
+    inner = [
+        {"id": f"{block['id']}#external", **access} if access.get("profile") == "external" else access
+        for access in block.get("service", [])
+    ]
+    return {**block, "service": inner}
 
 
 class ImageAccess:

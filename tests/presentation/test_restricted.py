@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from iiif_server.access.describe import auth1_login
 from iiif_server.config import Settings
 from iiif_server.errors import ConfigError
 from iiif_server.presentation.catalogue import Snapshot
@@ -93,30 +94,14 @@ def test_every_access_service_survives_and_the_manifest_validates(collection_set
 
 
 def test_an_auth1_block_in_presentation_form() -> None:
-    block = {
-        "@context": "http://iiif.io/api/auth/1/context.json",
-        "@id": "https://x/auth/1/login",
-        "profile": "http://iiif.io/api/auth/1/login",
-        "label": "Log in",
-        "service": [
-            {"@id": "https://x/auth/1/token", "profile": "http://iiif.io/api/auth/1/token"},
-            {"@id": "https://x/auth/1/logout", "profile": "http://iiif.io/api/auth/1/logout"},
-        ],
-    }
-    assert presentation_form(block) == {
-        "@id": "https://x/auth/1/login",
-        "@type": "AuthCookieService1",
-        "profile": "http://iiif.io/api/auth/1/login",
-        "label": "Log in",
-        "service": [
-            {"@id": "https://x/auth/1/token", "@type": "AuthTokenService1", "profile": block["service"][0]["profile"]},
-            {
-                "@id": "https://x/auth/1/logout",
-                "@type": "AuthLogoutService1",
-                "profile": block["service"][1]["profile"],
-            },
-        ],
-    }
+    block = auth1_login(Settings(), "https://x")
+    form = presentation_form(block)
+    assert "@context" not in form and block["@context"] == "http://iiif.io/api/auth/1/context.json"
+    assert form["@type"] == "AuthCookieService1" and form["@id"] == "https://x/auth/1/login"
+    assert [(inner["@id"], inner["@type"]) for inner in form["service"]] == [
+        ("https://x/auth/1/token", "AuthTokenService1"),
+        ("https://x/auth/1/logout", "AuthLogoutService1"),
+    ]
     token = {"id": "https://x/auth/2/token", "type": "AuthAccessTokenService2"}
     active = {"id": "https://x/auth/login", "type": "AuthAccessService2", "profile": "active", "service": [token]}
     external = {"type": "AuthAccessService2", "profile": "external", "service": [token]}
