@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Refresh the vendored Mirador viewer from the npm registry.
+# Refresh the vendored viewers from the npm registry: Mirador (served at /viewer) and OpenSeadragon
+# (the Auth 2.0 client page of the browser tests, tests/web/auth2_client/).
 #
-#   tools/vendor-viewers.sh            # the pinned version below
-#   tools/vendor-viewers.sh 4.0.1      # another version (then update MIRADOR_VERSION and the README)
+#   tools/vendor-viewers.sh                # the pinned versions below
+#   tools/vendor-viewers.sh 4.0.1 6.1.1    # other versions (then update the pins and the READMEs)
 #
 # Copies dist/mirador.min.js (byte-identical to the npm tarball; no source map) and the
-# package's LICENSE to iiif_server/web/static/mirador/ and prints the sha256 to record in
-# that folder's README.md.
+# package's LICENSE to iiif_server/web/static/mirador/, and OpenSeadragon's
+# build/openseadragon/openseadragon.min.js and LICENSE.txt to tests/web/auth2_client/, and prints
+# the sha256 sums to record in those folders' README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MIRADOR_VERSION="${1:-4.0.0}"
+OPENSEADRAGON_VERSION="${2:-6.1.1}"
 dest="iiif_server/web/static/mirador"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -27,3 +30,18 @@ cp "$work/package/dist/mirador.min.js" "$dest/mirador.min.js"
 cp "$work/package/LICENSE" "$dest/LICENSE"
 echo "mirador ${version} -> ${dest}/mirador.min.js"
 sha256sum "$dest/mirador.min.js"
+
+osd_dest="tests/web/auth2_client"
+osd_work="$work/openseadragon"
+mkdir -p "$osd_work"
+(cd "$osd_work" && npm pack --silent "openseadragon@${OPENSEADRAGON_VERSION}" >/dev/null \
+  && tar xzf "openseadragon-${OPENSEADRAGON_VERSION}.tgz")
+osd_version="$(node -p "require('$osd_work/package/package.json').version")"
+if [ "$osd_version" != "$OPENSEADRAGON_VERSION" ]; then
+  echo "vendor-viewers: asked for openseadragon@${OPENSEADRAGON_VERSION}, npm gave ${osd_version}" >&2
+  exit 1
+fi
+cp "$osd_work/package/build/openseadragon/openseadragon.min.js" "$osd_dest/openseadragon.min.js"
+cp "$osd_work/package/LICENSE.txt" "$osd_dest/OPENSEADRAGON-LICENSE.txt"
+echo "openseadragon ${osd_version} -> ${osd_dest}/openseadragon.min.js"
+sha256sum "$osd_dest/openseadragon.min.js"

@@ -40,13 +40,31 @@ _PAGE = """<!doctype html>
 <noscript><p>The viewer needs JavaScript. The manifest is at <a href="{{ manifest }}">{{ manifest }}</a>.</p></noscript>
 <script src="{{ script }}"></script>
 <script>
-Mirador.viewer({
+const mirador = Mirador.viewer({
   id: "mirador",
   windows: [{manifestId: {{ manifest|tojson }}}],
   window: {allowClose: false, allowMaximize: false, allowFullscreen: true, sideBarOpen: false, defaultView: "single"},
   workspace: {allowNewWindows: false},
   workspaceControlPanel: {enabled: false}
 });
+// Mirador 4.0.0 gives OpenSeadragon an image service's tiles once (OpenSeadragonTileSource ignores a
+// later info.json of the same service), so after an Auth 1.0 login it would go on drawing the
+// preview tier, and after a logout the full one. When an info.json answer changes tier (its "id"),
+// ask for it again: the request takes the old tiles away, the answer brings the new ones.
+(function (store) {
+  const tiers = {};
+  store.subscribe(function () {
+    const responses = Mirador.selectInfoResponses(store.getState()) || {};
+    Object.keys(responses).forEach(function (infoId) {
+      const response = responses[infoId];
+      if (!response.json || response.isFetching) return;
+      const tier = response.json.id || response.json["@id"];
+      const before = tiers[infoId];
+      tiers[infoId] = tier;
+      if (before !== undefined && before !== tier) store.dispatch(Mirador.requestInfoResponse(infoId, response.json));
+    });
+  });
+})(mirador.store);
 </script>
 </body></html>
 """

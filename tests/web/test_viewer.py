@@ -143,6 +143,7 @@ def test_viewer_page_passes_the_manifest_to_mirador(client: FlaskClient) -> None
     assert manifest not in page  # escaped everywhere: "<" cannot close the script element
     assert json.dumps(manifest).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") in page
     assert "Mirador.viewer(" in page
+    assert "Mirador.requestInfoResponse(" in page  # a new tier after an Auth 1.0 login: test_auth_viewers.py
     script = re.search(r'<script src="([^"]+)"', page)
     assert script and script.group(1).startswith("/viewer/static/mirador/mirador.min.js?v=")
 
