@@ -139,19 +139,21 @@ def test_info_json_offers_only_the_degraded_view(client: Client) -> None:
     status, headers, body = client.get("/iiif/3/stele.tif~preview/info.json")
     assert status == 200
     info = json.loads(body)
-    assert (info["width"], info["height"]) == (WIDTH, HEIGHT)  # the canvas keeps its coordinates
-    assert (info["maxWidth"], info["maxHeight"]) == (1000, 750)
+    assert (info["width"], info["height"]) == (1000, 750)  # the tier: an image of its own, at the degraded size
+    assert (info["maxWidth"], info["maxHeight"]) == (1000, 1000)  # its long side, any rotation
     assert info["sizes"] and all(s["width"] <= 1000 and s["height"] <= 750 for s in info["sizes"])
-    assert all(factor >= 4 for tile in info["tiles"] for factor in tile["scaleFactors"])
+    assert [tile["scaleFactors"][0] for tile in info["tiles"]] == [1]  # a viewer's top level: the tier's size
     assert headers["cache-control"].startswith("private") and "Cookie" in headers["vary"]
-    # every size and tile it offers is served
+    # every size and tile it offers is served by the tier, in its own pixels
     for size in info["sizes"]:
-        assert client.get(f"/iiif/3/stele.tif/full/{size['width']},/0/default.jpg")[0] == 200
+        status, _, body = client.get(f"/iiif/3/stele.tif~preview/full/{size['width']},/0/default.jpg")
+        assert status == 200 and _size(body) == (size["width"], size["height"])
     tile = info["tiles"][0]
-    side = tile["width"] * tile["scaleFactors"][0]
-    assert client.get(f"/iiif/3/stele.tif/0,0,{side},{side}/{tile['width']},/0/default.jpg")[0] == 200
+    side = tile["width"]
+    status, _, body = client.get(f"/iiif/3/stele.tif~preview/0,0,{side},{side}/{side},/0/default.jpg")
+    assert status == 200 and _size(body) == (side, side)
     v2 = json.loads(client.get("/iiif/2/stele.tif~preview/info.json")[2])
-    assert v2["profile"][1]["maxWidth"] == 1000
+    assert (v2["width"], v2["height"], v2["profile"][1]["maxWidth"]) == (1000, 750, 1000)
     public = json.loads(client.get("/iiif/3/open.tif/info.json")[2])
     assert public.get("maxWidth", WIDTH) >= WIDTH and 1 in public["tiles"][0]["scaleFactors"]
 

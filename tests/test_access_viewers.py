@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -107,16 +108,92 @@ def test_anonymous_info_json_redirects_to_the_preview_tier_which_describes_the_f
     document = json.loads(body)
     assert document["id" if version == "3" else "@id"] == tier
     _check_services(base, document, version == "3")
+    assert (document["width"], document["height"]) == (1000, 750)  # an image of its own, at the degraded size
     assert all(max(s["width"], s["height"]) <= 1000 for s in document["sizes"])
-    for tiles in document.get("tiles", []):
-        assert all(max(WIDTH, HEIGHT) <= 1000 * f for f in tiles["scaleFactors"])
-    # the tier's images: the watermarked degraded view, beyond it 401 with a challenge
+    assert [t["scaleFactors"][0] for t in document["tiles"]] == [1]
+    # the tier's images: the watermarked degraded view, the same as the full tier's anonymous one
     status, headers, body = connection.get(f"/iiif/{version}/stele.tif~preview/full/max/0/default.jpg")
     assert status == 200 and decode(body).width == 1000 and _private(headers)
-    _, _, full_tier = connection.get(f"/iiif/{version}/stele.tif/full/max/0/default.jpg")
-    assert body == full_tier  # the same watermarked view as the full tier gives anonymously
-    status, headers, body = connection.get(f"/iiif/{version}/stele.tif~preview/0,0,256,256/256,/0/default.jpg")
+    _, full_headers, full_tier = connection.get(f"/iiif/{version}/stele.tif/full/max/0/default.jpg")
+    assert body == full_tier and headers["etag"] != full_headers["etag"]  # the same pixels, another resource
+    status, _, body = connection.get(f"/iiif/{version}/stele.tif~preview/full/1001,/0/default.jpg")
+    assert status == 400, body  # nothing sharper than the tier: it never upscales
+    # beyond the degraded view at the image's own URLs: 401 with a challenge
+    status, headers, body = connection.get(f"/iiif/{version}/stele.tif/0,0,256,256/256,/0/default.jpg")
     assert status == 401 and headers["www-authenticate"] == 'Bearer realm="IIIF"'
+
+
+def _tier_tiles(document: dict[str, Any]) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int]]]:
+    """Every tile the document invites, as OpenSeadragon computes them: (region, size) in its pixels."""
+    width, height = document["width"], document["height"]
+    for tiles in document["tiles"]:
+        for factor in tiles["scaleFactors"]:
+            side_w, side_h = tiles["width"] * factor, tiles["height"] * factor
+            for y in range(0, height, side_h):
+                for x in range(0, width, side_w):
+                    w, h = min(side_w, width - x), min(side_h, height - y)
+                    yield (x, y, w, h), (-(-w // factor), -(-h // factor))
+
+
+def _master_edge(at: int, tier_side: int, master_side: int) -> int:
+    """Where a tier edge lies on the 2400 x 1800 master: F = 2.4, rounded down; the far edge is the master's."""
+    return master_side if at == tier_side else at * 12 // 5
+
+
+@pytest.mark.parametrize("version", ["3", "2"])
+def test_every_tile_the_preview_invites_is_served_at_its_size_and_watermarked(
+    site: tuple[str, Path], connection: Connection, version: str
+) -> None:
+    """Issue 12: the info.json seen anonymously must not invite a viewer to request what it will be refused.
+    Before, the tier described the master's 2400 x 1800 with scale factors 4, 8, 16, and OpenSeadragon
+    asked it for scale-1 and scale-2 tiles: 401."""
+    from tests.test_watermark import mean_diff, motif_mask  # the same motif the renderer draws
+
+    base, _ = site
+    document = json.loads(connection.get(f"/iiif/{version}/stele.tif~preview/info.json")[2])
+    assert (document["width"], document["height"]) == (1000, 750)
+    factors = document["tiles"][0]["scaleFactors"]
+    assert factors == [1, 2, 4]  # 256-px tiles of 1000 x 750: the top level is the tier itself
+    features = document["extraFeatures"] if version == "3" else document["profile"][1]["supports"]
+    assert not {"sizeUpscaling", "sizeAboveFull"} & set(features)
+    tier = f"{base}/iiif/{version}/stele.tif~preview"
+    seen, marked = 0, 0
+    for (x, y, w, h), (out_w, out_h) in _tier_tiles(document):
+        size = f"{out_w},{out_h}" if version == "3" else f"{out_w},"  # OpenSeadragon's forms
+        status, headers, body = connection.get(f"{urlsplit(tier).path}/{x},{y},{w},{h}/{size}/0/default.jpg")
+        assert status == 200, (x, y, w, h, body)
+        tile = decode(body)
+        assert (tile.width, tile.height) == (out_w, out_h) and _private(headers)
+        canonical = headers["link"].split(";")[0].strip("<>")
+        assert canonical.startswith(f"{tier}/") and canonical.split("/")[-4] in ("full", f"{x},{y},{w},{h}")
+        # the same part of the picture as the public copy, with the motif where the renderer draws it
+        left, top = _master_edge(x, 1000, WIDTH), _master_edge(y, 750, HEIGHT)
+        right, bottom = _master_edge(x + w, 1000, WIDTH), _master_edge(y + h, 750, HEIGHT)
+        region = f"{left},{top},{right - left},{bottom - top}"
+        status, _, plain_body = connection.get(f"/iiif/{version}/open.tif/{region}/{out_w},{out_h}/0/default.jpg")
+        assert status == 200 and plain_body != body
+        plain = decode(plain_body)
+        mask = motif_mask(out_w, out_h, (left, top), out_w / (right - left))
+        assert mean_diff(tile, plain, 1 - mask) < 6, (x, y, w, h)  # the same region, the same scale
+        if mask.avg() > 0.02:
+            assert mean_diff(tile, plain, mask) > 20, (x, y, w, h)
+            marked += 1
+        seen += 1
+    assert seen == 12 + 4 + 1 and marked >= seen // 2
+    # nothing sharper than the tier is reachable through it; its own full size is
+    for params in ("full/1001,", "full/1000,751", "0,0,100,100/200,", "0,0,1000,750/pct:101", "1000,0,10,10/max"):
+        status, _, _ = connection.get(f"/iiif/{version}/stele.tif~preview/{params}/0/default.jpg")
+        assert status == 400, params
+    if version == "3":
+        for params in ("full/^1001,", "0,0,500,375/^max", "0,0,10,10/^pct:200"):
+            assert connection.get(f"/iiif/3/stele.tif~preview/{params}/0/default.jpg")[0] == 400, params
+        status, _, body = connection.get("/iiif/3/stele.tif~preview/full/^max/90/default.png")
+        assert status == 200 and (decode(body).width, decode(body).height) == (750, 1000)
+    # the image's own URLs keep their rules: the degraded view served, anything sharper 401
+    status, _, body = connection.get(f"/iiif/{version}/stele.tif/1200,0,1200,1200/500,/0/default.jpg")
+    assert status == 200 and decode(body).width == 500
+    assert connection.get(f"/iiif/{version}/stele.tif/1200,0,1200,1200/501,/0/default.jpg")[0] == 401
+    assert connection.get(f"/iiif/{version}/stele.tif/full/1001,/0/default.jpg")[0] == 401
 
 
 def test_a_session_gets_the_full_document_with_services_and_the_tier_stays_degraded(
@@ -131,7 +208,9 @@ def test_a_session_gets_the_full_document_with_services_and_the_tier_stays_degra
     _check_services(base, document, True)
     status, _, body = connection.get("/iiif/3/stele.tif~preview/full/max/0/default.jpg", token)
     assert status == 200 and decode(body).width == 1000  # the tier is the preview, whoever asks
-    assert connection.get("/iiif/3/stele.tif~preview/0,0,256,256/256,/0/default.jpg", token)[0] == 401
+    tile = "/iiif/3/stele.tif~preview/0,0,256,256/256,/0/default.jpg"  # in tier pixels: 0,0,614,614 of the master
+    assert connection.get(tile, token)[2] == connection.get(tile)[2]  # watermarked for a session too
+    assert connection.get("/iiif/3/stele.tif~preview/full/^1200,/0/default.jpg", token)[0] == 400
 
 
 def test_public_info_json_is_unchanged_and_tiers_do_not_open_anything(
@@ -152,7 +231,7 @@ def test_public_info_json_is_unchanged_and_tiers_do_not_open_anything(
         status, headers, _ = connection.get(path)
         assert status == 404, path
     status, _, body = connection.get("/iiif/3/stele~preview/info.json")  # the tier of "stele" (no extension)
-    assert status == 200 and json.loads(body)["maxWidth"] == 1000
+    assert status == 200 and json.loads(body)["width"] == 1000
 
 
 def test_the_probe_tells_what_the_full_image_would_answer(site: tuple[str, Path], connection: Connection) -> None:

@@ -138,7 +138,7 @@ def test_the_static_export_never_holds_a_restricted_image_beyond_its_degraded_wa
         status, headers, _ = get(site.url, service["id"].removeprefix(site.url) + "/info.json")
         assert status == 302 and headers["location"] == service["id"] + "~preview/info.json"  # Auth 1.0 §3.2
         info = json.loads(get(site.url, headers["location"].removeprefix(site.url))[2])
-        assert (info["maxWidth"], info["width"]) == (DEGRADED, WIDTH)
+        assert (info["width"], info["height"], info["maxWidth"]) == (DEGRADED, 450, DEGRADED)  # the tier's own size
         assert get(site.url, service["id"].removeprefix(site.url) + "/0,0,512,512/512,/0/default.jpg")[0] == 401
 
 

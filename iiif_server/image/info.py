@@ -5,9 +5,9 @@ exactly the stored tiles; ``sizes`` lists the cheap pyramid sizes within limits,
 within what every advertised format can encode (``Format.max_side``: WebP's 16383), so any
 listed size can be asked for in any format.
 
-A degraded view (``degraded``: a restricted image, anonymously) offers only what that client will
-get: ``maxWidth``/``maxHeight`` are the whole image at the degraded size, ``sizes`` stay within
-them (that size included) and ``tiles`` keep only the scale factors no sharper than that (none: no ``tiles``).
+The preview tier of a restricted image is described as an image of its own at the degraded size
+(image/tier.py ``tier_layout``: scale factors from 1, so a viewer's top level is the tier's full size);
+it never upscales (``upscaling=False``), so it lists neither ``sizeUpscaling`` nor ``sizeAboveFull``.
 
 ``services``: the authorization services of a restricted image (access/describe.py), embedded as
 each API generation says (``describe.embedded``): in 3.0 the auth 2 context comes first in the
@@ -22,7 +22,7 @@ from typing import Any
 from ..access.describe import embedded
 from ..access.endpoints import AUTH2_CONTEXT
 from .model import ApiVersion, Format, Limits
-from .plan import Layout, max_size, scale_factors
+from .plan import Layout, scale_factors
 
 FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
 QUALITIES = ["color", "gray", "bitonal"]
@@ -50,6 +50,8 @@ _FEATURES = [
 # and names distorted sizes twice (2.0 "sizeByForcedWh", 2.1 "sizeByDistortedWh").
 FEATURES_V3 = sorted([*_FEATURES, "sizeUpscaling"])
 FEATURES_V2 = sorted([*_FEATURES, "sizeAboveFull", "sizeByDistortedWh", "sizeByForcedWh"])
+_NO_UPSCALING_V3 = [name for name in FEATURES_V3 if name != "sizeUpscaling"]
+_NO_UPSCALING_V2 = [name for name in FEATURES_V2 if name != "sizeAboveFull"]
 
 
 def build_info(
@@ -59,22 +61,14 @@ def build_info(
     limits: Limits,
     default_tile_size: int,
     preferred_formats: tuple[str, ...] = (),
-    degraded: int = 0,
+    upscaling: bool = True,
     services: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The info.json document for one image, as a JSON-ready dict; ``degraded``: see the module docstring."""
+    """The info.json document for one image, as a JSON-ready dict; ``upscaling``: see the module docstring."""
     tile_w = layout.tile_width or default_tile_size
     tile_h = layout.tile_height or default_tile_size
     factors = scale_factors(layout.width, layout.height, tile_w, tile_h)
     sizes = _sizes(layout, factors, limits)
-    if degraded:
-        longest = max(layout.width, layout.height)
-        limits = Limits(*max_size(layout.width, layout.height, limits.capped(degraded), False), limits.max_area)
-        sizes = [size for size in sizes if size["width"] <= limits.max_width and size["height"] <= limits.max_height]
-        largest = {"width": limits.max_width, "height": limits.max_height}
-        if largest not in sizes:
-            sizes.append(largest)  # the degraded view itself: the sharpest a viewer may show
-        factors = [factor for factor in factors if longest <= degraded * factor]
     tiles = [{"width": tile_w, "height": tile_h, "scaleFactors": factors}] if factors else []
     bounds = {
         key: value
@@ -99,7 +93,7 @@ def build_info(
             **({"tiles": tiles} if tiles else {}),
             "extraFormats": FORMATS_V3_EXTRA,
             "extraQualities": QUALITIES,
-            "extraFeatures": FEATURES_V3,
+            "extraFeatures": FEATURES_V3 if upscaling else _NO_UPSCALING_V3,
         }
         if preferred_formats:
             info["preferredFormats"] = list(preferred_formats)
@@ -119,7 +113,7 @@ def build_info(
             {
                 "formats": ["jpg", "png", *FORMATS_V3_EXTRA],
                 "qualities": ["default", *QUALITIES],
-                "supports": FEATURES_V2,
+                "supports": FEATURES_V2 if upscaling else _NO_UPSCALING_V2,
                 **bounds,
             },
         ],

@@ -7,7 +7,10 @@ looked at, so a public image never costs a cookie's parsing; a client whose leve
 image is ``Authorised`` (full resolution, its answers private). A hidden image is a 404
 like a missing one, a degraded one (access/tiered.py) is resolved and checked against its degraded
 scale (``plan.within_degraded``: 401 beyond it), and its ETag, derivative key and prepared entry
-carry the decision, so bytes made for one tier never answer another. The layout is resolved
+carry the decision, so bytes made for one tier never answer another. The preview tier
+(``<identifier>~preview``) is an image of its own at the degraded size (image/tier.py): its info.json
+describes that size, and its image requests, in its pixels, are translated into the request on the
+master that the degraded path renders. The layout is resolved
 once, in ``locate`` (``Inspector``), and travels with the prepared request (``Inspected``) to
 the pass-through readers and the renderer, which never look it up again. ``prepare`` does
 everything but the pixels, so the HTTP layer can answer a conditional request (304) without
@@ -48,6 +51,7 @@ from .plan import RenderPlan, Resolved, degraded_limits, pixel_cost, plan, resol
 from .readers import ReaderPool
 from .render import Renderer
 from .sources import FileSource, Located
+from .tier import tier_layout, tier_limits, to_master
 
 if TYPE_CHECKING:
     from ..access.credentials import Grant
@@ -187,21 +191,23 @@ class ImageService:
             return source, None, decision
         restricted = decision is not ALLOWED and self.describe is not None
         base_tag = hashlib.sha1(base_url.encode()).hexdigest()[:12]
-        what = (f":d{degraded}" if degraded else "") + (":s" if restricted else "")
+        # ":p": the tier described at its own size (image/tier.py), never a document of the master's size
+        what = (f":p{degraded}" if degraded else "") + (":s" if restricted else "")
         key = cache_key(identifier, f"i{version.value}:{base_tag}:{source.fingerprint}:{self._info_tag}{what}")
         body = self._peek(key) if fast else self.cache.get(key)
         if body is None:
             services = None
             if restricted and self.describe is not None:
                 services = self.describe(base_url, image)
+            layout = tier_layout(found.layout, degraded) if tier else found.layout
             document = info_doc.build_info(
                 version,
                 base_url + service_path(version, identifier),
-                found.layout,
-                self.limits,
+                layout,
+                tier_limits(self.limits, (layout.width, layout.height)) if tier else self.limits,
                 self.default_tile_size,
                 self.preferred_formats,
-                degraded,
+                not tier,  # the tier never upscales: never sharper than itself
                 services,
             )
             body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
@@ -234,7 +240,10 @@ class ImageService:
         known = self._prepared.get(key)
         if known is not None:
             return known, decision
-        prepared = self._prepare(request, Inspected.of(source, found), degraded)
+        if split_tier(request.identifier)[1]:
+            prepared = self._prepare_tier(request, Inspected.of(source, found), degraded)
+        else:
+            prepared = self._prepare(request, Inspected.of(source, found), degraded)
         self._prepared.put(key, prepared)
         return prepared, decision
 
@@ -270,6 +279,18 @@ class ImageService:
             chosen = replace(chosen, degraded=True)
         budgets.check(chosen, layout, self.budget)  # before any pixel is decoded
         return Prepared(source, chosen, canonical, digest[:32], pixel_cost(chosen, layout), degraded)
+
+    def _prepare_tier(self, request: ImageRequest, source: Inspected, degraded: int) -> Prepared:
+        """A request at the preview tier, in tier pixels (image/tier.py), prepared as the request on the
+        master it stands for, through the degraded path (watermark, never passed through, its checks
+        kept as a second safety net). Its canonical form is the tier's, and so its ETag and cache key."""
+        layout = source.found.layout
+        cap = budgets.max_pixels(self.budget, request, layout)
+        master = (layout.width, layout.height)
+        translated = to_master(request, source.identifier, master, degraded, self.limits, cap)
+        prepared = self._prepare(translated.master, source, degraded)
+        etag = hashlib.sha1(f"{prepared.etag}|{DEGRADED_TIER}|{translated.canonical}".encode()).hexdigest()
+        return replace(prepared, canonical=translated.canonical, etag=etag[:32])
 
     def _degrade(
         self, request: ImageRequest, width: int, height: int, cap: int, max_size: int, resolved: Resolved

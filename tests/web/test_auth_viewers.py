@@ -223,7 +223,7 @@ def test_mirador_shows_the_preview_logs_in_through_auth1_loads_full_resolution_t
     for url in traffic.tiles(traffic.before):
         identifier, sharpness = _image_request(url)
         assert identifier == IMAGE + DEGRADED_TIER or sharpness <= DEGRADED / WIDTH + 0.01, url
-    # (the 401s the preview's info.json leads OpenSeadragon to: test_mirador_deep_zoom_of_the_preview_...)
+    # (zoomed in on the preview: test_mirador_deep_zoom_of_the_preview_is_never_refused)
 
     # Mirador's own Auth 1.0 interaction: the prompt, its confirm button, the login window.
     prompt.click()
@@ -266,20 +266,23 @@ def test_mirador_shows_the_preview_logs_in_through_auth1_loads_full_resolution_t
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ~preview tier's info.json keeps the image's width/height with scaleFactors 4, 8, 16; "
-    "OpenSeadragon ignores maxWidth and reads the largest factor as full resolution, so it asks the "
-    "preview for sharper tiles (401). Passes once the tier describes itself at its own size.",
-)
 def test_mirador_deep_zoom_of_the_preview_is_never_refused(page: Page, site: Site) -> None:
-    """Issue 12: the info.json seen anonymously must not invite a viewer to request what it will be refused."""
+    """Issue 12: the info.json seen anonymously must not invite a viewer to request what it will be refused.
+    Before, the tier kept the master's 2400 x 1800 with scale factors 4, 8, 16, and OpenSeadragon asked it
+    for sharper tiles (401); now it is 1000 x 750 from scale factor 1, its deepest zoom served."""
     traffic = Traffic(site.base)
     traffic.watch(page)
     manifest = f"{site.base}/iiif/manifests/{RECORD}"
     page.goto(f"{site.base}/viewer?manifest={quote(manifest, safe='')}", wait_until="load")
     _wait(page, lambda: traffic.tiles(traffic.before), lambda: f"no preview tiles: {traffic.before}")
     _zoom_in(page)
+    preview = IMAGE + DEGRADED_TIER
+    _wait(
+        page,
+        lambda: [u for u in traffic.tiles(traffic.before) if _image_request(u) == (preview, 1.0)],
+        lambda: f"OpenSeadragon never reached the preview's own full size: {traffic.before}",
+    )
+    page.wait_for_timeout(1000)  # the last tiles of the zoom settle
     refused = [(u, s) for u, s in traffic.before if s >= 400]
     assert not refused, f"the anonymous info.json invited requests the server refused: {refused}"
 
