@@ -52,26 +52,23 @@ class Sessions:
 
     def create(self, username: str) -> str:
         """A new session for an existing account; returns its token (shown to nobody but the browser)."""
-        token = secrets.token_urlsafe(32)
-        now = self.clock()
-        with self.accounts.connect() as conn:
-            # sessions long over are dropped as new ones come: the table stays the size of its live use
-            conn.execute("DELETE FROM sessions WHERE expires < ? OR ended < ?", (now - 86400, now - 86400))
-            conn.execute(
-                "INSERT INTO sessions (token_hash, username, created, expires) VALUES (?, ?, ?, ?)",
-                (digest(token), username, now, now + self.lifetime),
-            )
-        return token
+        return self._insert("sessions", "username", username)
 
     def create_ambient(self, label: str, levels: tuple[str, ...]) -> str:
         """A session of no account (a gallery terminal): ``label`` for the audit, ``levels`` fixed."""
+        return self._insert("ambient_sessions", "label, levels", label, json.dumps(list(levels)))
+
+    def _insert(self, table: str, columns: str, *values: str) -> str:
+        """A new row of ``table`` (a constant of this class, never a caller's string) for a new token."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
+        marks = ", ".join("?" * (len(values) + 3))
         with self.accounts.connect() as conn:
-            conn.execute("DELETE FROM ambient_sessions WHERE expires < ? OR ended < ?", (now - 86400, now - 86400))
+            # sessions long over are dropped as new ones come: the table stays the size of its live use
+            conn.execute(f"DELETE FROM {table} WHERE expires < ? OR ended < ?", (now - 86400, now - 86400))
             conn.execute(
-                "INSERT INTO ambient_sessions (token_hash, label, levels, created, expires) VALUES (?, ?, ?, ?, ?)",
-                (digest(token), label, json.dumps(list(levels)), now, now + self.lifetime),
+                f"INSERT INTO {table} (token_hash, {columns}, created, expires) VALUES ({marks})",
+                (digest(token), *values, now, now + self.lifetime),
             )
         return token
 
