@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +19,10 @@ from iiif_server.access import ALLOWED, Authorised, Degraded
 from iiif_server.access.credentials import Credentials, Grant, session_token
 from iiif_server.check import free_port, running_server
 from iiif_server.errors import WouldBlock
+from tests.access_site import add_user, cli, server_env
 from tests.conftest import decode, make_pattern, save_pyramid
 from tests.test_access_login import Browser
 
-IIIF_SERVER = str(Path(sys.executable).parent / "iiif-server")
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750
 PASSWORDS = {"alice": "alice-Pa55word-12", "bob": "bob-Pa55word-345"}
 LEVELS = {"alice": "restricted", "bob": "internal"}  # bob may see the vault, not the stele
@@ -33,11 +30,6 @@ ADDRESS = "203.0.113.7"  # the client, as the trusted proxy (127.0.0.1) forwards
 CACHE_SECONDS = 1.0
 TILE = "/iiif/3/stele.tif/0,0,256,256/256,/0/default.jpg"  # full resolution: 401 for anonymous clients
 FULL = "/iiif/3/stele.tif/full/max/0/default.jpg"
-
-
-def _cli(state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_ACCESS_STATE_DIR": str(state)}
-    return subprocess.run([IIIF_SERVER, *args], input=stdin, env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +47,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
         encoding="utf-8",
     )
     for name, password in PASSWORDS.items():
-        result = _cli(state, "users", "add", name, "--levels", LEVELS[name], "--password-stdin", stdin=password + "\n")
-        assert result.returncode == 0, result.stderr
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": "asgi",  # the event loop, the replay and wire edge
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-        "IIIF_SERVER_ACCESS_SESSION_CACHE_SECONDS": str(CACHE_SECONDS),
-        "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1",
-    }
+        add_user(state, name, LEVELS[name], password)
+    # the event loop, the replay and wire edge
+    env = server_env(export, state, worker="asgi", access_session_cache_seconds=str(CACHE_SECONDS))
     with running_server(["serve", "--images", str(images), "--workers", "1"], free_port(), env, log=log) as url:
         yield url, state, log
 
@@ -177,13 +162,13 @@ def test_full_resolution_answers_are_audited_with_user_image_and_address(
     deadline = time.monotonic() + 10
     while not any(row["request"] == marker for row in rows) and time.monotonic() < deadline:
         time.sleep(0.2)  # the writer thread batches every 0.2 s
-        result = _cli(state, "access", "log", "--format", "json")
+        result = cli(state, "access", "log", "--format", "json")
         rows = json.loads(result.stdout) if result.returncode == 0 else []
     mine = [row for row in rows if row["request"] == marker]
     assert len(mine) == 1, rows
     assert (mine[0]["user"], mine[0]["image"], mine[0]["address"]) == ("alice", "stele.tif", ADDRESS)
     assert not any(row["request"] == small or "open.tif" in row["image"] for row in rows), rows
-    table = _cli(state, "access", "log", "--user", "alice")
+    table = cli(state, "access", "log", "--user", "alice")
     assert table.returncode == 0 and "stele.tif" in table.stdout and "alice" in table.stdout
 
 

@@ -20,8 +20,9 @@ from flask.testing import FlaskClient
 
 from iiif_server.check import free_port, running_server
 from iiif_server.http import credentialed_cors, trusted_origin
+from tests.access_site import add_user, server_env
 from tests.conftest import decode, make_pattern, save_pyramid
-from tests.test_access_authorised import PASSWORDS, Connection, _cli, _login
+from tests.test_access_authorised import PASSWORDS, Connection, _login
 
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750
 MUSEUM = "https://www.museum.example"  # listed in token_origins
@@ -42,18 +43,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         "inventory_no,title_vi,access,images\nR-1,Mở,public,open.tif\nR-2,Bia,restricted,stele.tif\n",
         encoding="utf-8",
     )
-    result = _cli(
-        state, "users", "add", "alice", "--levels", "restricted", "--password-stdin", stdin=PASSWORDS["alice"] + "\n"
-    )
-    assert result.returncode == 0, result.stderr
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": request.param,
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-        "IIIF_SERVER_ACCESS_TOKEN_ORIGINS": f"{MUSEUM},https://other.example",
-        "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1",
-    }
+    add_user(state, "alice", "restricted", PASSWORDS["alice"])
+    env = server_env(export, state, request.param, access_token_origins=f"{MUSEUM},https://other.example")
     with running_server(
         ["serve", "--images", str(images), "--workers", "1"], free_port(), env, log=base / "log"
     ) as url:

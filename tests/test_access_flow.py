@@ -27,8 +27,8 @@ from iiif_server.access.tokens import Tokens
 from iiif_server.check import free_port, running_server
 from iiif_server.errors import WouldBlock
 from iiif_server.forwarded import PROXIED
+from tests.access_site import add_user, server_env
 from tests.conftest import decode, make_pattern, save_pyramid
-from tests.test_access_authorised import _cli
 from tests.test_access_login import Browser
 
 PASSWORD = "alice-Pa55word-12"
@@ -51,20 +51,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         save_pyramid(pattern, images / f"{name}.tif", compression="jpeg")
     export = base / "collection.csv"
     export.write_text("inventory_no,access,images\nR-1,public,open.tif\nR-2,restricted,stele.tif\n", encoding="utf-8")
-    result = _cli(state, "users", "add", "alice", "--levels", "restricted", "--password-stdin", stdin=PASSWORD + "\n")
-    assert result.returncode == 0, result.stderr
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": "asgi",
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-        "IIIF_SERVER_ACCESS_SESSION_CACHE_SECONDS": str(CACHE_SECONDS),
-        "IIIF_SERVER_ACCESS_TOKEN_ORIGINS": VIEWER,
-        "IIIF_SERVER_ACCESS_KIOSK_NETWORKS": "198.51.100.0/24",
-        "IIIF_SERVER_ACCESS_EXTERNAL_NETWORKS": "192.0.2.0/24",
-        "IIIF_SERVER_ACCESS_EXTERNAL_HEADER": "X-Remote-User",
-        "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1",
-    }
+    add_user(state, "alice", "restricted", PASSWORD)
+    env = server_env(
+        export,
+        state,
+        access_session_cache_seconds=str(CACHE_SECONDS),
+        access_token_origins=VIEWER,
+        access_kiosk_networks="198.51.100.0/24",
+        access_external_networks="192.0.2.0/24",
+        access_external_header="X-Remote-User",
+    )
     with running_server(["serve", "--images", str(images), "--workers", "1"], free_port(), env) as url:
         yield url, state
 

@@ -9,7 +9,6 @@ import http.client
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -23,19 +22,12 @@ from iiif_server.access.accounts import Accounts
 from iiif_server.access.login import safe_return
 from iiif_server.access.sessions import Sessions
 from iiif_server.check import free_port, running_server
+from tests.access_site import IIIF_SERVER, add_user, cli
 from tests.conftest import demo_env
 
-IIIF_SERVER = str(Path(sys.executable).parent / "iiif-server")  # the installed entry point
 PASSWORDS = {"alice": "alice-Pa55word-12", "bob": "bob-Pa55word-345", "carol": "carol-Pa55word-6789"}
 MAX_FAILURES = 3
 Response = tuple[int, Message, str]
-
-
-def _users(state: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_ACCESS_STATE_DIR": str(state)}
-    return subprocess.run(
-        [IIIF_SERVER, "users", *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def _request(
@@ -105,9 +97,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
     state, images, log = base / "state", base / "images", base / "server.log"
     images.mkdir()
     for name, password in PASSWORDS.items():
-        result = _users(state, "add", name, "--levels", "restricted", "--name", f"{name.title()} Nguyễn",
-                        "--password-stdin", stdin=password + "\n")  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        add_user(state, name, "restricted", password, "--name", f"{name.title()} Nguyễn")
     env = {
         "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
         "IIIF_SERVER_ACCESS_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
@@ -119,10 +109,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
 
 def test_users_command_adds_lists_changes_and_removes_accounts_without_showing_passwords(tmp_path: Path) -> None:
     state, password, new = tmp_path / "state", "first-Secret-4242", "second-Secret-9191"
-    added = _users(state, "add", "lan", "--levels", "restricted,staff", "--expires", "2031-12-31",
-                   "--name", "Lan Trần", "--password-stdin", stdin=password + "\n")  # fmt: skip
+    added = cli(state, "users", "add", "lan", "--levels", "restricted,staff", "--expires", "2031-12-31",
+                "--name", "Lan Trần", "--password-stdin", stdin=password + "\n")  # fmt: skip
     assert (added.returncode, added.stdout) == (0, "added lan: levels restricted,staff, until 2031-12-31\n")
-    listed = _users(state, "list")
+    listed = cli(state, "users", "list")
     assert listed.returncode == 0
     assert re.search(r"^lan\s+Lan Trần\s+restricted,staff\s+2031-12-31\s+\d{4}-", listed.stdout, re.M)
     assert (state / "accounts.sqlite3").stat().st_mode & 0o077 == 0  # hashes: for the owner only
@@ -130,28 +120,30 @@ def test_users_command_adds_lists_changes_and_removes_accounts_without_showing_p
     assert accounts.verify("lan", password) is not None and accounts.verify("lan", new) is None
     token = Sessions(accounts, 3600).create("lan")
 
-    changed = _users(state, "passwd", "lan", "--password-stdin", stdin=new + "\n")
+    changed = cli(state, "users", "passwd", "lan", "--password-stdin", stdin=new + "\n")
     assert (
         changed.returncode == 0 and accounts.verify("lan", new) is not None and accounts.verify("lan", password) is None
     )
     assert Sessions(accounts, 3600).lookup(token) is None  # a new password ends the old sessions
 
     errors = {
-        "exists": _users(state, "add", "lan", "--levels", "restricted", "--password-stdin", stdin=new + "\n"),
-        "short": _users(state, "add", "minh", "--levels", "restricted", "--password-stdin", stdin="short\n"),
-        "date": _users(state, "add", "minh", "--levels", "restricted", "--expires", "31/12/2031", "--password-stdin"),
-        "level": _users(state, "add", "minh", "--levels", "Hạn chế!", "--password-stdin", stdin=new + "\n"),
-        "unknown": _users(state, "remove", "nobody"),
-        "passwd-unknown": _users(state, "passwd", "nobody", "--password-stdin", stdin=new + "\n"),
+        "exists": cli(state, "users", "add", "lan", "--levels", "restricted", "--password-stdin", stdin=new + "\n"),
+        "short": cli(state, "users", "add", "minh", "--levels", "restricted", "--password-stdin", stdin="short\n"),
+        "date": cli(
+            state, "users", "add", "minh", "--levels", "restricted", "--expires", "31/12/2031", "--password-stdin"
+        ),
+        "level": cli(state, "users", "add", "minh", "--levels", "Hạn chế!", "--password-stdin", stdin=new + "\n"),
+        "unknown": cli(state, "users", "remove", "nobody"),
+        "passwd-unknown": cli(state, "users", "passwd", "nobody", "--password-stdin", stdin=new + "\n"),
     }
     for case, result in errors.items():
         assert result.returncode == 1 and result.stderr.count("\n") == 1, (case, result.stderr)
         assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
-    as_argument = _users(state, "add", "minh", "--levels", "restricted", "--password", new)
+    as_argument = cli(state, "users", "add", "minh", "--levels", "restricted", "--password", new)
     assert as_argument.returncode == 2 and "No such option" in as_argument.stderr  # never on a command line
 
-    assert _users(state, "remove", "lan").stdout == "removed lan\n"
-    assert _users(state, "list").stdout == "no accounts\n"
+    assert cli(state, "users", "remove", "lan").stdout == "removed lan\n"
+    assert cli(state, "users", "list").stdout == "no accounts\n"
     everything = "".join(r.stdout + r.stderr for r in [added, listed, changed, *errors.values()])
     assert password not in everything and new not in everything and "$argon2" not in everything
 
@@ -243,7 +235,7 @@ def test_a_removed_or_expired_account_has_no_session(tmp_path: Path) -> None:
         conn.execute("""UPDATE accounts SET levels = '["restricted", "staff"]' WHERE username = 'dung'""")
     session = sessions.lookup(token)
     assert session is not None and session.levels == ("restricted", "staff")
-    assert _users(state, "remove", "dung").returncode == 0
+    assert cli(state, "users", "remove", "dung").returncode == 0
     assert sessions.lookup(token) is None and not sessions.end(token)
     assert sessions.lookup("") is None and sessions.lookup("x" * 10_000) is None
     with accounts.connect() as conn:  # only hashes are stored: the token itself is nowhere in the file

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from iiif_server.check import free_port, running_server
+from tests.access_site import add_user, server_env
 from tests.conftest import decode, make_pattern, save_pyramid
-from tests.test_access_authorised import PASSWORDS, Connection, _cli, _login, _private
+from tests.test_access_authorised import PASSWORDS, Connection, _login, _private
 
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750
 AUTH2 = "http://iiif.io/api/auth/2/context.json"
@@ -41,18 +42,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         save_pyramid(pattern, images / f"{name}.tif", compression="jpeg")
     export = base / "collection.csv"
     export.write_text(EXPORT.format(level="restricted"), encoding="utf-8")
-    result = _cli(
-        state, "users", "add", "alice", "--levels", "restricted", "--password-stdin", stdin=PASSWORDS["alice"] + "\n"
-    )
-    assert result.returncode == 0, result.stderr
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": request.param,
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-        "IIIF_SERVER_ACCESS_CHECK_INTERVAL": "0",
-        "IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1",
-    }
+    add_user(state, "alice", "restricted", PASSWORDS["alice"])
+    env = server_env(export, state, request.param, access_check_interval="0")
     with running_server(
         ["serve", "--images", str(images), "--workers", "1"], free_port(), env, log=base / "log"
     ) as url:

@@ -24,8 +24,7 @@ from iiif_server.access.audit import Audit, audit_path, query
 from iiif_server.access.audit_report import iso, parse_since, render
 from iiif_server.check import free_port, running_server
 from iiif_server.config import load_settings
-
-PROGRAM = Path(sys.executable).parent / "iiif-server"  # the console script, as installed
+from tests.access_site import IIIF_SERVER
 
 #: A separate process that records and exits without closing: the atexit flush must write them.
 WRITER = """
@@ -241,7 +240,7 @@ def test_access_log_command_reads_what_another_process_wrote(tmp_path: Path) -> 
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(PROGRAM), "access", "log", "--config", str(config), *args],
+            [IIIF_SERVER, "access", "log", "--config", str(config), *args],
             capture_output=True,
             text=True,
             env=env,
@@ -321,7 +320,7 @@ def test_access_log_demo_reads_the_demo_s_own_log(tmp_path: Path) -> None:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(PROGRAM), "access", "log", "--config", str(config), "--format", "json", *args],
+            [IIIF_SERVER, "access", "log", "--config", str(config), "--format", "json", *args],
             capture_output=True,
             text=True,
             env=env,

@@ -8,7 +8,6 @@ Before, a restricted record had no manifest at all (`[manifests] publish = ["pub
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import pytest
 
 from iiif_server.access.endpoints import AUTH2_CONTEXT
 from iiif_server.check import free_port, running_server
+from tests.access_site import get
 from tests.conftest import decode, make_pattern, save_pyramid
 
 WIDTH, HEIGHT = 2400, 1800
@@ -80,16 +80,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     assert "row 4 (R-3): access 'internal' is not published" in built.stdout
     with running_server(["serve", "--workers", "1"], port, env, log=base / "server.log") as served:
         yield Site(served, base / "site", export, env)
-
-
-def get(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 def image_urls(node: Any) -> list[str]:

@@ -6,7 +6,6 @@ restricted render can be compared with the unmarked one pixel by pixel; then the
 
 from __future__ import annotations
 
-import http.client
 import pickle
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from iiif_server.config import AccessSettings, Settings
 from iiif_server.errors import ConfigError
 from iiif_server.image import watermark as wm
 from iiif_server.image.watermark import Watermark
+from tests.access_site import get, server_env
 from tests.conftest import decode, make_pattern, save_pyramid
 
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750
@@ -40,12 +40,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _serve(images: Path, text: str) -> Iterator[str]:
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": "asgi",
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(images.parent / "collection.csv"),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(images.parent / "state"),
-        "IIIF_SERVER_ACCESS_WATERMARK_TEXT": text,
-    }
+    env = server_env(images.parent / "collection.csv", images.parent / "state", access_watermark_text=text)
     args = ["serve", "--images", str(images), "--workers", "1"]
     with running_server(args, free_port(), env, log=images.parent / "server.log") as base:
         yield base
@@ -60,16 +55,6 @@ def server(images: Path) -> Iterator[str]:
 def other(images: Path) -> Iterator[str]:
     """The same collection, another watermark text."""
     yield from _serve(images, "Bảo tàng tỉnh — chỉ xem")
-
-
-def get(base: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 def image(base: str, path: str) -> pyvips.Image:

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,9 +26,9 @@ from iiif_server.access.describe import auth1_login, probe_id
 from iiif_server.access.endpoints import AUTH1_LOGIN, AUTH1_LOGOUT, AUTH2_ACCESS_ACTIVE, AUTH2_LOGOUT, DEGRADED_TIER
 from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
+from tests.access_site import add_user, get, server_env
 from tests.conftest import make_pattern, save_pyramid
 
-IIIF_SERVER = str(Path(sys.executable).parent / "iiif-server")
 CLIENT_PAGE = Path(__file__).parent / "auth2_client"
 USER, PASSWORD = "researcher", "researcher-Pa55word-42"
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750, so full-resolution tiles are 2.4 times sharper
@@ -49,15 +45,6 @@ class Site:
     base: str  # the image server
     client: str  # the Auth 2.0 client page's origin (another port: another origin, the same site)
     log: Path
-
-
-def _users_add(state: Path) -> None:
-    env = {**os.environ, "IIIF_SERVER_CONFIG": os.devnull, "IIIF_SERVER_ACCESS_STATE_DIR": str(state)}
-    result = subprocess.run(
-        [IIIF_SERVER, "users", "add", USER, "--levels", "restricted", "--password-stdin"],
-        input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
 
 
 @contextlib.contextmanager
@@ -102,14 +89,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         f"{RECORD},Bia đá,Stone stele,restricted,{IMAGE}\n",
         encoding="utf-8",
     )
-    _users_add(state)
+    add_user(state, USER, "restricted", PASSWORD)
     with _static_site(CLIENT_PAGE) as client:
-        env = {
-            "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-            "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-            "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-            "IIIF_SERVER_ACCESS_TOKEN_ORIGINS": client,  # lists come from the environment comma-separated
-        }
+        env = server_env(export, state, access_token_origins=client)  # lists: comma-separated in the environment
         with running_server(["serve", "--images", str(images), "--workers", "2"], free_port(), env, log=log) as url:
             yield Site(url, client, log)
 
@@ -194,16 +176,9 @@ def _log_in(popup: Page) -> None:
 
 
 def _probe(site: Site, token: str) -> dict[str, object]:
-    connection = http.client.HTTPConnection(site.base.removeprefix("http://"), timeout=30)
-    try:
-        connection.request(
-            "GET", urlsplit(probe_id(site.base, IMAGE)).path, headers={"Authorization": f"Bearer {token}"}
-        )
-        response = connection.getresponse()
-        assert response.status == 200
-        return json.loads(response.read())
-    finally:
-        connection.close()
+    status, _, body = get(site.base, urlsplit(probe_id(site.base, IMAGE)).path, Authorization=f"Bearer {token}")
+    assert status == 200
+    return json.loads(body)
 
 
 def test_mirador_shows_the_preview_logs_in_through_auth1_loads_full_resolution_tiles_and_logs_out(

@@ -15,8 +15,9 @@ import pytest
 from playwright.sync_api import Page
 
 from iiif_server.check import free_port, running_server
+from tests.access_site import add_user, server_env
 from tests.conftest import make_pattern, save_pyramid
-from tests.test_access_authorised import PASSWORDS, _cli
+from tests.test_access_authorised import PASSWORDS
 
 pytestmark = pytest.mark.slow  # Chromium and a real server (tests/conftest.py: slow tests)
 
@@ -68,17 +69,8 @@ def iiif(museum_site: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     save_pyramid(make_pattern(WIDTH, HEIGHT), images / "stele.tif", compression="jpeg")
     export = base / "collection.csv"
     export.write_text("inventory_no,title_vi,access,images\nR-2,Bia,restricted,stele.tif\n", encoding="utf-8")
-    result = _cli(
-        state, "users", "add", "alice", "--levels", "restricted", "--password-stdin", stdin=PASSWORDS["alice"] + "\n"
-    )
-    assert result.returncode == 0, result.stderr
-    env = {
-        "IIIF_SERVER_SERVER_WORKER": "asgi",
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(export),
-        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
-        "IIIF_SERVER_ACCESS_STATE_DIR": str(state),
-        "IIIF_SERVER_ACCESS_TOKEN_ORIGINS": f"http://127.0.0.1:{museum_site}",
-    }
+    add_user(state, "alice", "restricted", PASSWORDS["alice"])
+    env = server_env(export, state, access_token_origins=f"http://127.0.0.1:{museum_site}")
     with running_server(
         ["serve", "--images", str(images), "--workers", "1"], free_port(), env, log=base / "log"
     ) as url:
