@@ -10,13 +10,15 @@
 noisy machine. So both servers run at once, on the same images and defaults, and each round loads
 one, then the other (alternating which goes first), for every scenario: drift hits both alike.
 The report gives each server's median req/s over the rounds and the median of the per-round
-ratios candidate/baseline, with their spread.
+ratios candidate/baseline, with their spread; and, steadier than throughput on a shared machine,
+the server's own CPU time per request (user + system, its whole process group, from /proc).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -44,13 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     run.become_subreaper()
     run.ensure_images()
     results: dict[str, dict[str, list[float]]] = {s.name: {"baseline": [], "candidate": []} for s in scenarios}
+    cpu: dict[str, dict[str, list[float]]] = {s.name: {"baseline": [], "candidate": []} for s in scenarios}
+    groups: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="iiif-ab-") as tmp, contextlib.ExitStack() as stack:
         servers = []
         for name, binary in (("baseline", args.baseline), ("candidate", args.candidate)):
             workdir = Path(tmp) / name
             workdir.mkdir()
-            server, _ = stack.enter_context(run.our_server(workdir, binary, None))
+            server, proc = stack.enter_context(run.our_server(workdir, binary, None))
             servers.append(replace(server, name=name))
+            groups[name] = proc.pid  # started in a session of its own: the group of every worker
         problems = [problem for server in servers for problem in run.preflight(server, scenarios)]
         if problems:
             print("!!! wrong answers before any load:\n  " + "\n  ".join(problems), file=sys.stderr)
@@ -61,31 +66,46 @@ def main(argv: list[str] | None = None) -> int:
                 for server in order:
                     seed = run.scenario_seed(scenario) + index
                     run.run_wrk(server, scenario, args.warmup, seed + 1000)
+                    before = group_ticks(groups[server.name])
                     result = run.run_wrk(server, scenario, args.duration, seed)
+                    used = (group_ticks(groups[server.name]) - before) / os.sysconf("SC_CLK_TCK")
+                    cpu[scenario.name][server.name].append(used / max(result.requests, 1) * 1e6)
                     if result.errors:
                         print(f"!!! {server.name} {scenario.name}: {result.error_text()}", file=sys.stderr)
                         return 2
                     results[scenario.name][server.name].append(result.rps)
             print(f"round {index + 1}/{args.rounds} done", flush=True)
-    print(report(scenarios, results, args))
+    print(report(scenarios, results, cpu, args))
     return 0
 
 
-def report(scenarios: list[run.Scenario], results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
+def group_ticks(group: int) -> int:
+    """CPU clock ticks used so far by the live processes of one process group."""
+    return sum(ticks for pgid, ticks in run.cpu_ticks().values() if pgid == group)
+
+
+def report(
+    scenarios: list[run.Scenario],
+    results: dict[str, dict[str, list[float]]],
+    cpu: dict[str, dict[str, list[float]]],
+    args: argparse.Namespace,
+) -> str:
     lines = [
         f"{args.rounds} rounds of {args.duration} s per server and scenario, alternating; baseline {args.baseline},"
         f" candidate {args.candidate}",
         "",
         "| scenario | baseline req/s (median) | candidate req/s (median) | candidate/baseline, median of rounds"
-        " | range of rounds |",
-        "|---|---:|---:|---:|---|",
+        " | range of rounds | server CPU µs/request, baseline → candidate (median) |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for scenario in scenarios:
         base, cand = results[scenario.name]["baseline"], results[scenario.name]["candidate"]
         ratios = [c / b for b, c in zip(base, cand, strict=True)]
         lines.append(
             f"| {scenario.label} | {statistics.median(base):,.0f} | {statistics.median(cand):,.0f} | "
-            f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}–{max(ratios):.3f} |"
+            f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}–{max(ratios):.3f} | "
+            f"{statistics.median(cpu[scenario.name]['baseline']):.0f} → "
+            f"{statistics.median(cpu[scenario.name]['candidate']):.0f} |"
         )
     return "\n".join(lines)
 
