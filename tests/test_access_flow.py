@@ -243,7 +243,9 @@ def test_the_external_pattern_staff_network_and_trusted_header(site: tuple[str, 
     assert status == 200 and decode(tile).width == 256 and headers["cache-control"].startswith("private")
     token = _token(base, **staff)
     assert _probe(base, **staff) == 200  # the external pattern: no token needed
-    assert _get(base, TILE, Authorization=f"Bearer {token}", **{"X-Forwarded-For": ADDRESS})[0] == 200
+    assert _get(base, TILE, Authorization=f"Bearer {token}", **staff)[0] == 200
+    # a staff network's token carried off the network opens nothing (as a kiosk's)
+    assert _get(base, TILE, Authorization=f"Bearer {token}", **{"X-Forwarded-For": ADDRESS})[0] == 401
     # the header, from the trusted proxy, names alice; from another peer, or naming nobody, it is nothing
     named = {"X-Forwarded-For": ADDRESS, "X-Remote-User": "alice"}
     for _ in range(2):  # the second from the worker's memory (the event loop's path)

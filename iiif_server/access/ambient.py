@@ -20,6 +20,8 @@ from ..forwarded import PROXIED, Network, trusted
 from . import Grant
 from .accounts import USERNAME, Accounts
 
+EXTERNAL = "external@"  # a staff network's grant: "external@<address>"
+
 
 def networks_of(entries: Iterable[str]) -> list[Network]:
     return [ipaddress.ip_network(entry, strict=False) for entry in entries]
@@ -45,7 +47,7 @@ class Ambient:
         address = environ.get("REMOTE_ADDR")
         if not self.networks or not trusted(address, self.networks):
             return None
-        return Grant(f"external@{address}", self.levels)
+        return Grant(f"{EXTERNAL}{address}", self.levels)
 
     def header_account(self, environ: Mapping[str, Any]) -> str | None:
         """The account name a trusted proxy's header gives; None from any other peer or if malformed."""

@@ -31,7 +31,7 @@ from ..errors import WouldBlock
 from ..forwarded import trusted
 from ..lru import LRU
 from . import Grant
-from .ambient import networks_of
+from .ambient import EXTERNAL, networks_of
 from .login import COOKIE as SESSION_COOKIE
 from .sessions import KIOSK, MAX_TOKEN, Sessions
 
@@ -90,14 +90,22 @@ class Credentials:
             found = self._resolve(kind, token, fast)
             if found is not None:
                 break
-        if found is not None and found.user.startswith(KIOSK) and not self._at_kiosk(environ):
+        if found is not None and not self._where_granted(found, environ):
             found = None  # a gallery terminal's session (or its token) is worth nothing away from the gallery
         if self.ambient is None:
             return found
         return _joined(found, self._ambient(self.ambient, environ, fast))
 
-    def _at_kiosk(self, environ: Mapping[str, Any]) -> bool:
-        return bool(self.kiosk_networks) and trusted(environ.get("REMOTE_ADDR"), self.kiosk_networks)
+    def _where_granted(self, grant: Grant, environ: Mapping[str, Any]) -> bool:
+        """A gallery terminal's or a staff network's grant (its session or token) holds only from the
+        networks that gave it: a cookie or token carried elsewhere opens nothing."""
+        if grant.user.startswith(KIOSK):
+            networks = self.kiosk_networks
+        elif grant.user.startswith(EXTERNAL):
+            networks = self.ambient.networks if self.ambient is not None else []
+        else:
+            return True
+        return bool(networks) and trusted(environ.get("REMOTE_ADDR"), networks)
 
     def _ambient(self, ambient: Ambient, environ: Mapping[str, Any], fast: bool) -> Grant | None:
         """The external pattern's aspects: a staff network's levels, joined with a trusted header's account."""
