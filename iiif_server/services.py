@@ -111,7 +111,9 @@ class Services:
         settings = self.settings
         configure_vips(settings.vips.concurrency)
         output = settings.output
-        options = EncodeOptions(output.jpeg_quality, output.webp_quality, output.png_compression)
+        options = EncodeOptions(
+            output.jpeg_quality, output.webp_quality, output.png_compression, output.avif_quality, output.avif_effort
+        )
         access = settings.access
         return Renderer(
             options,

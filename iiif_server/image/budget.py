@@ -7,7 +7,7 @@ Two budgets, both per request:
   file without smaller levels (a 60000² tiled TIFF of one level) decodes its whole region at full
   resolution for any output size, so ``full/1000,`` would cost 3.6 gigapixels;
 - **peak memory** (``max_request_mb``): libvips streams a render strip by strip, but some steps
-  hold the whole output: encoders (GIF quantisation, WebP's picture, PNG and TIFF write to a
+  hold the whole output: encoders (GIF quantisation, WebP's and AVIF's picture, PNG and TIFF write to a
   buffer, which Python then copies), the in-memory copy a rotated or mirrored untiled source
   needs (``render._apply``), a whole level the renderer decodes to keep (``Renderer._level``).
   ``peak_bytes`` is a fixed allowance, the kept level if any, plus bytes per output pixel after
@@ -33,13 +33,15 @@ MB = 2**20
 FIXED_BYTES = 24 * MB
 #: Per encoder: bytes it holds whatever the size, and peak bytes per output pixel (after rotation).
 #: Measured on noisy content: GIF ~40 MB + 11-13 (libimagequant's histogram grows with colours),
-#: WebP 8.5, PNG 3.4, TIFF 2.8, JPEG 0.7; rounded up for alpha and less compressible content.
+#: WebP 8.5, PNG 3.4, TIFF 2.8, JPEG 0.7, AVIF 21-23 (41 with alpha: libheif encodes it as a second
+#: picture); rounded up for alpha and less compressible content.
 ENCODERS = {
     Format.JPG: (0, 2),
     Format.PNG: (0, 8),
     Format.WEBP: (0, 12),
     Format.TIF: (0, 8),
     Format.GIF: (32 * MB, 16),
+    Format.AVIF: (0, 44),
 }
 #: An untiled source rotated or mirrored is copied to memory first (RGBA at most).
 MATERIALISED_BYTES = 4

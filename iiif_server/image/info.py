@@ -24,7 +24,7 @@ from ..access.endpoints import AUTH2_CONTEXT
 from .model import ApiVersion, Format, Limits
 from .plan import Layout, scale_factors
 
-FORMATS_V3_EXTRA = ["webp", "tif", "gif"]  # level 2 already promises jpg and png
+FORMATS_V3_EXTRA = ["webp", "tif", "gif", "avif"]  # level 2 already promises jpg and png
 QUALITIES = ["color", "gray", "bitonal"]
 #: The longest side every advertised format can encode (all of ``Format`` are advertised).
 EVERY_FORMAT_SIDE = min(fmt.max_side for fmt in Format if fmt.max_side)

@@ -1,4 +1,4 @@
-"""Work in a child process that can be killed, for the one phase libvips cannot stop: GIF quantisation.
+"""Work in a child process that can be killed, for the phases libvips cannot stop: GIF quantisation, AV1 encoding.
 
 libvips stops a render when its ``eval`` callback kills the image (``render._Deadline``), but
 ``gifsave`` quantises, dithers and LZW-encodes the whole frame with no ``eval`` in between: that
@@ -6,8 +6,9 @@ tail costs ~0.2-3 µs per output pixel (measured: a 10000×10000 GIF spent 7 s c
 111 s unstoppable), so a large GIF ran far past ``[server] render_timeout``. Such a render runs
 here instead, in a spawned process (never forked: libvips' threads do not survive ``fork``) that
 is killed the moment the deadline passes or every client has gone; killing a process is the one
-stop that always works. Starting one costs ~0.3-0.6 s, paid only by GIFs large enough for it to
-matter (``render.ISOLATED_GIF_PIXELS``). Imports nothing of ours: the work names its own function.
+stop that always works. Starting one costs ~0.3-0.6 s, paid only by GIFs and AVIFs large enough for
+it to matter (``render.ISOLATED_GIF_PIXELS``, ``ISOLATED_AVIF_PIXELS``: AV1 encodes the whole picture
+with no ``eval`` either). Imports nothing of ours: the work names its own function.
 """
 
 from __future__ import annotations

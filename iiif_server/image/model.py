@@ -122,6 +122,7 @@ class Format(enum.Enum):
     WEBP = "webp"
     TIF = "tif"
     GIF = "gif"
+    AVIF = "avif"
 
     @property
     def media_type(self) -> str:
@@ -137,9 +138,17 @@ class Format(enum.Enum):
         return _MAX_SIDES[self]
 
 
-#: JPEG: libjpeg's JPEG_MAX_DIMENSION; WebP: WEBP_MAX_DIMENSION; GIF: 16-bit fields. PNG and TIFF
+#: JPEG: libjpeg's JPEG_MAX_DIMENSION; WebP: WEBP_MAX_DIMENSION; GIF: 16-bit fields; AVIF: heifsave
+#: writes 16384 and says "image too large" at 16385 (libheif's limit, tested). PNG and TIFF
 #: write 10^6 px sides (tested), beyond any size limit that can be configured usefully.
-_MAX_SIDES = {Format.JPG: 65500, Format.PNG: 0, Format.WEBP: 16383, Format.TIF: 0, Format.GIF: 65535}
+_MAX_SIDES = {
+    Format.JPG: 65500,
+    Format.PNG: 0,
+    Format.WEBP: 16383,
+    Format.TIF: 0,
+    Format.GIF: 65535,
+    Format.AVIF: 16384,
+}
 
 _MEDIA_TYPES = {
     Format.JPG: "image/jpeg",
@@ -147,6 +156,7 @@ _MEDIA_TYPES = {
     Format.WEBP: "image/webp",
     Format.TIF: "image/tiff",
     Format.GIF: "image/gif",
+    Format.AVIF: "image/avif",
 }
 
 

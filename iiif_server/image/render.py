@@ -53,6 +53,9 @@ _BAND_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int":
 #: gifsave's quantisation (~0.2-3 µs a pixel, unstoppable) would otherwise outlive the deadline by
 #: up to ~1.5 s here, and the ~0.5 s a process costs to start is small beside such a render.
 ISOLATED_GIF_PIXELS = 500_000
+#: AVIF outputs above this many pixels render there too: heifsave hands the whole picture to the AV1
+#: encoder, which has no ``eval`` either (~65 ns a pixel at effort 1, up to ~0.5 µs with alpha on noise).
+ISOLATED_AVIF_PIXELS = 1_000_000
 _KEEP_NONE: dict[str, Any] = {"keep": "none"} if pyvips.at_least_libvips(8, 15) else {"strip": True}
 
 
@@ -61,6 +64,8 @@ class EncodeOptions:
     jpeg_quality: int = 85
     webp_quality: int = 80
     png_compression: int = 6
+    avif_quality: int = 60
+    avif_effort: int = 1  # AV1 encoder speed 0-9: 0 fastest; see docs/performance.md, "AVIF (issue 13)"
 
 
 def configure_vips(concurrency: int) -> None:
@@ -95,7 +100,7 @@ class Renderer:
         deadline = _Deadline(self.render_timeout, abandoned)
         RENDERS.inc()
         try:
-            if plan.format is Format.GIF and plan.size[0] * plan.size[1] > ISOLATED_GIF_PIXELS:
+            if plan.size[0] * plan.size[1] > _isolated_pixels(plan.format):
                 return run_in_child(_render_alone, (source, plan, self.options, self.watermark), deadline.due)
             image, sequential = self._level(source, plan, deadline.watch)
             image = _apply(image, plan, sequential, deadline.watch, _mark(self.watermark, source, plan))
@@ -156,6 +161,15 @@ def _open_level(found: SourceLayout, path: str, level: int) -> tuple[pyvips.Imag
     if not found.tiled:
         return pyvips.Image.new_from_file(path, access="sequential", fail=True, **kwargs), True
     return pyvips.Image.new_from_file(path, fail=True, **kwargs), False
+
+
+def _isolated_pixels(fmt: Format) -> float:
+    """Outputs above this many pixels render in a child process (formats whose encoder cannot be stopped)."""
+    if fmt is Format.GIF:
+        return ISOLATED_GIF_PIXELS
+    if fmt is Format.AVIF:
+        return ISOLATED_AVIF_PIXELS
+    return math.inf
 
 
 def _render_alone(
@@ -318,4 +332,8 @@ def _encode(image: pyvips.Image, fmt: Format, options: EncodeOptions, watch: Wat
         return image.webpsave_buffer(Q=options.webp_quality, **_KEEP_NONE)
     if fmt is Format.TIF:
         return image.tiffsave_buffer(compression="deflate", **_KEEP_NONE)
+    if fmt is Format.AVIF:
+        return image.heifsave_buffer(
+            compression="av1", Q=options.avif_quality, effort=options.avif_effort, **_KEEP_NONE
+        )
     return image.gifsave_buffer(**_KEEP_NONE)

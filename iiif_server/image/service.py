@@ -45,7 +45,7 @@ from . import info as info_doc
 from .budget import Budget
 from .inspector import Inspected, Inspector, SourceLayout
 from .lanes import Lane
-from .model import ApiVersion, ImageRequest, Limits, Max
+from .model import ApiVersion, Format, ImageRequest, Limits, Max
 from .parse import canonical_params
 from .plan import RenderPlan, Resolved, degraded_limits, pixel_cost, plan, resolve, resolve_region, within_degraded
 from .readers import ReaderPool
@@ -129,6 +129,8 @@ class ImageService:
         options = renderer.options
         self._watermark_tag = renderer.watermark.tag if renderer.watermark is not None else "-"
         self._settings_tag = f"{RENDER_VERSION}:{options.jpeg_quality}:{options.webp_quality}:{options.png_compression}"
+        # Only AVIF's own keys carry its settings, so adding them left every other format's ETag unchanged.
+        self._avif_tag = f":a{options.avif_quality}:{options.avif_effort}"
         info_inputs = f"{limits}|{default_tile_size}|{preferred_formats}"
         self._info_tag = hashlib.sha1(info_inputs.encode()).hexdigest()[:12]
         # What ``prepare`` computed, by request and source file: a hot tile's geometry, canonical
@@ -272,7 +274,7 @@ class ImageService:
         digest = hashlib.sha1(
             # ``max`` in the canonical form depends on the limits: key on the resolved pixels too
             f"{source.fingerprint}|{request.version.value}|{canonical}|{resolved.region}|{resolved.size}|"
-            f"{self._settings_tag}{tier}".encode()
+            f"{self._settings_tag}{self._avif_tag if request.format is Format.AVIF else ''}{tier}".encode()
         ).hexdigest()
         chosen = plan(request, resolved, layout)
         if degraded:

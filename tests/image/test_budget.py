@@ -175,7 +175,7 @@ def status(field):
 root, target = sys.argv[1:]
 settings = Settings().replace(images={"root": root, "max_request_mb": 0}, lanes={"heavy_pixels": 0})
 service = Services(settings).image_service
-render.ISOLATED_GIF_PIXELS = 10**12  # encode here, not in a child process: this process's peak is measured
+render.ISOLATED_GIF_PIXELS = render.ISOLATED_AVIF_PIXELS = 10**12  # encode here: this process's peak is measured
 prepared = service.prepare(parse_path(ApiVersion.V3, target))
 Path("/proc/self/clear_refs").write_text("5")  # the peak from here on (VmHWM := VmRSS)
 before = status("VmRSS:")
@@ -193,6 +193,8 @@ print(json.dumps([status("VmHWM:") - before, peak_bytes(prepared.plan, prepared.
         "noise.tif/full/^3000,/0/default.tif",
         "noise.tif/full/^3000,/0/default.webp",
         "noise.tif/full/1000,/0/default.gif",
+        "noise.tif/full/1500,/0/default.avif",
+        "noise.tif/full/1500,/45/default.avif",  # with alpha: libheif encodes it as a second picture
         "noise.png/full/max/!45/default.jpg",  # untiled, rotated: copied to memory first
     ],
 )

@@ -25,7 +25,7 @@ def test_v3_document() -> None:
     assert sizes[0] == (160, 128) and sizes == sorted(sizes)
     assert all(w * h <= 50_000_000 for w, h in sizes)  # the full 84 MP size is over the limit: not listed
     assert (10240, 8192) not in sizes
-    assert info["extraFormats"] == ["webp", "tif", "gif"]
+    assert info["extraFormats"] == ["webp", "tif", "gif", "avif"]
     assert info["extraQualities"] == ["color", "gray", "bitonal"]
     for feature in (
         "mirroring",
@@ -61,7 +61,7 @@ def test_v2_document() -> None:
     assert "id" not in info and "type" not in info
     level, extra = info["profile"]
     assert level == "http://iiif.io/api/image/2/level2.json"
-    assert extra["formats"] == ["jpg", "png", "webp", "tif", "gif"]
+    assert extra["formats"] == ["jpg", "png", "webp", "tif", "gif", "avif"]
     assert extra["qualities"] == ["default", "color", "gray", "bitonal"]
     assert {"sizeAboveFull", "mirroring", "rotationArbitrary", "regionSquare"} <= set(extra["supports"])
     assert extra["maxWidth"] == 4000

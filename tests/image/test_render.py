@@ -345,3 +345,22 @@ def test_a_render_nobody_wants_any_more_stops_at_once(image_root: Path, path: st
         Renderer(EncodeOptions()).render(source, chosen, lambda: time.monotonic() - started > 0.2)
     assert time.monotonic() - started < 1.0
     assert REGISTRY.get_sample_value("iiif_renders_abandoned_total") == counted + 1
+
+
+def test_a_large_avif_nobody_wants_stops_at_once(tmp_path: Path) -> None:
+    """The AV1 encoder has no ``eval``: in this process a 3-megapixel AVIF of grainy content ran ~2 s past
+    abandonment; in its child process (``ISOLATED_AVIF_PIXELS``) it is killed at once."""
+    xy = pyvips.Image.xyz(2000, 1500)
+    grain = pyvips.Image.gaussnoise(2000, 1500, sigma=40, mean=128)
+    (xy[0] / 8).bandjoin([xy[1] / 6, grain]).cast("uchar").copy(interpretation="srgb").tiffsave(
+        str(tmp_path / "grain.tif"), tile=True, pyramid=True, compression="jpeg"
+    )
+    source = inspected(tmp_path, "grain.tif")
+    request = parse_path(ApiVersion.V3, "grain.tif/full/max/0/default.avif")
+    assert isinstance(request, ImageRequest)
+    chosen = plan(request, resolve(request, 2000, 1500, Limits()), source.found.layout)
+    assert render_module.ISOLATED_AVIF_PIXELS < 2000 * 1500
+    started = time.monotonic()
+    with pytest.raises(ClientGone):
+        Renderer(EncodeOptions()).render(source, chosen, lambda: time.monotonic() - started > 0.2)
+    assert time.monotonic() - started < 1.0
