@@ -21,6 +21,7 @@ from .observe import Observed
 from .presentation.routes import blueprint as presentation_blueprint
 from .services import Services
 from .web import blueprint as web_blueprint
+from .web.asset_routes import blueprint as assets_blueprint
 from .web.viewer import blueprint as viewer_blueprint
 
 log = logging.getLogger("iiif_server")
@@ -41,12 +42,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iiif_login_throttle"] = services.login_throttle
     app.extensions["iiif_tokens"] = services.tokens
     app.extensions["iiif_ambient"] = services.ambient
+    app.extensions["iiif_search"] = services.search
+    app.extensions["iiif_assets"] = services.assets
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(login_blueprint)
     app.register_blueprint(flow_blueprint)
     app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)
     app.register_blueprint(viewer_blueprint)
+    app.register_blueprint(assets_blueprint)
     _register_errors(app)
     _register_cors(app, settings.http.cors_max_age)
     # The image endpoint answers /iiif/{2,3}/ before Flask sees the request: the hot path.

@@ -235,6 +235,38 @@ class AccessSettings(_Section):
         return Path(self.state_dir) if self.state_dir else manifests_state
 
 
+def _colour(value: str) -> str:
+    """A CSS hex colour (``#7a2e1d`` or ``#fff``): anything else could break out of the style sheet."""
+    import re
+
+    if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", value):
+        raise ValueError(f"{value!r} is not a hex colour such as #7a2e1d")
+    return value.lower()
+
+
+Colour = Annotated[str, AfterValidator(_colour)]
+
+
+def _frame_ancestor(value: str) -> str:
+    """``*``, ``'self'`` or an origin: the sources ``Content-Security-Policy: frame-ancestors`` takes here."""
+    return value if value in ("*", "'self'") else _origin(value)
+
+
+class SiteSettings(_Section):
+    """The public web site: catalogue pages, embeds, theming (docs/website.md)."""
+
+    title_vi: str = Field("", max_length=200)  # "": [manifests] collection_label_vi
+    title_en: str = Field("", max_length=200)  # "": [manifests] collection_label_en
+    default_language: Literal["vi", "en"] = "vi"
+    logo: str = ""  # a PNG, JPEG, SVG or WebP file shown in the header (path relative to config.toml); "": none
+    primary_colour: Colour = "#7a2e1d"  # header, links, buttons
+    accent_colour: Colour = "#c8963e"  # focus rings, highlights
+    footer_vi: str = Field("", max_length=2000)  # plain text under every page; "": the provider's label
+    footer_en: str = Field("", max_length=2000)
+    page_size: int = Field(24, ge=1, le=200)  # search and browse results per page
+    frame_ancestors: tuple[Annotated[str, AfterValidator(_frame_ancestor)], ...] = ("*",)  # who may frame embeds
+
+
 class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
     vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
@@ -323,6 +355,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()
+    site: SiteSettings = SiteSettings()
 
     @model_validator(mode="after")
     def _lanes_leave_threads(self) -> Settings:
@@ -443,4 +476,5 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         },
         metrics={"directory": str(absolute(Path(settings.metrics.directory))) if settings.metrics.directory else ""},
         access={"state_dir": str(absolute(Path(settings.access.state_dir))) if settings.access.state_dir else ""},
+        site={"logo": str(absolute(Path(settings.site.logo))) if settings.site.logo else ""},
     )

@@ -9,6 +9,7 @@ no renderer; a cache purge only the caches.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from .access import Policy
 from .access.accounts import Accounts, accounts_for
@@ -36,6 +37,8 @@ from .presentation.catalogue import Catalogue, change_log
 from .presentation.restricted import ImageAccess
 from .replay import Replay
 from .throttle import Throttle
+from .web.assets import Assets
+from .web.search import CatalogueSearch
 
 
 class Services:
@@ -188,6 +191,17 @@ class Services:
             cache=self.caches.tiered,
             changes=change_log(manifests),
         )
+
+    @cached_property
+    def search(self) -> CatalogueSearch:
+        """The public site's search over the catalogue's published records."""
+        return CatalogueSearch(self.catalogue.current)
+
+    @cached_property
+    def assets(self) -> Assets:
+        """The site's fingerprinted static files, with the theme's logo ([site] logo)."""
+        logo = self.settings.site.logo
+        return Assets(extra={f"theme/logo{Path(logo).suffix.lower()}": Path(logo)} if logo else None)
 
     @cached_property
     def readiness(self) -> Readiness:

@@ -83,6 +83,7 @@ class Snapshot:
     withheld: list[tuple[Record, str]] = field(default_factory=list)
     published: list[Record] = field(default_factory=list)
     inputs: Inputs = field(default_factory=lambda: Inputs(None, {}))
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)  # the English of the published records' terms
     checked: float = 0.0  # monotonic time of the last freshness check
 
     @property
@@ -183,7 +184,7 @@ class Catalogue:
             # everything. An export with no rows would, so the deletion guard asks for force.
             raise ConfigError(f"no collection export at {path}")
         vocabulary_id = _stat(self.settings.vocabulary_file)  # before reading: an edit during it is seen next time
-        vocabulary = self._read_vocabulary(snapshot)
+        vocabulary = snapshot.vocabulary = self._read_vocabulary(snapshot)
         treatment = self.access.read()  # the same export, checked unchanged below
         self._build_records(path, snapshot, images, vocabulary, treatment, progress)
         if _stat(path) != export_id:
