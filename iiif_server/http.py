@@ -272,3 +272,24 @@ def cancelled_of(environ: dict[str, Any]) -> Callable[[], bool] | None:
             return True
 
     return closed
+
+
+def page_headers(policy: str, frame_ancestors: Collection[str] = ("'none'",), cache: str = "") -> dict[str, str]:
+    """Headers of an HTML page: its ``Content-Security-Policy`` (``policy``, then who may frame it) and
+    the matching legacy ``X-Frame-Options``; ``Referrer-Policy``; ``Cache-Control`` when given.
+
+    Pages are unframeable unless they say otherwise (clickjacking): the login and access pages keep
+    ``'none'``, the catalogue ``'self'``, the embeds ``[site] frame_ancestors``.
+    """
+    ancestors = " ".join(frame_ancestors) or "'none'"
+    headers = {
+        "Content-Security-Policy": f"{policy}; frame-ancestors {ancestors}",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+    }
+    if ancestors == "'none'":
+        headers["X-Frame-Options"] = "DENY"
+    elif ancestors == "'self'":
+        headers["X-Frame-Options"] = "SAMEORIGIN"
+    if cache:
+        headers["Cache-Control"] = cache
+    return headers
