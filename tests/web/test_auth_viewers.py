@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Response
 
+import iiif_server
 from iiif_server.access.describe import auth1_login, probe_id
 from iiif_server.access.endpoints import AUTH1_LOGIN, AUTH1_LOGOUT, AUTH2_ACCESS_ACTIVE, AUTH2_LOGOUT, DEGRADED_TIER
 from iiif_server.check import free_port, running_server
@@ -30,6 +31,8 @@ from tests.access_site import add_user, get, server_env
 from tests.conftest import make_pattern, save_pyramid
 
 CLIENT_PAGE = Path(__file__).parent / "auth2_client"
+# The page loads OpenSeadragon as "openseadragon.min.js" beside it: the copy vendored in the package.
+OPENSEADRAGON = Path(iiif_server.__file__).parent / "web" / "static" / "openseadragon" / "openseadragon.min.js"
 USER, PASSWORD = "researcher", "researcher-Pa55word-42"
 WIDTH, HEIGHT = 2400, 1800  # degraded: 1000 x 750, so full-resolution tiles are 2.4 times sharper
 DEGRADED = 1000
@@ -49,9 +52,15 @@ class Site:
 
 @contextlib.contextmanager
 def _static_site(folder: Path) -> Iterator[str]:
-    """``folder`` over HTTP on a port of its own: the museum website that embeds the client."""
+    """``folder`` over HTTP on a port of its own: the museum website that embeds the client (and
+    OpenSeadragon from the package, so there is one copy of it)."""
 
     class Quiet(SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            if urlsplit(path).path == "/" + OPENSEADRAGON.name:
+                return str(OPENSEADRAGON)
+            return super().translate_path(path)
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
