@@ -265,6 +265,8 @@ class SiteSettings(_Section):
     footer_en: str = Field("", max_length=2000)
     page_size: int = Field(24, ge=1, le=200)  # search and browse results per page
     frame_ancestors: tuple[Annotated[str, AfterValidator(_frame_ancestor)], ...] = ("*",)  # who may frame embeds
+    # tile formats the embeds ask for, best first, among those the browser decodes and info.json lists
+    embed_formats: tuple[Literal["avif", "webp", "jpg", "png"], ...] = Field(("avif", "webp", "jpg"), min_length=1)
 
 
 class ManifestsSettings(_Section):
