@@ -264,7 +264,13 @@ def image_embed(identifier: str) -> Response:
     title = i18n.pick(record.title, language) if record else identifier.rsplit("/", 1)[-1]
     canvas = Canvas(service_id, title, 0, 0, info[0], info[1])  # size: from info.json
     return _page(
-        title=title, record=record, pages=[canvas], viewer="openseadragon", language=language, manifest_id=None, start=None
+        title=title,
+        record=record,
+        pages=[canvas],
+        viewer="openseadragon",
+        language=language,
+        manifest_id=None,
+        start=None,
     )
 
 
