@@ -96,7 +96,7 @@
     var s = scale();
     var size = item().getContentSize();
     var width = Math.round(size.x / s), height = Math.round(size.y / s);
-    var r = item().viewportToImageRectangle(viewer.viewport.getBounds(true));
+    var r = item().viewportToImageRectangle(viewer.viewport.getBounds()); // where it is going: after an animation
     var x0 = Math.max(0, Math.round(r.x / s)), y0 = Math.max(0, Math.round(r.y / s));
     var x1 = Math.min(width, Math.round((r.x + r.width) / s)), y1 = Math.min(height, Math.round((r.y + r.height) / s));
     return [x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0)];
@@ -217,6 +217,7 @@
     return encoded.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
   state.encodeContentState = encodeContentState;
+  state.visibleRegion = function () { return visibleRegion(); };
 
   // ---- Mirador ------------------------------------------------------------------------------
 
