@@ -143,12 +143,13 @@ def _renders(port: int) -> float:
 
 
 @pytest.mark.parametrize("worker", ["asgi", "gthread"])
-def test_head_never_renders(images: Path, worker: str) -> None:
+def test_head_never_renders(images: Path, worker: str, request: pytest.FixtureRequest) -> None:
     """A HEAD costs a cached entry's length, or no Content-Length at all: never the image's render."""
     env = {**ENV, "IIIF_SERVER_SERVER_WORKER": worker}
     port = free_port()
     with running_server(["serve", "--images", str(images), "--workers", "1"], port, env):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        request.addfinalizer(connection.close)  # closed even when an assertion fails first
         path = "/iiif/3/mid.tif/full/max/0/default.png"  # 4 MP of PNG: a second or more to render
         renders = _renders(port)
         connection.request("HEAD", path)
@@ -169,4 +170,3 @@ def test_head_never_renders(images: Path, worker: str) -> None:
         connection.request("HEAD", "/iiif/3/mid.tif/0,0,256,256/256,/0/default.jpg")  # a stored tile
         tile = connection.getresponse()
         assert tile.read() == b"" and int(tile.getheader("Content-Length") or 0) > 0
-        connection.close()
