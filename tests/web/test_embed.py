@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from iiif_server import create_app
 from iiif_server.config import Settings
-from iiif_server.web import urls
+from iiif_server.web import contentstate, urls
 from tests.conftest import make_pattern, save_pyramid
 
 HOSTILE = '</script><script>alert(1)</script><img src=x onerror="alert(2)">&amp;'
@@ -228,8 +228,8 @@ def test_mirador_on_the_same_manifest(client: FlaskClient) -> None:
     [
         ("/embed/R-1?viewer=uv", "unknown viewer 'uv'"),
         (urls.image_embed_path("open.tif") + "?viewer=mirador", "viewer=mirador needs a manifest"),
-        ("/embed/R-1?iiif-content=not-a-content-state", "iiif-content: "),
-        ("/embed/R-1?iiif-content=" + "A" * 9000, "iiif-content: longer than 8192 characters"),
+        ("/embed/R-1?iiif-content=not-a-content-state!", "iiif-content is neither a URI nor content-state-encoded"),
+        ("/embed/R-1?iiif-content=" + "A" * 9000, "iiif-content is longer than 8192 characters"),
     ],
 )
 def test_bad_parameters_are_one_line_400s(client: FlaskClient, path: str, message: str) -> None:
@@ -237,3 +237,45 @@ def test_bad_parameters_are_one_line_400s(client: FlaskClient, path: str, messag
     assert response.status_code == 400 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert message in text and text.count("\n") <= 1
+
+
+def _state(manifest: str, canvas: str = "", region: tuple[int, int, int, int] | None = None) -> str:
+    return contentstate.encode(contentstate.View(manifest, canvas, region))
+
+
+MANIFEST = "http://localhost/iiif/manifests/R-1"
+
+
+@pytest.mark.parametrize(
+    ("value", "start"),
+    [
+        (_state(MANIFEST, f"{MANIFEST}/canvas/2", (100, 50, 400, 300)), {"canvas": 1, "region": [100, 50, 400, 300]}),
+        (
+            _state(MANIFEST, f"{MANIFEST}/canvas/1", (1000, 800, 900, 900)),
+            {"canvas": 0, "region": [1000, 800, 200, 100]},
+        ),
+        (_state(MANIFEST), {"canvas": 0, "region": None}),
+        (f"{MANIFEST}/canvas/2", {"canvas": 1, "region": None}),  # a plain canvas URI
+    ],
+)
+def test_a_content_state_opens_its_canvas_at_its_region(client: FlaskClient, value: str, start: dict[str, Any]) -> None:
+    response = client.get(urls.embed_path("R-1"), query_string={"iiif-content": value})
+    assert response.status_code == 200
+    assert _data(response.get_data(as_text=True))["start"] == start
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            _state("http://localhost/iiif/manifests/R-2", "http://localhost/iiif/manifests/R-2/canvas/1"),
+            "another manifest",
+        ),
+        (_state(MANIFEST, f"{MANIFEST}/canvas/9", (0, 0, 10, 10)), "a canvas this manifest does not have"),
+        (_state(MANIFEST, f"{MANIFEST}/canvas/1", (5000, 0, 10, 10)), "outside the canvas"),
+    ],
+)
+def test_a_content_state_of_another_view_is_a_one_line_400(client: FlaskClient, value: str, message: str) -> None:
+    response = client.get(urls.embed_path("R-1"), query_string={"iiif-content": value})
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert response.get_data(as_text=True).count("\n") <= 1

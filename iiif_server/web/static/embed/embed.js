@@ -12,7 +12,6 @@
     webp: "data:image/webp;base64,UklGRjgAAABXRUJQVlA4ICwAAACwAQCdASoCAAIAAsBMJaACdLoAAAAAAOyPwrFP8W0joUyH/xDnEFtR1iAAAA=="
   };
   var STORE = "iiif-embed-decodes"; // sessionStorage: the probes' answers, asked once per tab
-  var PRESENTATION_CONTEXT = "http://iiif.io/api/presentation/3/context.json";
 
   var data = JSON.parse(document.getElementById("embed-data").textContent);
   var state = window.iiifEmbed = {
@@ -136,9 +135,16 @@
     field.value = link;
     field.focus();
     field.select();
-    var copied = navigator.clipboard && window.isSecureContext ? navigator.clipboard.writeText(link) : Promise.reject();
-    copied.then(function () { status.textContent = text("copied"); },
-                function () { status.textContent = text("copy_hint"); });
+    var done = function () { status.textContent = text("copied"); };
+    var hint = function () { status.textContent = text("copy_hint"); };
+    // In a frame the Clipboard API needs allow="clipboard-write" (else Chromium logs a policy
+    // violation); without it, the selected field is copied the old way, or the visitor copies it.
+    var policy = document.permissionsPolicy || document.featurePolicy;
+    var allowed = navigator.clipboard && window.isSecureContext && (!policy || policy.allowsFeature("clipboard-write"));
+    if (allowed) { navigator.clipboard.writeText(link).then(done, hint); return; }
+    var copied = false;
+    try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+    (copied ? done : hint)();
   }
 
   function toggleFullScreen() {
@@ -200,20 +206,13 @@
     open(Math.min(Math.max(start.canvas || 0, 0), data.canvases.length - 1), start.region);
   }
 
-  // ---- Content State 1.0 (mirrors iiif_server/web/contentstate.py encode) --------------------
+  // ---- Content State 1.0: exactly what iiif_server/web/contentstate.py encode writes -------
+  // the target body alone (spec §3.1), compact JSON with keys in this order, encodeURIComponent,
+  // base64url, no padding (§6.1)
 
   function encodeContentState(manifestId, canvasId, region) {
-    var annotation = {
-      "@context": PRESENTATION_CONTEXT,
-      type: "Annotation",
-      motivation: ["contentState"],
-      target: {
-        id: canvasId + "#xywh=" + region.join(","),
-        type: "Canvas",
-        partOf: [{ id: manifestId, type: "Manifest" }]
-      }
-    };
-    var encoded = btoa(encodeURIComponent(JSON.stringify(annotation)));
+    var target = { id: canvasId + "#xywh=" + region.join(","), type: "Canvas", partOf: [{ id: manifestId, type: "Manifest" }] };
+    var encoded = btoa(encodeURIComponent(JSON.stringify(target)));
     return encoded.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
   state.encodeContentState = encodeContentState;
