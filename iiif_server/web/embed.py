@@ -53,7 +53,6 @@ POLICY = (
 
 #: The embeds' words, in both languages (``i18n.lookup``).
 TEXTS: dict[str, Text] = {
-    "viewer": Text("Trình xem ảnh", "Image viewer"),
     "controls": Text("Điều khiển trình xem", "Viewer controls"),
     "zoom_in": Text("Phóng to", "Zoom in"),
     "zoom_out": Text("Thu nhỏ", "Zoom out"),
@@ -61,7 +60,6 @@ TEXTS: dict[str, Text] = {
     "full_screen": Text("Toàn màn hình", "Full screen"),
     "previous": Text("Ảnh trước", "Previous image"),
     "next": Text("Ảnh sau", "Next image"),
-    "page": Text("Ảnh", "Image"),
     "share": Text("Chia sẻ khung nhìn này", "Share this view"),
     "share_link": Text("Liên kết đến khung nhìn này", "Link to this view"),
     "copied": Text("Đã sao chép liên kết.", "Link copied."),
@@ -207,7 +205,7 @@ def _page(
         "canvases": [page.data() for page in pages],
         "formats": list(settings.site.embed_formats),
         "start": start or {"canvas": 0, "region": None},
-        "texts": {key: i18n.lookup(TEXTS, key, language) for key in ("page", "copied", "copy_hint")},
+        "texts": {key: i18n.lookup(TEXTS, key, language) for key in ("copied", "copy_hint")},
     }
     nonce = secrets.token_urlsafe(16)
     scripts = [asset_url("mirador/mirador.min.js")] if viewer == "mirador" else []
@@ -217,7 +215,6 @@ def _page(
         language=language,
         title=title,
         text=lambda key: i18n.lookup(TEXTS, key, language),
-        record=record,
         attribution=i18n.pick(record.attribution, language) if record else "",
         rights=(rights_name(record.rights), record.rights) if record and record.rights else None,
         item=item,
