@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import threading
@@ -309,5 +310,31 @@ def test_no_serious_accessibility_violations_and_usable_on_a_phone(
         # every control is on screen at 375 px
         for box in [page.locator(".control").nth(i).bounding_box() for i in range(page.locator(".control").count())]:
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("decodes", "chosen"),
+    [({"avif": False, "webp": True}, "webp"), ({"avif": False, "webp": False}, "jpg")],
+)
+def test_a_browser_without_avif_gets_the_next_format_it_decodes(
+    browser: Browser, server: str, decodes: dict[str, bool], chosen: str
+) -> None:
+    """embed.js keeps its decoding probes' answers in sessionStorage: a browser that decodes no AVIF
+    (or no WebP either) is simulated by that answer; the paged document shows its page count."""
+    context = browser.new_context(viewport={"width": 800, "height": 600})
+    answer = json.dumps({**decodes, "jpg": True, "png": True})
+    context.add_init_script(f"sessionStorage.setItem('iiif-embed-decodes', {json.dumps(answer)})")
+    try:
+        page = context.new_page()
+        watch = Watch(server).attach(page)
+        page.goto(server + urls.embed_path("KH-TL-0001"))  # the paged "tư liệu" record: a four-page decree
+        _ready(page)
+        tiles = _wait_tiles(page, watch)
+        assert tiles and {TILE.search(t).group(4) for t in tiles} == {chosen}  # type: ignore[union-attr]
+        assert page.evaluate("iiifEmbed.format") == chosen
+        assert page.locator("#page-status").inner_text() == "1 / 4"
+        assert watch.failed == [] and watch.console == []
     finally:
         context.close()
