@@ -104,7 +104,7 @@ def test_viewer_resolves_a_manifest_path_against_the_public_base(settings: Setti
     app = create_app(settings.replace(server={"public_base_url": base}))
     manifest = "iiif/manifests/KH%20HV%2F1"  # as a homepage link carries it (the query decoded once)
     page = app.test_client().get("/viewer", query_string={"manifest": manifest}).get_data(as_text=True)
-    assert f'manifestId: "{base or "http://localhost"}/{manifest}"' in page
+    assert f'"manifestId": "{base or "http://localhost"}/{manifest}"' in page
 
 
 def test_viewer_requires_a_manifest(client: FlaskClient) -> None:
@@ -142,10 +142,16 @@ def test_viewer_page_passes_the_manifest_to_mirador(client: FlaskClient) -> None
     page = response.get_data(as_text=True)
     assert manifest not in page  # escaped everywhere: "<" cannot close the script element
     assert json.dumps(manifest).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") in page
-    assert "Mirador.viewer(" in page
-    assert "Mirador.requestInfoResponse(" in page  # a new tier after an Auth 1.0 login: test_auth_viewers.py
-    script = re.search(r'<script src="([^"]+)"', page)
-    assert script and script.group(1).startswith("/viewer/static/mirador/mirador.min.js?v=")
+    config = re.search(r'<script type="application/json" id="viewer-config">(.*?)</script>', page, re.S)
+    assert config and json.loads(config.group(1)) == {"window": {"manifestId": manifest}}
+    scripts = re.findall(r'<script src="([^"]+)"></script>', page)
+    assert [re.sub(r"\.[0-9a-f]{12}\.js$", ".js", s) for s in scripts] == [
+        "/assets/mirador/mirador.min.js",
+        "/assets/viewer/mirador-page.js",
+    ]
+    own = client.get(scripts[1]).get_data(as_text=True)
+    assert "Mirador.viewer(" in own
+    assert "Mirador.requestInfoResponse(" in own  # a new tier after an Auth 1.0 login: test_auth_viewers.py
 
 
 def test_mirador_is_served_as_javascript_with_a_long_cache(client: FlaskClient) -> None:
