@@ -193,7 +193,9 @@ def _check_view(found: Target, base: str) -> None:
         view = contentstate.decode(value)
     except contentstate.InvalidContentState as error:
         raise InvalidRequest(f"url's {contentstate.PARAMETER}: {error}", "url") from None
-    if found.kind != "item" or view.manifest_id != f"{base}/{manifest_path(found.key)}":
+    manifest = f"{base}/{manifest_path(found.key)}"
+    ours = view.manifest_id == manifest or (not view.manifest_id and view.canvas_id.startswith(manifest + "/canvas/"))
+    if found.kind != "item" or not ours:
         raise InvalidRequest(f"url's {contentstate.PARAMETER} is a view of another object", "url")
 
 

@@ -104,6 +104,14 @@ def mirador_window(manifest: str, view: contentstate.View | None = None) -> dict
     return window
 
 
+def _manifest_of_canvas(canvas_id: str) -> str:
+    """The manifest of one of this server's canvases (``{manifest}/canvas/{n}``, ``build._canvas``),
+    for a link that names a canvas alone; "" for any other URI (another server's canvas)."""
+    manifest, sep, _ = canvas_id.rpartition("/canvas/")
+    base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+    return manifest if sep and local_manifest(manifest.removeprefix(base + "/")) else ""
+
+
 @blueprint.get("/viewer")
 def viewer() -> Response:
     manifest = request.args.get("manifest")
@@ -116,7 +124,9 @@ def viewer() -> Response:
             view = contentstate.decode(shared)
         except contentstate.InvalidContentState as error:
             return _plain(f"{contentstate.PARAMETER}: {error}", 400)
-        manifest = view.manifest_id
+        manifest = view.manifest_id or _manifest_of_canvas(view.canvas_id)
+        if not manifest:
+            return _plain(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)", 400)
     if manifest is None or not manifest.strip():
         return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
     if not acceptable_manifest_url(manifest):
