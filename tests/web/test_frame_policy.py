@@ -1,0 +1,138 @@
+"""One frame policy over a real server: whatever ``[site] frame_ancestors`` allows (any site, or a
+museum's origin), no /auth/ page can be framed by another site (clickjacking a login), while the
+pages meant for embedding (``/viewer``, and ``/embed/...`` when that route exists) follow the setting.
+
+Headers for every /auth/ page, then Chromium: a page of the museum's site framing /auth/login shows
+nothing (the browser blocks it), while its frame of /viewer loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from iiif_server.check import free_port, running_server
+from iiif_server.web import urls
+from tests.conftest import make_pattern, save_pyramid
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+
+MUSEUM = "http://museum.test"  # the museum's site, served by the browser's route interception
+VIEWER = "http://viewer.test"  # a viewer allowed to receive tokens ([access] token_origins)
+IMAGE = "pattern.tif"
+#: Every /auth/ page a browser may be sent to (the probe and the Auth 1.0 token without messageId are JSON).
+AUTH_PAGES = [
+    "/auth/login",
+    "/auth/login?lang=en&return=/viewer",
+    f"/auth/login?origin={quote(VIEWER)}",
+    "/auth/1/login",
+    f"/auth/1/login?origin={quote(VIEWER)}",
+    "/auth/2/kiosk",
+    f"/auth/2/kiosk?origin={quote(VIEWER)}",
+    "/auth/2/logout",
+    "/auth/1/logout",
+]
+TOKEN_PAGES = [f"/auth/2/token?messageId=1&origin={quote(VIEWER)}", f"/auth/1/token?messageId=1&origin={quote(VIEWER)}"]
+
+
+@pytest.fixture(scope="module", params=["*", MUSEUM])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = tmp_path_factory.mktemp("frame-policy")
+    (base / "images").mkdir()
+    save_pyramid(make_pattern(600, 400), base / "images" / IMAGE)
+    env = {
+        "IIIF_SERVER_SITE_FRAME_ANCESTORS": request.param,
+        "IIIF_SERVER_ACCESS_STATE_DIR": str(base / "state"),
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(base / "manifests-state"),
+        "IIIF_SERVER_ACCESS_TOKEN_ORIGINS": VIEWER,
+    }
+    with running_server(["serve", "--images", str(base / "images"), "--workers", "1"], free_port(), env) as url:
+        yield url
+
+
+def _head(server: str, path: str) -> tuple[int, http.client.HTTPMessage]:
+    connection = http.client.HTTPConnection(urlsplit(server).netloc, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers
+    finally:
+        connection.close()
+
+
+def _ancestors(policy: str) -> list[str]:
+    (directive,) = [d.strip() for d in policy.split(";") if d.strip().startswith("frame-ancestors")]
+    return directive.split()[1:]
+
+
+@pytest.mark.parametrize("path", AUTH_PAGES)
+def test_auth_pages_are_never_frameable(server: str, path: str) -> None:
+    status, headers = _head(server, path)
+    assert status in (200, 403), (path, status)  # the kiosk refuses this address: still a page
+    assert headers["Content-Type"].startswith("text/html"), path
+    assert _ancestors(headers["Content-Security-Policy"]) == ["'none'"], (path, headers["Content-Security-Policy"])
+    assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("path", TOKEN_PAGES)
+def test_token_pages_keep_their_own_origins(server: str, path: str) -> None:
+    status, headers = _head(server, path)
+    assert status == 200 and headers["Content-Type"].startswith("text/html"), path
+    assert _ancestors(headers["Content-Security-Policy"]) == ["'self'", VIEWER]  # never [site] frame_ancestors
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_embeddable_pages_follow_the_setting(server: str, request: pytest.FixtureRequest) -> None:
+    configured = request.node.callspec.params["server"]  # what [site] frame_ancestors says
+    status, headers = _head(server, "/viewer?manifest=/iiif/manifests/x")
+    assert status == 200 and _ancestors(headers["Content-Security-Policy"]) == [configured]
+    assert "X-Frame-Options" not in headers
+    status, headers = _head(server, urls.image_embed_path(IMAGE))
+    if status != 404:  # the embed pages are another change's; when present, they follow the setting too
+        assert _ancestors(headers["Content-Security-Policy"]) == [configured]
+
+
+@pytest.fixture(scope="module")
+def framing_browser() -> Iterator[Browser]:
+    """Chromium as the viewer tests launch it, but letting a public site's page frame a server on
+    127.0.0.1 (Local Network Access would block that here; in production both sites are public)."""
+    local = "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, local])
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def _framed(browser: Browser, server: str, path: str) -> tuple[str, bool]:
+    """A museum page framing ``server + path``: the frame's URL and whether its document is the page."""
+    host = f'<!doctype html><title>Museum</title><iframe src="{server}{path}" width="800" height="600"></iframe>'
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.route(f"{MUSEUM}/", lambda route: route.fulfill(body=host, content_type="text/html"))
+        page.goto(f"{MUSEUM}/", wait_until="load")
+        page.wait_for_timeout(500)
+        (frame,) = [f for f in page.frames if f != page.main_frame]
+        shown = False
+        with contextlib.suppress(Exception):  # a blocked frame is an error page the test cannot script
+            shown = bool(frame.evaluate("document.querySelector('form, #mirador') !== null"))
+        return frame.url, shown
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/1/login", "/auth/2/kiosk"])
+def test_chromium_shows_no_auth_page_in_another_sites_frame(framing_browser: Browser, server: str, path: str) -> None:
+    url, shown = _framed(framing_browser, server, path)
+    assert not shown, f"{path} was shown inside {MUSEUM}'s frame ({url})"
+    # the control: the museum may frame the research viewer (any site, or the museum by name)
+    url, shown = _framed(framing_browser, server, "/viewer?manifest=/iiif/manifests/x")
+    assert shown and url.startswith(server), url
