@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from iiif_server import create_app
 from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
-from iiif_server.web import embedcode, oembed, urls
+from iiif_server.web import contentstate, embedcode, oembed, urls
 from tests.conftest import decode, demo_env, make_pattern, save_pyramid
 
 SITE = "http://localhost"  # the test client's base URL
@@ -350,3 +350,17 @@ def test_the_demo_drum_is_embedded_through_oembed(demo_server: str) -> None:
     assert status == 200 and re.search(r"/full/\d+,\d+/0/default\.jpg$", json.loads(data)["thumbnail_url"])
     status, _, data = _get(f"{demo_server}{urls.OEMBED}?{urlencode({'url': 'http://evil.example/items/KH-HV-0001'})}")
     assert status == 404 and data.count(b"\n") == 1
+
+
+def test_a_shared_view_on_the_item_url_is_carried_to_the_embed(client: FlaskClient) -> None:
+    manifest = f"{SITE}/iiif/manifests/{PUBLIC}"
+    shared = contentstate.encode(contentstate.View(manifest, f"{manifest}/canvas/1", (10, 20, 300, 200)))
+    item = f"{SITE}{urls.item_path(PUBLIC)}?{urlencode({'iiif-content': shared})}"
+    status, body, _ = ask(client, item)
+    assert status == 200, body
+    (frame,) = frames(body["html"])
+    assert frame["src"] == f"{SITE}{urls.embed_path(PUBLIC)}?{urlencode({'iiif-content': shared})}"
+    other = contentstate.encode(contentstate.View(f"{SITE}/iiif/manifests/{RESTRICTED}", f"{SITE}/x/canvas/1"))
+    for value in (other, "not-a-content-state!"):
+        status, body, _ = ask(client, f"{SITE}{urls.item_path(PUBLIC)}?{urlencode({'iiif-content': value})}")
+        assert status == 400 and "iiif-content" in body, body
