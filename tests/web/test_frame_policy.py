@@ -167,3 +167,11 @@ def test_chromium_shows_no_auth_page_in_another_sites_frame(browser: Browser, si
     # the control: the museum may frame the research viewer (any site, or the museum by name)
     url, shown = _framed(browser, site, "/viewer?manifest=/iiif/manifests/x")
     assert shown and url.startswith(site.url), url
+
+
+def test_chromium_frames_the_viewer_only_on_the_sites_allowed(browser: Browser, site: Site) -> None:
+    """Another site than the museum (``localhost`` rather than ``127.0.0.1``: another origin) may frame
+    the viewer when ``frame_ancestors`` is ``*``, and not when it names the museum alone."""
+    stranger = Site(site.url, site.museum.replace("127.0.0.1", "localhost"), site.frame_ancestors)
+    url, shown = _framed(browser, stranger, "/viewer?manifest=/iiif/manifests/x")
+    assert shown == (site.frame_ancestors == "*"), (site.frame_ancestors, url)
