@@ -150,6 +150,7 @@ SLOW_MODULES = frozenset(
         "tests/web/test_viewer.py",
         "tests/web/test_auth_frame.py",
         "tests/web/test_auth_viewers.py",
+        "tests/web/test_frame_policy.py",
         "tests/test_conformance.py",
         "tests/ingest/test_queue.py",
     }
