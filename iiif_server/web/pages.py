@@ -159,9 +159,7 @@ def _search_url(q: str = "", filters: Mapping[str, str] | None = None, page: int
     return _root() + urls.SEARCH + ("?" + urlencode(pairs) if pairs else "")
 
 
-def _facet_groups(
-    results: Results, language: str, q: str, active: Mapping[str, str]
-) -> list[dict[str, Any]]:
+def _facet_groups(results: Results, language: str, q: str, active: Mapping[str, str]) -> list[dict[str, Any]]:
     """Each facet's values among the results, linked to the search narrowed (or widened) by it."""
     groups = []
     for facet, field in urls.FACETS.items():

@@ -43,7 +43,8 @@ SITE: dict[str, Text] = {
     "next": Text("Trang sau", "Next page"),
     "restricted": Text("Hạn chế truy cập", "Restricted access"),
     "restricted_note": Text(
-        "Ảnh của hồ sơ này chỉ hiển thị ở bản xem trước thu nhỏ.", "This record's images are shown as reduced previews only."
+        "Ảnh của hồ sơ này chỉ hiển thị ở bản xem trước thu nhỏ.",
+        "This record's images are shown as reduced previews only.",
     ),
     "inventory_number": Text("Số hiệu", "Inventory number"),
     "description": Text("Mô tả", "Description"),

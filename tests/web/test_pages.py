@@ -23,7 +23,7 @@ DRUM = "KH-HV-0001"
 DRUM_VI = "Trống đồng Ngọc Lũ"
 STELE = "KH-HV-0104"  # restricted
 HOSTILE = "KH-X-666"
-HOSTILE_TITLE = '<script>alert("x")</script> & \'quoted\''
+HOSTILE_TITLE = "<script>alert(\"x\")</script> & 'quoted'"
 DEGRADED = 200  # [access] degraded_size: smaller than a card's thumbnail (pages.CARD_SIZE)
 ROWS = [
     [DRUM, DRUM_VI, "Ngọc Lũ bronze drum", "hiện vật", "Bảo vật quốc gia", "", "văn hóa Đông Sơn", "đồng", "63 x 79",
@@ -143,7 +143,7 @@ def test_home_lists_published_records_with_facets_and_counts_in_vietnamese_by_de
 def test_the_language_switch_sets_the_cookie_and_the_next_page_keeps_it(client: FlaskClient) -> None:
     client.delete_cookie("lang")
     _, home = page(client, urls.HOME)
-    switch = [a for a in home.all("a") if a.get("hreflang") == "en"][0]["href"]
+    switch = next(a for a in home.all("a") if a.get("hreflang") == "en")["href"]
     assert parse_qs(urlsplit(switch).query) == {"lang": ["en"]}
     response, english = page(client, switch)
     assert english.all("html")[0]["lang"] == "en" and english.first_text("h1") == "Heritage collection"
@@ -294,3 +294,11 @@ def test_templates_and_assets_are_package_data() -> None:
     """A non-editable install must carry the templates and the site's static files."""
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
     assert '"web/templates/*.html"' in text and '"web/static/**/*"' in text
+
+
+def test_a_manifests_homepage_is_the_item_page(client: FlaskClient) -> None:
+    """No ``[manifests] item_homepage``: the record's page in this catalogue (it was the Mirador viewer)."""
+    manifest = client.get(f"/iiif/manifests/{quote(DRUM)}").get_json()
+    (homepage,) = manifest["homepage"]
+    assert homepage["id"] == "https://museum.example/iiif-site" + urls.item_path(DRUM)
+    assert homepage["label"] == {"vi": [DRUM_VI], "en": ["Ngọc Lũ bronze drum"]}
