@@ -22,7 +22,6 @@ SITE: dict[str, Text] = {
     "facet_period": Text("Thời kỳ", "Period"),
     "facet_rank": Text("Xếp hạng", "Heritage rank"),
     "browse_by": Text("Duyệt theo", "Browse by"),
-    "all_values": Text("Xem tất cả", "See all"),
     "records": Text("hồ sơ", "records"),
     "images": Text("ảnh", "images"),
     "published": Text("hiện vật, di tích và tư liệu được công bố", "objects, sites and documents published"),
@@ -54,7 +53,6 @@ SITE: dict[str, Text] = {
     "viewer": Text("Xem chi tiết ảnh", "Zoomable viewer"),
     "viewer_title": Text("Trình xem ảnh", "Image viewer"),
     "image": Text("Ảnh", "Image"),
-    "iiif": Text("IIIF", "IIIF"),
     "manifest": Text("Manifest IIIF (JSON)", "IIIF manifest (JSON)"),
     "drag_and_drop": Text(
         "Kéo biểu tượng IIIF vào một trình xem IIIF để mở hồ sơ này",

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 
 from iiif_server import create_app
 from iiif_server.config import Settings
-from iiif_server.web import embedcode, urls
+from iiif_server.web import embedcode, rights, urls
 from tests.presentation.conftest import HEADER, write_export, write_image
 
 DRUM = "KH-HV-0001"
@@ -302,3 +302,38 @@ def test_a_manifests_homepage_is_the_item_page(client: FlaskClient) -> None:
     (homepage,) = manifest["homepage"]
     assert homepage["id"] == "https://museum.example/iiif-site" + urls.item_path(DRUM)
     assert homepage["label"] == {"vi": [DRUM_VI], "en": ["Ngọc Lũ bronze drum"]}
+
+
+def test_the_theme_logo_title_and_footer_come_from_site_settings(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', encoding="utf-8")
+    settings = Settings().replace(
+        images={"root": tmp_path},
+        manifests={"source": tmp_path / "none.csv", "state_dir": tmp_path / "state"},
+        server={"access_log": "off"},
+        site={
+            "logo": str(logo),
+            "title_vi": "Bảo tàng <Khánh Hòa>",
+            "title_en": "Khánh Hòa Museum",
+            "footer_en": "Nha Trang",
+        },
+    )
+    with create_app(settings).test_client() as themed:
+        _, home = page(themed, "/?lang=en")
+        assert home.first_text("h1") == "Khánh Hòa Museum" and "Nha Trang" in home.plain
+        (image,) = home.all("img", **{"class": "logo"})
+        assert image["src"].startswith("/assets/theme/logo.") and image["src"].endswith(".svg")
+        served = themed.get(image["src"])
+        assert served.status_code == 200 and served.mimetype == "image/svg+xml"
+        _, vietnamese = page(themed, "/?lang=vi")
+        assert vietnamese.first_text("title") == "Bảo tàng <Khánh Hòa>"
+        assert "0 hiện vật" in vietnamese.plain  # no export yet: an empty catalogue, not an error
+
+
+def test_rights_read_by_name() -> None:
+    name = rights.name
+    assert name("http://creativecommons.org/licenses/by-sa/4.0/") == "CC BY-SA 4.0"
+    assert name("http://creativecommons.org/publicdomain/mark/1.0/") == "Public Domain Mark 1.0"
+    assert name("http://creativecommons.org/publicdomain/zero/1.0/") == "CC0 1.0"
+    assert name("http://rightsstatements.org/vocab/InC-EDU/1.0/") == "In Copyright – Educational Use Permitted"
+    assert name("https://museum.example/terms") == "https://museum.example/terms"
