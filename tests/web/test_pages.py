@@ -92,7 +92,7 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
+def site_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("site")
     for name, (width, height) in SIZES.items():
         write_image(root / "images" / name, width, height)
@@ -105,7 +105,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
         server={"public_base_url": "https://museum.example/iiif-site", "access_log": "off"},
         site={"footer_vi": "Chân trang <thử>", "footer_en": "Footer <test>", "primary_colour": "#123456"},
     )
-    with create_app(settings).test_client() as test_client:
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(site_settings: Settings) -> Iterator[FlaskClient]:
+    with create_app(site_settings).test_client() as test_client:
         yield test_client
 
 
@@ -337,3 +342,16 @@ def test_rights_read_by_name() -> None:
     assert name("http://creativecommons.org/publicdomain/zero/1.0/") == "CC0 1.0"
     assert name("http://rightsstatements.org/vocab/InC-EDU/1.0/") == "In Copyright – Educational Use Permitted"
     assert name("https://museum.example/terms") == "https://museum.example/terms"
+
+
+def test_results_are_paged_with_previous_and_next_links(site_settings: Settings) -> None:
+    with create_app(site_settings.replace(site={"page_size": 2})).test_client() as paged:
+        _, first = page(paged, "/search?lang=en")
+        assert "4 results" in first.plain and "Page 1 of 2" in first.plain
+        assert first.all("a", rel="next", href="/search?page=2") and not first.all("a", rel="prev")
+        _, second = page(paged, "/search?page=2")
+        assert "Page 2 of 2" in second.plain and second.all("a", rel="prev", href="/search")
+        shown = [a["href"] for p in (first, second) for a in p.all("a") if a.get("href", "").startswith("/items/")]
+        assert len(shown) == len(set(shown)) == 4
+        _, browsing = page(paged, urls.browse_path("type", "hiện vật") + "?page=2")
+        assert browsing.all("a", rel="prev", href=urls.browse_path("type", "hiện vật"))
