@@ -148,6 +148,7 @@ SLOW_FIXTURES = frozenset({"demo_root"})
 SLOW_MODULES = frozenset(
     {
         "tests/web/test_viewer.py",
+        "tests/web/test_site_browser.py",
         "tests/web/test_auth_frame.py",
         "tests/web/test_auth_viewers.py",
         "tests/web/test_frame_policy.py",
