@@ -70,14 +70,18 @@ def _museum_site(folder: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def museum(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The museum's article pages, each with the one-line snippet an item page gives."""
+    """The museum's article pages, each with the one-line snippet an item page gives; and one with
+    WordPress's sanitised oEmbed answer (docs/website.md): a sandbox with scripts only (an opaque
+    origin: no storage, CORS for everything), a secret in the fragment."""
     folder = tmp_path_factory.mktemp("museum")
-    for name, path in (("record.html", urls.embed_path(RECORD)), ("image.html", urls.image_embed_path(DRUM))):
-        snippet = embedcode.iframe(server + path, "Trình xem ảnh")
+    record = embedcode.iframe(server + urls.embed_path(RECORD), "Trình xem ảnh")
+    wordpress = embedcode.iframe(server + urls.embed_path(RECORD) + "#?secret=x1", "Trình xem ảnh")
+    wordpress = re.sub(r' allow="[^"]*" allowfullscreen', ' sandbox="allow-scripts"', wordpress)
+    assert 'sandbox="allow-scripts"' in wordpress
+    for name, snippet in (("record.html", record), ("wordpress.html", wordpress)):
         (folder / name).write_text(
             f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Bài viết</title>'
-            '<link rel="icon" href="data:,"></head>'
-            f"<body><h1>Bài viết</h1>{snippet}</body></html>",
+            f'<link rel="icon" href="data:,"></head><body><h1>Bài viết</h1>{snippet}</body></html>',
             encoding="utf-8",
         )
     with _museum_site(folder) as site:
@@ -150,9 +154,12 @@ def _artefacts(tmp_path: Path) -> Path:
     return folder
 
 
-def test_an_embed_on_another_site_shows_avif_tiles_with_no_error(page: Page, server: str, museum: str) -> None:
+@pytest.mark.parametrize("article", ["record.html", "wordpress.html"])
+def test_an_embed_on_another_site_shows_avif_tiles_with_no_error(
+    page: Page, server: str, museum: str, article: str
+) -> None:
     watch = Watch(server).attach(page)
-    page.goto(f"{museum}/record.html")
+    page.goto(f"{museum}/{article}")
     frame = _embed_frame(page, server)
     _ready(frame)
     tiles = _wait_tiles(page, watch)
