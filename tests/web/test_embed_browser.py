@@ -36,6 +36,7 @@ RESTRICTED = "KH-HV-0104"
 DRUM = "trong-dong-ngoc-lu.tif"
 DEADLINE = 30.0
 MIN_TILES = 4
+FULLY_LOADED = "() => !iiifEmbed.viewer.isAnimating() && iiifEmbed.viewer.world.getItemAt(0).getFullyLoaded()"
 # /iiif/3/{identifier}/{region}/{size}/{rotation}/{quality}.{format}
 TILE = re.compile(r"/iiif/3/([^/?#]+)/([^/?#]+)/([^/?#]+)/0/default\.(avif|webp|jpg|png)$")
 
@@ -264,7 +265,9 @@ def test_a_shared_view_opens_the_embed_at_that_region(page: Page, server: str, m
     assert contentstate.encode(view) == value
     x, y, w, h = region
     assert 0 < w < 1800 and 0 < h < 2400 and x > 0 and y > 0  # zoomed in, inside the canvas
-    # the item's embed opened with that view: the same canvas, the same region in view
+    # the item's embed opened with that view: the same canvas, the same region in view (once this view's
+    # tiles have all arrived: leaving the page would abort the ones still loading)
+    frame.wait_for_function(FULLY_LOADED, timeout=DEADLINE * 1000)
     frame.goto(f"{server}{urls.embed_path(RECORD)}?iiif-content={value}")
     _ready(frame)
     assert frame.evaluate("iiifEmbed.canvas") == 1
