@@ -315,12 +315,13 @@ def item(inventory: str) -> Response:
     title = i18n.pick(record.title, language) or record.inventory_number
     pictures = [p for p in (_picture(identifier, VIEW_SIZE) for identifier in record.images) if p is not None]
     restricted = _restricted(record) or any(p.restricted for p in pictures)
-    embed = _root() + urls.embed_path(record.inventory_number)
+    embed_query = {"lang": language}  # the viewer speaks the page's language
     shared = request.args.get(contentstate.PARAMETER)
     if shared is not None:
         if len(shared) > contentstate.MAX_LENGTH:
             raise InvalidRequest(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters")
-        embed += "?" + urlencode({contentstate.PARAMETER: shared})
+        embed_query[contentstate.PARAMETER] = shared
+    embed = _root() + urls.embed_path(record.inventory_number) + "?" + urlencode(embed_query)
     item_url = base + urls.item_path(record.inventory_number)
     manifest = f"{base}/{manifest_path(record.inventory_number)}"
     attribution = i18n.pick(record.attribution, language) or i18n.pick(

@@ -176,7 +176,9 @@ def test_item_page_has_images_metadata_rights_viewer_embed_oembed_and_json_ld(cl
     assert item.all("a", href="http://creativecommons.org/licenses/by/4.0/", rel="license")
     assert "CC BY 4.0" in item.plain and "Mặt trống với ngôi sao 14 cánh." in item.plain
     (frame,) = item.all("iframe")
-    assert frame["src"] == f"{urls.embed_path(DRUM)}?iiif-content=abc-_DEF" and DRUM_VI in frame["title"]
+    assert frame["src"] == f"{urls.embed_path(DRUM)}?lang=vi&iiif-content=abc-_DEF" and DRUM_VI in frame["title"]
+    _, english = page(client, urls.item_path(DRUM) + "?lang=en")
+    assert english.all("iframe")[0]["src"] == f"{urls.embed_path(DRUM)}?lang=en"  # the viewer in the page's language
     base = "https://museum.example/iiif-site"
     manifest = f"{base}/iiif/manifests/{DRUM}"
     assert item.all("a", href=f"{manifest}?manifest={manifest}")
