@@ -485,3 +485,6 @@ def _announce(settings: Settings, demo: bool) -> None:
     in_fresh_process(_prepare, settings, demo)
     url = settings.server.public_base_url or f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"serving {settings.images.root} at {url}/ (Image API 3.0: {url}/iiif/3/, 2.1: {url}/iiif/2/)")
+    click.echo(f"the public catalogue at {url}/, operators' status at {url}/status")
+    if demo:
+        click.echo(f"try: {url}/search?q=trong+dong, a viewer to embed: {url}/embed/KH-HV-0101 (docs/website.md)")

@@ -130,6 +130,13 @@ def _assert_first_demo_run_serves(base: str, folder: Path) -> None:
     assert status == 200 and headers["Content-Type"].startswith("text/html") and "Trống đồng Ngọc Lũ" in home
     stylesheet = re.search(r'href="(/assets/site/site\.[0-9a-f]{12}\.css)"', home)
     assert stylesheet and _get(base + stylesheet.group(1))[0] == 200
+    found = _get(f"{base}/search?q=trong+dong")[2].decode()  # the search index, unaccented
+    assert '/items/KH-HV-0001"' in found and "Trống đồng Ngọc Lũ" in found
+    embed = _get(f"{base}/embed/KH-HV-0101")[2].decode()  # the embed page and its vendored viewer
+    viewer = re.search(r'src="(/assets/openseadragon/openseadragon\.min\.[0-9a-f]{12}\.js)"', embed)
+    assert viewer and b"OpenSeadragon" in _get(base + viewer.group(1))[2]
+    oembed = json.loads(_get(f"{base}/oembed?url={quote(base + '/items/KH-HV-0101', safe='')}")[2])
+    assert oembed["type"] == "rich" and f'src="{base}/embed/KH-HV-0101"' in oembed["html"]
     assert (folder / "demo-images" / "le-hoi" / "02.jpg").is_file()
     assert (folder / "demo-images" / ".state").is_dir()  # the demo's own change history, not ./manifests/state
     assert not (folder / "manifests").exists()
