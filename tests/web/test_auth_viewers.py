@@ -8,14 +8,11 @@ log in to, the Auth 2.0 page found no probe service.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -29,6 +26,7 @@ from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
 from tests.access_site import add_user, get, server_env
 from tests.conftest import make_pattern, save_pyramid
+from tests.web.sites import static_site
 
 CLIENT_PAGE = Path(__file__).parent / "auth2_client"
 # The page loads OpenSeadragon as "openseadragon.min.js" beside it: the copy vendored in the package.
@@ -50,29 +48,10 @@ class Site:
     log: Path
 
 
-@contextlib.contextmanager
-def _static_site(folder: Path) -> Iterator[str]:
+def _static_site(folder: Path) -> contextlib.AbstractContextManager[str]:
     """``folder`` over HTTP on a port of its own: the museum website that embeds the client (and
     OpenSeadragon from the package, so there is one copy of it)."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def translate_path(self, path: str) -> str:
-            if urlsplit(path).path == "/" + OPENSEADRAGON.name:
-                return str(OPENSEADRAGON)
-            return super().translate_path(path)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    return static_site(folder, extra={"/" + OPENSEADRAGON.name: OPENSEADRAGON})
 
 
 @pytest.fixture(scope="module")

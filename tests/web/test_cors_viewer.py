@@ -6,10 +6,7 @@ A page of an origin not listed still cannot read it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page
@@ -18,6 +15,7 @@ from iiif_server.check import free_port, running_server
 from tests.access_site import add_user, server_env
 from tests.conftest import make_pattern, save_pyramid
 from tests.test_access_authorised import PASSWORDS
+from tests.web.sites import QuietHandler, page_server
 
 pytestmark = pytest.mark.slow  # Chromium and a real server (tests/conftest.py: slow tests)
 
@@ -33,7 +31,7 @@ READ = """async (url) => {
 }"""
 
 
-class _Page(BaseHTTPRequestHandler):
+class _Page(QuietHandler):
     """The museum's web site: one empty page (the test runs the viewer's fetch in it)."""
 
     def do_GET(self) -> None:
@@ -44,21 +42,11 @@ class _Page(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def museum_site() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with page_server(_Page) as origin:
+        yield int(origin.rpartition(":")[2])
 
 
 @pytest.fixture(scope="module")

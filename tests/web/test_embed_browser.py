@@ -7,17 +7,13 @@ Before, /embed/... was a 404: the frame showed a one-line error and no tile.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +26,7 @@ from iiif_server.check import free_port, running_server
 from iiif_server.web import contentstate, embedcode, urls
 from tests.conftest import demo_env
 from tests.web.audit import violations
+from tests.web.sites import static_site
 
 RECORD = "KH-HV-0101"  # the Shiva statue: three views
 RESTRICTED = "KH-HV-0104"
@@ -49,26 +46,6 @@ def server(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield base
 
 
-@contextlib.contextmanager
-def _museum_site(folder: Path) -> Iterator[str]:
-    """``folder`` over HTTP at ``localhost`` on a port of its own: another site than the server's
-    ``127.0.0.1``, as a museum's article page is."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def museum(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The museum's article pages, each with the one-line snippet an item page gives; and one with
@@ -85,7 +62,7 @@ def museum(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
             f'<link rel="icon" href="data:,"></head><body><h1>Bài viết</h1>{snippet}</body></html>',
             encoding="utf-8",
         )
-    with _museum_site(folder) as site:
+    with static_site(folder, host="localhost") as site:  # localhost: another site than 127.0.0.1
         yield site
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
@@ -24,6 +22,7 @@ from playwright.sync_api import Browser
 from iiif_server.check import free_port, running_server
 from iiif_server.web import urls
 from tests.conftest import make_pattern, save_pyramid
+from tests.web.sites import QuietHandler, page_server
 
 VIEWER = "http://viewer.test"  # a viewer allowed to receive tokens ([access] token_origins)
 IMAGE = "pattern.tif"
@@ -49,7 +48,7 @@ class Site:
     frame_ancestors: str  # what [site] frame_ancestors says
 
 
-class _Article(BaseHTTPRequestHandler):
+class _Article(QuietHandler):
     """The museum's article page: an iframe of the ``src`` it is given (escaped)."""
 
     def do_GET(self) -> None:
@@ -62,22 +61,13 @@ class _Article(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def museum() -> Iterator[str]:
     """A real page server on another port (a fulfilled route would count as a public site, and
     Chromium's Local Network Access would block its frames of 127.0.0.1 whatever the headers say)."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Article)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with page_server(_Article) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module", params=["any site", "the museum"])
