@@ -1,0 +1,261 @@
+"""Catalogue search at scale: the FTS5 index (iiif_server/web/search.py) over a synthetic export, in-process.
+
+One command (see bench/README.md)::
+
+    .venv/bin/python bench/search.py [--records 10000] [--repeat 300] [--threads 4]
+
+It synthesises an export in the museums' format (``manifests_scale.synthesise``: Vietnamese titles with
+diacritics, object types, sites, periods, ranks, materials; descriptions lengthened to a few hundred
+characters), parses it with the server's own parser, gives the materials and types their English in a
+vocabulary, then:
+
+1. builds the index (best of 3) and reports the time and the process's RSS growth;
+2. runs a mix of queries (single words, two words typed without accents, inventory numbers, a prefix,
+   filters only, a query and a filter, a query finding nothing) ``--repeat`` times each in one thread and
+   reports p50/p95/p99 per kind, each ``SearchIndex.search`` call timed whole (facets and snippets included);
+3. runs the same mix in ``--threads`` threads at once, on per-thread connections (the server's way)
+   and on one connection behind a lock, and reports queries/s and p95 for each;
+4. searches in 4 threads while the index of a changed snapshot is rebuilt through ``CatalogueSearch``,
+   and reports the longest search during the rebuild (the old index answers meanwhile).
+
+Through HTTP: not measured here (the ``/search`` page is built on another branch). Prints a table and
+writes everything to ``bench/results/search-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import host
+from manifests_scale import KINDS, SITES, synthesise
+
+from iiif_server.presentation.catalogue import Snapshot
+from iiif_server.presentation.records import ColumnMap, Record, parse_records
+from iiif_server.presentation.vocabulary import Vocabulary
+from iiif_server.web.search import CatalogueSearch, Query, SearchIndex
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+FILLER = (
+    "Hiện vật được phát hiện trong đợt khảo sát năm {year} và chuyển về kho bảo quản của bảo tàng.",
+    "Bề mặt có dấu vết mài mòn, một số chỗ sứt mẻ nhỏ; đã được tu bổ theo quy trình bảo quản dự phòng.",
+    "Hoa văn trang trí gồm các vành đồng tâm, họa tiết hình học và chim lạc cách điệu.",
+    "Tư liệu tham khảo: báo cáo khai quật lưu tại phòng Nghiệp vụ, hồ sơ hiện vật số {number}.",
+    "Niên đại xác định dựa trên so sánh loại hình với các hiện vật cùng loại ở miền Trung Việt Nam.",
+)
+FILLER_EN = (
+    "Found during the {year} survey and moved to the museum's storehouse.",
+    "Worn surface with small chips; conserved under the preventive conservation procedure.",
+    "Decoration of concentric bands, geometric motifs and stylised Lạc birds.",
+)
+
+
+def records(count: int, seed: int = 1) -> list[Record]:
+    """The synthetic export's public records, parsed by the server's own parser."""
+    rows, _ = synthesise(count, 1, seed)
+    rng = random.Random(seed)
+    for number, row in enumerate(rows, 1):
+        row["access"] = "public"
+        year = rng.randint(1920, 2020)
+        vi = rng.sample(FILLER, 3)
+        en = rng.sample(FILLER_EN, 2)
+        row["description_vi"] += " " + " ".join(s.format(year=year, number=number) for s in vi)
+        row["description_en"] += " " + " ".join(s.format(year=year, number=number) for s in en)
+    parsed = parse_records(enumerate(rows, 2), ColumnMap())
+    assert not parsed.problems, parsed.problems[:3]
+    return parsed.records
+
+
+def vocabulary() -> Vocabulary:
+    terms = {("material", vi.casefold()): en for kind in KINDS for vi, en in kind.materials}
+    terms |= {("object_type", k.value.casefold()): k.folder for k in KINDS}  # some English-ish word per type
+    return Vocabulary(terms)
+
+
+def queries(published: list[Record], seed: int = 2) -> dict[str, list[Query]]:
+    """The mix, by kind: each kind a list of distinct-ish queries drawn from the data."""
+    rng = random.Random(seed)
+    inventories = [r.inventory_number for r in published]
+    words = ["trống", "tháp", "sắc phong", "gốm", "lụa", "đình", "bronze", "sandstone", "khảo sát", "chim lạc"]
+    sites = sorted(SITES)
+    return {
+        "one word": [Query(rng.choice(words).split()[0]) for _ in range(50)],
+        "two words, no accents": [
+            Query(t) for t in ("trong dong", "thap ba", "sac phong", "binh gom", "tranh lua", "dinh lang")
+        ],
+        "inventory number": [Query(rng.choice(inventories)) for _ in range(50)]
+        + [Query(rng.choice(inventories).lower().replace("-", " ")) for _ in range(50)],
+        "prefix (typing)": [Query(t) for t in ("trong do", "tha", "sac ph", "khao s", "ch")],
+        "filters only": [Query("", {"site": s}) for s in sites]
+        + [Query("", {"object_type": k.value, "site": rng.choice(sites)}) for k in KINDS],
+        "query + filter": [Query(rng.choice(words), {"site": rng.choice(sites)}) for _ in range(30)],
+        "no hit": [Query(t) for t in ("xyzzy", "khong co gi", "KH-ZZ-99999", '"*:(NEAR -')],
+    }
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    at = lambda share: ordered[min(len(ordered) - 1, int(share * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50_ms": at(0.50) * 1e3, "p95_ms": at(0.95) * 1e3, "p99_ms": at(0.99) * 1e3}
+
+
+def timed(search: Callable[[Query], object], mix: list[Query]) -> list[float]:
+    times = []
+    for query in mix:
+        start = time.perf_counter()
+        search(query)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class LockedIndex(SearchIndex):
+    """The alternative measured: every thread on one connection, one search at a time."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[str, sqlite3.Connection]] = {}
+
+    @contextmanager
+    def _connection(self, built: Any) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            connection = self._shared.get(built.uri)
+            if connection is None:
+                connection = self._shared[built.uri] = sqlite3.connect(
+                    built.uri, uri=True, isolation_level=None, check_same_thread=False
+                )
+            yield connection
+
+
+def threaded(index: SearchIndex, mix: list[Query], threads: int) -> dict[str, float]:
+    times: list[float] = []
+    barrier = threading.Barrier(threads)
+
+    def run(offset: int) -> None:
+        barrier.wait()
+        times.extend(timed(index.search, mix[offset:] + mix[:offset]))
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=run, args=(n * len(mix) // threads,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    wall = time.perf_counter() - start
+    return {"threads": threads, "queries_per_s": len(times) / wall} | percentiles(times)
+
+
+def during_rebuild(published: list[Record], voc: Vocabulary, mix: list[Query]) -> dict[str, float]:
+    """Search in 4 threads while another snapshot's index is built; the longest search meanwhile."""
+    snapshots = [Snapshot(published=published, vocabulary=voc)]
+    search = CatalogueSearch(lambda: snapshots[-1])
+    search.index()
+    stop = threading.Event()
+    times: list[float] = []
+
+    def run() -> None:
+        while not stop.is_set():
+            times.extend(timed(lambda q: search.index().search(q), mix[:20]))
+
+    workers = [threading.Thread(target=run) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.3)
+    changed = [replace(r, title=replace(r.title, vi=r.title.vi + " (đã hiệu đính)")) for r in published]
+    snapshots.append(Snapshot(published=changed, vocabulary=voc))
+    before = len(times)
+    start = time.perf_counter()
+    while "(đã hiệu đính)" not in search.index().search(Query("", page_size=1)).hits[0].record.title.vi:
+        time.sleep(0.001)
+    rebuild = time.perf_counter() - start
+    meanwhile = times[before:]
+    stop.set()
+    for worker in workers:
+        worker.join()
+    return {"rebuild_s": rebuild, "searches_meanwhile": len(meanwhile), "longest_ms": max(meanwhile) * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=300, help="queries per kind (cycling through its list)")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    published, voc = records(args.records), vocabulary()
+    index = SearchIndex()
+    before = rss_mb()
+    builds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        index.update(published, voc)
+        builds.append(time.perf_counter() - start)
+    grown = rss_mb() - before
+    mix = queries(published)
+    found = {kind: statistics.mean(index.search(q).total for q in qs) for kind, qs in mix.items()}
+    for qs in mix.values():  # warm: every thread's connection, the caches of the first queries
+        timed(index.search, qs)
+    single = {}
+    for kind, qs in mix.items():
+        cycle = (qs * (args.repeat // len(qs) + 1))[: args.repeat]
+        single[kind] = percentiles(timed(index.search, cycle)) | {"mean_total": found[kind]}
+    every = [q for qs in mix.values() for q in qs]
+    overall = percentiles(timed(index.search, every * 3))
+    locked = LockedIndex()
+    locked.update(published, voc)
+    concurrency = {
+        "per-thread connections": threaded(index, every * 3, args.threads),
+        "one connection + lock": threaded(locked, every * 3, args.threads),
+        "per-thread connections, 1 thread": threaded(index, every * 3, 1),
+    }
+    rebuild = during_rebuild(published, voc, every)
+
+    print(f"{args.records} records; index build best of 3: {min(builds):.2f} s; RSS +{grown:.0f} MB (3 builds)")
+    print(f"{'kind':28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>8}")
+    for kind, row in single.items():
+        print(f"{kind:28} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f} {row['mean_total']:8.0f}")
+    print(f"{'all kinds':28} {overall['p50_ms']:8.2f} {overall['p95_ms']:8.2f} {overall['p99_ms']:8.2f}")
+    for name, row in concurrency.items():
+        print(f"{name:34} {row['threads']} threads: {row['queries_per_s']:7.0f} q/s, p95 {row['p95_ms']:.2f} ms")
+    print(
+        f"rebuild through CatalogueSearch: {rebuild['rebuild_s']:.2f} s; {rebuild['searches_meanwhile']} searches "
+        f"meanwhile, longest {rebuild['longest_ms']:.1f} ms"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"search-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    report = {
+        "host": host.describe(REPO, Path(sys.executable)),
+        "sqlite": sqlite3.sqlite_version,
+        "records": args.records,
+        "build_s": builds,
+        "rss_growth_mb": grown,
+        "single_thread": single,
+        "all_kinds": overall,
+        "concurrency": concurrency,
+        "during_rebuild": rebuild,
+    }
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(f"written: {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
