@@ -19,9 +19,7 @@ original at the same place.
 from __future__ import annotations
 
 import functools
-import heapq
 import itertools
-import operator
 import re
 import sqlite3
 import threading
@@ -152,7 +150,6 @@ CREATE VIRTUAL TABLE fts USING fts5({", ".join(COLUMNS)}, content='', prefix='2 
 """
 _BM25 = f"bm25(fts, {', '.join(str(w) for w in COLUMNS.values())})"
 _names = itertools.count()
-_SCORE = operator.itemgetter(1)  # bm25: lower is better
 
 
 def _facet_order(pair: tuple[str, int]) -> tuple[int, str]:
@@ -213,22 +210,23 @@ class SearchIndex:
         with self._connection(built) as connection:
             if expression:  # FTS5 first (CROSS JOIN: never the MATCH once per row a filter's index gives)
                 source = "fts CROSS JOIN records r ON r.id = fts.rowid" if where else "fts"
-                sql = f"SELECT fts.rowid, {_BM25} FROM {source} WHERE fts MATCH ?{''.join(f' AND {w}' for w in where)}"
-                scored = connection.execute(sql, [expression, *parameters]).fetchall()
-            elif where:
-                sql = f"SELECT r.id FROM records r WHERE {' AND '.join(where)} ORDER BY r.id"
-                ids = [row[0] for row in connection.execute(sql, parameters)]
+                matching = f"FROM {source} WHERE fts MATCH ?{''.join(f' AND {w}' for w in where)}"
+                parameters.insert(0, expression)
+                ids = [row[0] for row in connection.execute(f"SELECT fts.rowid {matching}", parameters)]
+                # the inventory number typed, if it is one, first; then by bm25 (only as many as the page needs)
+                typed = built.by_key.get(inventory_key(query.text), frozenset())
+                exact = sorted(typed.intersection(ids)) if typed else []
+                wanted = min(offset + size, len(ids))
+                ranked = f"SELECT fts.rowid {matching} ORDER BY {_BM25}, fts.rowid LIMIT ?"
+                best = [row[0] for row in connection.execute(ranked, [*parameters, wanted])] if wanted else []
+                page = (exact + [i for i in best if i not in typed])[offset:wanted]
             else:
-                ids = list(range(len(built.records)))
-        if expression:
-            ids = [row[0] for row in scored]
-            exact = built.by_key.get(inventory_key(query.text), frozenset())  # the inventory number typed: first
-            first = [row for row in scored if row[0] in exact] if exact else []
-            wanted = min(offset + size, len(scored))
-            best = first + heapq.nsmallest(wanted, (row for row in scored if row[0] not in exact), key=_SCORE)
-            page = [row[0] for row in best[offset:wanted]]
-        else:
-            page = ids[offset : offset + size]
+                if where:
+                    sql = f"SELECT r.id FROM records r WHERE {' AND '.join(where)} ORDER BY r.id"
+                    ids = [row[0] for row in connection.execute(sql, parameters)]
+                else:
+                    ids = list(range(len(built.records)))
+                page = ids[offset : offset + size]
         facets = {  # counted by C loops (Counter over map) over the matching ids: see docs/website.md#search
             name: tuple(
                 FacetValue(value, built.labels[name, value], count)
@@ -320,22 +318,26 @@ def snippet(record: Record, words: Sequence[Sequence[str]], typing: bool = True,
     """Plain text of the record around the first place it holds one of the query's ``words``.
 
     ``words`` are ``query_words``: tokens that must follow each other; whole words, except the last
-    while the visitor is still ``typing`` it (a prefix, as in the search). Looked for in the
-    descriptions, then the controlled terms; a match elsewhere (title, inventory number, a term's
-    English) gives the description's beginning. The text is the record's own (NFC): only finding
-    the place is done in folded text.
+    while the visitor is still ``typing`` it (a prefix, as in the search). All the words side by side
+    first, else any one of them; in the descriptions, then the controlled terms. A match elsewhere
+    (title, inventory number, a term's English) gives the description's beginning. The text is the
+    record's own (NFC): only finding the place is done in folded text.
     """
     if not words:
         return ""
-    alternatives = [r"[\W_]+".join(re.escape(token) for token in tokens) for tokens in words]
-    last = alternatives.pop() + ("" if typing else r"(?![^\W_])")
-    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join([rf"(?:{a})(?![^\W_])" for a in alternatives] + [last]) + ")")
+    between = r"[\W_]+"
+    end = "" if typing else r"(?![^\W_])"  # the last word: a prefix while it is being typed
+    phrases = [between.join(re.escape(token) for token in tokens) for tokens in words]
+    together = rf"(?<![^\W_]){between.join(phrases)}{end}"  # the words side by side: the best place
+    anyone = [rf"(?:{p})(?![^\W_])" for p in phrases[:-1]] + [phrases[-1] + end]
+    patterns = [together] + ([rf"(?<![^\W_])(?:{'|'.join(anyone)})"] if len(words) > 1 else [])
     texts = [*_both(record.description), *(record.field(name) for name in GROUPABLE)]
-    for text in texts:
-        folded, origins = _folded_with_origins(text)
-        found = pattern.search(folded)
-        if found:
-            return _window(text, origins[found.start()], width)
+    folded = [fold(text) for text in texts]  # as _folded_with_origins, faster: the origins only where found
+    for pattern in map(re.compile, patterns):
+        for text, plain in zip(texts, folded, strict=True):
+            found = pattern.search(plain)
+            if found:
+                return _window(text, _folded_with_origins(text)[1][found.start()], width)
     return _window(next((t for t in texts if t), ""), 0, width)
 
 
