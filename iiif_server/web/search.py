@@ -145,9 +145,9 @@ class Results:
 _SCHEMA = f"""
 CREATE TABLE records (id INTEGER PRIMARY KEY, {", ".join(f"{n} TEXT NOT NULL" for n in FILTER_FIELDS)});
 {"".join(f"CREATE INDEX records_{n} ON records ({n});" for n in FILTER_FIELDS)}
-CREATE VIRTUAL TABLE fts USING fts5({", ".join(COLUMNS)}, content='', prefix='2 3',
+CREATE VIRTUAL TABLE fts USING fts5({", ".join(COLUMNS)}, content='', prefix='1 2 3',
     tokenize='unicode61 remove_diacritics 2');
-"""
+"""  # contentless: the records are Python objects; prefix indexes: "khao s" 35 -> 24 ms for +0.5 MB (10 000 records)
 _BM25 = f"bm25(fts, {', '.join(str(w) for w in COLUMNS.values())})"
 _names = itertools.count()
 
