@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import re
 import sqlite3
 import threading
@@ -367,29 +368,30 @@ class CatalogueSearch:
         require_fts5()
         self._current = current
         self._lock = threading.Lock()
-        # (published records, vocabulary, their index): compared by identity; replaced in one assignment
-        self._indexed: tuple[object, object, SearchIndex] | None = None
+        # (published records, vocabulary, process, their index): compared by identity; replaced in one assignment
+        self._indexed: tuple[object, object, int, SearchIndex] | None = None
 
     def index(self) -> SearchIndex:
         snapshot = self._current()
         indexed = self._indexed
         if indexed is not None and _same(indexed, snapshot):
-            return indexed[2]
+            return indexed[3]
         if not self._lock.acquire(blocking=indexed is None):
             assert indexed is not None
-            return indexed[2]  # another thread is indexing the new snapshot: the old index answers meanwhile
+            return indexed[3]  # another thread is indexing the new snapshot: the old index answers meanwhile
         try:
             indexed = self._indexed
             if indexed is None or not _same(indexed, snapshot):
                 index = SearchIndex()
                 index.update(snapshot.published, snapshot.vocabulary)
-                indexed = self._indexed = (snapshot.published, snapshot.vocabulary, index)
-            return indexed[2]
+                indexed = self._indexed = (snapshot.published, snapshot.vocabulary, os.getpid(), index)
+            return indexed[3]
         finally:
             self._lock.release()
 
 
-def _same(indexed: tuple[object, object, SearchIndex], snapshot: Snapshot) -> bool:
+def _same(indexed: tuple[object, object, int, SearchIndex], snapshot: Snapshot) -> bool:
     """The index is of this snapshot's records (a snapshot kept after a failed rebuild is a copy
-    holding the same lists: no re-indexing)."""
-    return indexed[0] is snapshot.published and indexed[1] is snapshot.vocabulary
+    holding the same lists: no re-indexing), built in this process (SQLite connections must not
+    cross a fork: a worker forked from a process that had indexed builds its own)."""
+    return indexed[0] is snapshot.published and indexed[1] is snapshot.vocabulary and indexed[2] == os.getpid()

@@ -298,6 +298,16 @@ def test_the_index_follows_the_catalogue(catalogue_settings: Settings) -> None:
     assert first.search(Query("men lam")).total == 0  # the old index is left as it was
 
 
+def test_a_forked_worker_builds_its_own_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = Snapshot(published=records(), vocabulary=VOCABULARY)
+    catalogue_search = CatalogueSearch(lambda: snapshot)
+    parent = catalogue_search.index()
+    assert catalogue_search.index() is parent
+    monkeypatch.setattr(search.os, "getpid", lambda: -1)  # as after a fork: the parent's connections are not ours
+    child = catalogue_search.index()
+    assert child is not parent and child.search(Query("trong dong")).hits[0].record.inventory_number == "KH-HV-0001"
+
+
 def test_searches_go_on_on_the_old_index_while_the_new_one_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     old = Snapshot(published=records(), vocabulary=VOCABULARY)
     new = Snapshot(published=records(FIXTURE[:2]), vocabulary=VOCABULARY)
