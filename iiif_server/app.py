@@ -22,6 +22,8 @@ from .presentation.routes import blueprint as presentation_blueprint
 from .services import Services
 from .web import blueprint as web_blueprint
 from .web.asset_routes import blueprint as assets_blueprint
+from .web.oembed import blueprint as oembed_blueprint
+from .web.pages import blueprint as pages_blueprint
 from .web.viewer import blueprint as viewer_blueprint
 
 log = logging.getLogger("iiif_server")
@@ -49,8 +51,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(flow_blueprint)
     app.register_blueprint(presentation_blueprint)
     app.register_blueprint(web_blueprint)
+    app.register_blueprint(pages_blueprint)
     app.register_blueprint(viewer_blueprint)
     app.register_blueprint(assets_blueprint)
+    app.register_blueprint(oembed_blueprint)
     _register_errors(app)
     _register_cors(app, settings.http.cors_max_age)
     # The image endpoint answers /iiif/{2,3}/ before Flask sees the request: the hot path.

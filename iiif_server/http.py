@@ -274,17 +274,25 @@ def cancelled_of(environ: dict[str, Any]) -> Callable[[], bool] | None:
     return closed
 
 
-def page_headers(policy: str, frame_ancestors: Collection[str] = ("'none'",), cache: str = "") -> dict[str, str]:
+def page_headers(
+    policy: str,
+    frame_ancestors: Collection[str] = ("'none'",),
+    cache: str = "",
+    referrer: str = "strict-origin-when-cross-origin",
+) -> dict[str, str]:
     """Headers of an HTML page: its ``Content-Security-Policy`` (``policy``, then who may frame it) and
     the matching legacy ``X-Frame-Options``; ``Referrer-Policy``; ``Cache-Control`` when given.
 
     Pages are unframeable unless they say otherwise (clickjacking): the login and access pages keep
-    ``'none'``, the catalogue ``'self'``, the embeds ``[site] frame_ancestors``.
+    ``'none'`` (``access/messages.page_headers``; the token page: the origins that may receive
+    tokens), the catalogue ``'self'``, the embeds and ``/viewer`` ``[site] frame_ancestors``.
+    ``referrer``: the access pages send less (``no-referrer``; the login form ``same-origin``, as a
+    form posted under ``no-referrer`` carries ``Origin: null``, which its CSRF check refuses).
     """
     ancestors = " ".join(frame_ancestors) or "'none'"
     headers = {
         "Content-Security-Policy": f"{policy}; frame-ancestors {ancestors}",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Referrer-Policy": referrer,
     }
     if ancestors == "'none'":
         headers["X-Frame-Options"] = "DENY"

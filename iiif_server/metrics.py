@@ -120,7 +120,7 @@ def kind_of(path: str, tier: str | None) -> str:
         return "render" if tier == RENDER else "tile"
     if path.startswith(("/iiif/manifests/", "/iiif/collections/", "/iiif/activity/")):
         return "presentation"
-    if path == "/" or path.startswith(("/viewer", "/static/")):
+    if path in ("/", "/search", "/status") or path.startswith(("/viewer", "/static/", "/items/", "/browse/")):
         return "page"
     return "other"
 

@@ -8,11 +8,15 @@ is checked with a tolerance.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 import pyvips
 from flask import Flask
@@ -26,6 +30,10 @@ from tests.repo_guard import (  # noqa: F401  (hooks and a fixture: the tests ne
     pytest_sessionstart,
     work_outside_the_repository,
 )
+
+# No per-example deadline: these machines are shared and noisy, and a test never asserts absolute time.
+hypothesis.settings.register_profile("iiif", deadline=None)
+hypothesis.settings.load_profile("iiif")
 
 TESTS = Path(__file__).resolve().parent
 DEMO_EXPORT = cli.DEMO_EXPORT  # the demo collection `iiif-server demo` publishes, shipped in the package
@@ -140,16 +148,40 @@ SLOW_FIXTURES = frozenset({"demo_root"})
 SLOW_MODULES = frozenset(
     {
         "tests/web/test_viewer.py",
+        "tests/web/test_site_browser.py",
         "tests/web/test_auth_frame.py",
         "tests/web/test_auth_viewers.py",
+        "tests/web/test_frame_policy.py",
         "tests/test_conformance.py",
         "tests/ingest/test_queue.py",
     }
 )
 
 
+#: A test that starts the real server (gunicorn workers) or runs the `iiif-server` command, itself or
+#: through one of its fixtures, takes seconds: slow. Found in the source, so a new one is never missed.
+STARTS_PROCESSES = re.compile(r"\brunning_server\(|\bsubprocess\.|\b(?:run_)?cli\(|\bIIIF_SERVER\b|\bCliRunner\b")
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in info.name2fixturedefs.values() if info else ():
+        functions.extend(definition.func for definition in definitions)
+    return any(_source_starts_processes(function) for function in functions if function is not None)
+
+
+@functools.cache
+def _source_starts_processes(function: object) -> bool:
+    try:
+        return bool(STARTS_PROCESSES.search(inspect.getsource(function)))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = Path(str(item.path)).relative_to(TESTS.parent).as_posix()
-        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in SLOW_MODULES or SLOW_FIXTURES & fixtures or _starts_processes(item):
             item.add_marker(pytest.mark.slow)

@@ -164,7 +164,7 @@ def test_a_hidden_image_is_not_found_like_a_missing_one(client: Client) -> None:
         missing = client.get(path.replace("vault", "nowhere"))
         assert status == missing[0] == 404
         assert body == missing[2].replace(b"nowhere", b"vault")
-    status, _, page = client.get("/")
+    status, _, page = client.get("/status")
     assert status == 200
     assert b"vault.tif" not in page
     assert b"stele.tif/full/!400,400/0/default.jpg" in page and b"restricted" in page

@@ -153,7 +153,10 @@ def test_login_page_in_both_languages_cannot_be_framed_or_cached(site: tuple[str
     status, headers, page = _request(base, "GET", "/auth/login")
     assert status == 200 and '<html lang="vi">' in page and "Đăng nhập" in page and "Mật khẩu" in page
     assert 'hreflang="en"' in page and "<script" not in page  # a plain form: no JavaScript needed
-    assert headers["Content-Security-Policy"] == "frame-ancestors 'none'" and headers["X-Frame-Options"] == "DENY"
+    assert headers["Content-Security-Policy"] == (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "same-origin"
     assert headers["Cache-Control"] == "no-store"
     csrf = _cookie(headers, "iiif_login_csrf")
     assert "HttpOnly" in csrf and "SameSite=Strict" in csrf and "Path=/auth" in csrf

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_demo_serves_images_and_manifests_without_rebuilding(demo_root: Path, tm
     stamp = {p: p.stat().st_mtime_ns for p in demo_root.rglob("*") if p.is_file()}
     env = demo_env(demo_root, tmp_path / "state")
     with running_server(["demo", "--workers", "1"], free_port(), env=env) as base:
-        page = _get(base + "/")[2].decode()
+        page = _get(base + "/status")[2].decode()  # the operators' table (/ is the public catalogue)
         for name in DEMO_IMAGES:
             assert f"/iiif/3/{quote(name, safe='')}/info.json" in page
         info = json.loads(_get(f"{base}/iiif/3/trong-dong-ngoc-lu.tif/info.json")[2])
@@ -124,6 +125,11 @@ def _assert_first_demo_run_serves(base: str, folder: Path) -> None:
     assert (region.width, region.height) == (350, 250)
     manifests = _manifests_under(f"{base}/iiif/collections/top")
     assert len(manifests) == 9 and f"{base}/iiif/manifests/KH-HV-0104" in manifests  # the restricted stele too
+    status, headers, body = _get(f"{base}/")  # the public catalogue: its templates and assets are package data
+    home = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and "Trống đồng Ngọc Lũ" in home
+    stylesheet = re.search(r'href="(/assets/site/site\.[0-9a-f]{12}\.css)"', home)
+    assert stylesheet and _get(base + stylesheet.group(1))[0] == 200
     assert (folder / "demo-images" / "le-hoi" / "02.jpg").is_file()
     assert (folder / "demo-images" / ".state").is_dir()  # the demo's own change history, not ./manifests/state
     assert not (folder / "manifests").exists()

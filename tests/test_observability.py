@@ -248,6 +248,10 @@ def test_redaction_keeps_other_parameters() -> None:
         ("/iiif/activity/all-changes", None, "presentation"),
         ("/viewer", None, "page"),
         ("/", None, "page"),
+        ("/items/KH-HV-0001", None, "page"),
+        ("/browse/type", None, "page"),
+        ("/search", None, "page"),
+        ("/status", None, "page"),
         ("/admin/cache/purge", None, "other"),
     ],
 )

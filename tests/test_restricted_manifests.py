@@ -1,5 +1,5 @@
 """Issue 12, manifests of restricted records: published with their authorization services, thumbnails
-within the degraded view, how to request access; the static export, the served manifests and the `/`
+within the degraded view, how to request access; the static export, the served manifests and the `/status`
 page never lead an anonymous client to a restricted image's pixels beyond its degraded, watermarked
 view, nor to a hidden image at all (real `iiif-server manifests build --out`, real gunicorn, real HTTP).
 
@@ -172,7 +172,7 @@ def test_a_restricted_manifest_carries_the_auth_services_and_how_to_request_acce
             assert [s["@type"] for s in login["service"]] == ["AuthTokenService1", "AuthLogoutService1"]
     canvas = json.loads(get(site.url, "/iiif/manifests/R-2/canvas/2")[2])  # dereferenced: the same context
     assert canvas["@context"] == manifest["@context"] and canvas["id"] == manifest["items"][1]["id"]
-    # the static tree has the same document (but the live viewer's homepage)
+    # the static tree has the same document (but the live item page as homepage)
     static = json.loads((site.out / "iiif/manifests/R-2").read_text(encoding="utf-8"))
     assert static == {k: v for k, v in manifest.items() if k != "homepage"}
     # a public manifest is as before: no auth context, the attribution alone
@@ -183,8 +183,8 @@ def test_a_restricted_manifest_carries_the_auth_services_and_how_to_request_acce
     assert get(site.url, "/iiif/manifests/R-3")[0] == 404
 
 
-def test_the_index_page_shows_restricted_images_watermarked_and_hidden_ones_not_at_all(site: Site) -> None:
-    status, _, body = get(site.url, "/")
+def test_the_status_page_shows_restricted_images_watermarked_and_hidden_ones_not_at_all(site: Site) -> None:
+    status, _, body = get(site.url, "/status")
     page = body.decode()
     assert status == 200
     assert "vault" not in page and "R-3" not in page

@@ -41,13 +41,10 @@ CSRF_COOKIE = "iiif_login_csrf"
 LANGS = ("vi", "en")
 MAX_RETURN = 2048
 
-#: On every /auth/ answer: never in a frame (clickjacking), never in a cache (it may say who is logged in).
-PAGE_HEADERS = {
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-}
+#: On every answer of the login form: never in a frame (clickjacking), never in a cache (it may say who
+#: is logged in); nothing loads but its styles; it posts only to this site. ``same-origin`` referrer:
+#: under ``no-referrer`` a browser posts the form with ``Origin: null``, which the CSRF check refuses.
+PAGE_HEADERS = page_headers(form_action="'self'", referrer="same-origin")
 
 TEXT = {
     "vi": {

@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import http
 from ..http import valid_host
 from .endpoints import AUTH2_CONTEXT
 
@@ -143,17 +144,18 @@ def page(texts: dict[str, tuple[str, str]], script: str = "", nonce: str = "") -
     return _PAGE.format(title=title, body=body, script=tag)
 
 
-def page_headers(nonce: str = "", frame_ancestors: str = "'none'") -> dict[str, str]:
+#: What an /auth/ page may load: nothing but its inline styles (and, with a nonce, its one script).
+POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+
+
+def page_headers(
+    nonce: str = "", frame_ancestors: str = "'none'", form_action: str = "'none'", referrer: str = "no-referrer"
+) -> dict[str, str]:
     """Never cached (it may hold a token or say who is logged in); only its own script runs; framed
-    by ``frame_ancestors`` alone (the token page: the origins that may receive tokens; else none)."""
-    policy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    by ``frame_ancestors`` alone (the token page: the origins that may receive tokens; else none,
+    whatever ``[site] frame_ancestors`` allows the embeds). Built by ``http.page_headers``, the one
+    policy of the site's HTML pages; the login form posts to ``'self'`` (``form_action``)."""
+    policy = f"{POLICY}; form-action {form_action}"
     if nonce:
         policy += f"; script-src 'nonce-{nonce}'"
-    headers = {
-        "Content-Security-Policy": f"{policy}; frame-ancestors {frame_ancestors}",
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
-    }
-    if frame_ancestors == "'none'":
-        headers["X-Frame-Options"] = "DENY"
-    return headers
+    return http.page_headers(policy, (frame_ancestors,), cache="no-store", referrer=referrer)

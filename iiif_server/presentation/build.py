@@ -99,7 +99,7 @@ class Publisher:
     provider_label: Text
     provider_homepage: str
     collection_label: Text
-    item_homepage: str = ""  # template with {inventory_number}; empty: this server's viewer page (not in static trees)
+    item_homepage: str = ""  # template with {inventory_number}; empty: this server's item page (not in static trees)
     thumbnail_size: int = 400
     paged_types: tuple[str, ...] = ()
     access_note: Text = NO_TEXT  # how to request access to restricted images ([access] access_note_vi/en)
@@ -128,10 +128,11 @@ def collection_path(*parts: str) -> str:
     return "/".join((COLLECTIONS, *parts))
 
 
-def viewer_page(base: str, path: str) -> str:
-    """This server's viewer on the document at ``path``, named relative to the base (``/viewer`` resolves
-    it): a link that embeds no absolute URL, which would be percent-encoded out of reach of the base swap."""
-    return f"{base}/viewer?manifest={quote(path, safe='/')}"
+def item_page(base: str, inventory_number: str) -> str:
+    """This server's public page of a record (``web/urls.item_path``), a manifest's ``homepage``."""
+    from ..web.urls import item_path  # lazily: importing the web package imports this module
+
+    return base + item_path(inventory_number)
 
 
 def image_service(base: str, identifier: str, version: int = 3) -> str:
@@ -224,7 +225,7 @@ def build_manifest(
     homepage = (
         publisher.item_homepage.format(inventory_number=quote(record.inventory_number, safe=""))
         if publisher.item_homepage
-        else viewer_page(base, manifest_path(record.inventory_number))
+        else item_page(base, record.inventory_number)
     )
     manifest = Manifest(
         context=RESTRICTED_CONTEXT if any(image.auth for image in images) else None,

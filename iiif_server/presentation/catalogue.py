@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Stands for the public base URL inside built documents; replaced when served or written.
 BASE = "http://iiif-server-base.invalid"
-BUILD_VERSION = "3"  # bump when building changes output: every cached manifest is rebuilt
+BUILD_VERSION = "4"  # bump when building changes output: every cached manifest is rebuilt
 _CACHE_GROUP = "presentation"
 CHANGES_FILE = "changes.sqlite"  # in [manifests] state_dir
 Progress = Callable[[int, int], None]  # (records done, records to build)

@@ -6,9 +6,9 @@ files without an extension, so a museum can move between the live server and a
 static host without any id changing. The host should serve them as
 ``application/ld+json`` with ``Access-Control-Allow-Origin: *`` (docs/manifests.md).
 
-The tree has no viewer page, so a manifest there links none: with
+The tree has no item page, so a manifest there links none: with
 ``homepage=False`` (no ``[manifests] item_homepage``) its ``homepage``, this
-server's viewer, is left out.
+server's item page (``/items/{inventory_no}``), is left out.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def write_tree(
 ) -> int:
     """Every document (and the Change Discovery stream) under ``out``; returns the number of files.
 
-    ``homepage=False`` leaves out manifests' ``homepage`` (the live server's viewer page).
+    ``homepage=False`` leaves out manifests' ``homepage`` (the live server's item page).
     """
     written = 0
     for document in snapshot.documents.values():

@@ -1,4 +1,5 @@
-"""Human-facing pages: the index at ``/`` of published manifests (with a viewer link) and of images.
+"""The operators' table at ``/status`` (``urls.STATUS``; it was the home page before the public catalogue,
+``web/pages.py``, took ``/``): published manifests (with a viewer link) and images.
 
 The image list is the anonymous visitor's: a hidden image is not listed, a restricted one's
 thumbnail is no larger than its degraded view (the image endpoint enforces it anyway).
@@ -16,6 +17,7 @@ from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
 from ..presentation.build import manifest_path
 from ..presentation.catalogue import Catalogue
+from . import urls
 
 blueprint = Blueprint("web", __name__)
 THUMBNAIL = 400  # pixels, the long side of a preview on the index
@@ -44,7 +46,7 @@ changes for harvesters: <a href="{{ root }}/iiif/activity/all-changes">Change Di
 """
 
 
-@blueprint.route("/")
+@blueprint.route(urls.STATUS)
 def index() -> str:
     service: ImageService = current_app.extensions["iiif_server"]
     identifiers = service.source.list_identifiers()

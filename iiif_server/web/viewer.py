@@ -1,32 +1,47 @@
 """``/viewer?manifest=URL``: a full-page Mirador 4 viewer for one IIIF Presentation manifest.
 
-Mirador is vendored under ``web/static/mirador/`` (see its README.md) and served by this
-server at ``/viewer/static/...``, so the page needs no CDN. The script URL carries a
-content hash (``?v=``), which makes a one-year ``immutable`` cache safe: a refreshed bundle
-gets a new URL.
+Mirador is vendored under ``web/static/mirador/`` (see its README.md) and served as an asset
+(``asset_url``: a fingerprinted name, gzip, ``immutable``), so the page needs no CDN and a repeat
+visit downloads nothing. The page's own script is an asset too (``static/viewer/mirador-page.js``),
+reading its settings from a JSON data block, so the page's CSP allows no inline script. The old
+``/viewer/static/...?v=`` URLs answer 301 to the fingerprinted ones, for pages cached before.
 
 ``manifest`` may also be a manifest's path on this server (``iiif/manifests/KH-DT-0001``, what
 every manifest's ``homepage`` links carry): the page resolves it against the request's public
 base URL, so the link works under any host name or proxy prefix without embedding an absolute URL.
+
+``iiif-content`` (IIIF Content State 1.0, ``web/contentstate.decode``) opens a shared view: its
+manifest, at its canvas, fitted to its region (Mirador's ``initialViewerConfig.bounds``).
+
+The page may be framed by the sites ``[site] frame_ancestors`` names (a museum may embed the
+research viewer), as the embed pages may.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, render_template_string, request, send_from_directory, url_for
+from flask import Blueprint, current_app, redirect, render_template_string, request
 from werkzeug.wrappers import Response
 
-from ..http import base_url, error_body
+from ..http import base_url, error_body, page_headers
 from ..presentation.build import MANIFESTS
+from . import contentstate
+from .asset_routes import asset_url, assets
 
-STATIC = Path(__file__).resolve().parent / "static"
 MIRADOR = "mirador/mirador.min.js"
-STATIC_MAX_AGE = 365 * 24 * 3600
+PAGE_SCRIPT = "viewer/mirador-page.js"
 MAX_MANIFEST_URL = 2048
+
+#: Mirador runs from this site's assets; it reads manifests, info.json and tiles from anywhere
+#: (a manifest may be another museum's), frames the IIIF access token services (any origin), and sets
+#: inline styles (its Material UI / emotion styles are injected ``<style>`` elements: ``'unsafe-inline'``).
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' http: https: data: blob:; "
+    "connect-src 'self' http: https:; frame-src 'self' http: https:; font-src 'self' data:; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 blueprint = Blueprint("viewer", __name__)
 
@@ -38,34 +53,9 @@ _PAGE = """<!doctype html>
 </head><body>
 <div id="mirador"></div>
 <noscript><p>The viewer needs JavaScript. The manifest is at <a href="{{ manifest }}">{{ manifest }}</a>.</p></noscript>
+<script type="application/json" id="viewer-config">{{ config|tojson }}</script>
+<script src="{{ mirador }}"></script>
 <script src="{{ script }}"></script>
-<script>
-const mirador = Mirador.viewer({
-  id: "mirador",
-  windows: [{manifestId: {{ manifest|tojson }}}],
-  window: {allowClose: false, allowMaximize: false, allowFullscreen: true, sideBarOpen: false, defaultView: "single"},
-  workspace: {allowNewWindows: false},
-  workspaceControlPanel: {enabled: false}
-});
-// Mirador 4.0.0 gives OpenSeadragon an image service's tiles once (OpenSeadragonTileSource ignores a
-// later info.json of the same service), so after an Auth 1.0 login it would go on drawing the
-// preview tier, and after a logout the full one. When an info.json answer changes tier (its "id"),
-// ask for it again: the request takes the old tiles away, the answer brings the new ones.
-(function (store) {
-  const tiers = {};
-  store.subscribe(function () {
-    const responses = Mirador.selectInfoResponses(store.getState()) || {};
-    Object.keys(responses).forEach(function (infoId) {
-      const response = responses[infoId];
-      if (!response.json || response.isFetching) return;
-      const tier = response.json.id || response.json["@id"];
-      const before = tiers[infoId];
-      tiers[infoId] = tier;
-      if (before !== undefined && before !== tier) store.dispatch(Mirador.requestInfoResponse(infoId, response.json));
-    });
-  });
-})(mirador.store);
-</script>
 </body></html>
 """
 
@@ -103,29 +93,65 @@ def _plain(message: str, status: int) -> Response:
     return Response(body, status=status, headers=headers)
 
 
-@functools.cache
-def _version(name: str) -> str:
-    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:16]
+def mirador_window(manifest: str, view: contentstate.View | None = None) -> dict[str, Any]:
+    """Mirador's window settings: the manifest, and a shared view's canvas and region (in canvas
+    pixels, which are Mirador's OpenSeadragon world coordinates: ``bounds`` is fitted on opening)."""
+    window: dict[str, Any] = {"manifestId": manifest}
+    if view is not None and view.canvas_id:
+        window["canvasId"] = view.canvas_id
+    if view is not None and view.region is not None:
+        window["initialViewerConfig"] = {"bounds": list(view.region)}
+    return window
+
+
+def _manifest_of_canvas(canvas_id: str) -> str:
+    """The manifest of one of this server's canvases (``{manifest}/canvas/{n}``, ``build._canvas``),
+    for a link that names a canvas alone; "" for any other URI (another server's canvas)."""
+    manifest, sep, _ = canvas_id.rpartition("/canvas/")
+    base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+    return manifest if sep and local_manifest(manifest.removeprefix(base + "/")) else ""
 
 
 @blueprint.get("/viewer")
-def viewer() -> Response | str:
+def viewer() -> Response:
     manifest = request.args.get("manifest")
+    shared = request.args.get(contentstate.PARAMETER)
+    view = None
+    if shared is not None:
+        if len(shared) > contentstate.MAX_LENGTH:
+            return _plain(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters", 400)
+        try:
+            view = contentstate.decode(shared)
+        except contentstate.InvalidContentState as error:
+            return _plain(f"{contentstate.PARAMETER}: {error}", 400)
+        manifest = view.manifest_id or _manifest_of_canvas(view.canvas_id)
+        if not manifest:
+            return _plain(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)", 400)
     if manifest is None or not manifest.strip():
         return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
     if not acceptable_manifest_url(manifest):
         return _plain("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}", 400)
+    settings = current_app.config["IIIF_SETTINGS"]
     if local_manifest(manifest):
-        base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
-        manifest = f"{base}/{manifest}"
-    script = url_for("viewer.static_file", filename=MIRADOR, v=_version(MIRADOR))
-    return render_template_string(_PAGE, manifest=manifest, script=script)
+        manifest = f"{base_url(request.environ, settings.server.public_base_url)}/{manifest}"
+    html = render_template_string(
+        _PAGE,
+        manifest=manifest,
+        config={"window": mirador_window(manifest, view)},
+        mirador=asset_url(MIRADOR),
+        script=asset_url(PAGE_SCRIPT),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers.update(page_headers(POLICY, settings.site.frame_ancestors))
+    return response
 
 
 @blueprint.get("/viewer/static/<path:filename>")
 def static_file(filename: str) -> Response:
-    """The vendored viewer files; ``.js`` always as ``text/javascript``, cached for a year."""
-    mimetype = "text/javascript" if filename.endswith(".js") else None
-    response = send_from_directory(STATIC, filename, mimetype=mimetype, max_age=STATIC_MAX_AGE)
-    response.cache_control.immutable = True
-    return response
+    """The viewer's files' old URLs (``?v=``, before ``/assets/``): 301 to the fingerprinted name, so a
+    page someone cached still loads; anything else is 404."""
+    try:
+        assets().asset(filename)
+    except KeyError:
+        return _plain(f"no viewer file {filename}", 404)
+    return redirect(asset_url(filename), code=301)

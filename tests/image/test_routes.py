@@ -225,8 +225,8 @@ def test_unsupported_method(client: FlaskClient) -> None:
     assert client.post(TILE).status_code == 405
 
 
-def test_index_lists_images(client: FlaskClient) -> None:
-    page = client.get("/").get_data(as_text=True)
+def test_status_page_lists_images(client: FlaskClient) -> None:
+    page = client.get("/status").get_data(as_text=True)
     assert 'href="/iiif/3/pattern.tif/info.json"' in page
     assert quote(f"{SUBFOLDER}/", safe="") in page
     assert "notes.txt" not in page

@@ -80,7 +80,7 @@ def test_demo_covers_what_a_museum_publishes(demo_snapshot: Snapshot) -> None:
     drum = manifest("KH-HV-0001")
     assert (drum["items"][0]["width"], drum["items"][0]["height"]) == (10240, 8192)
     assert drum["provider"][0]["homepage"][0]["id"] == "https://heritage.example.org/"
-    assert drum["homepage"][0]["id"] == f"{BASE}/viewer?manifest=iiif/manifests/KH-HV-0001"
+    assert drum["homepage"][0]["id"] == f"{BASE}/items/KH-HV-0001"  # the catalogue's item page
 
 
 def test_the_same_records_as_json_build_the_same_documents(

@@ -247,8 +247,8 @@ def test_a_broken_or_missing_export_withdraws_nothing(collection_client: FlaskCl
     assert get_json(collection_client, "/iiif/manifests/KH-DT-0001")["label"]["vi"] == ["Tháp Bà Ponagar"]
 
 
-def test_index_page_lists_published_manifests_with_a_viewer_link(collection_client: FlaskClient) -> None:
-    page = collection_client.get("/").get_data(as_text=True)
+def test_status_page_lists_published_manifests_with_a_viewer_link(collection_client: FlaskClient) -> None:
+    page = collection_client.get("/status").get_data(as_text=True)
     assert "3 published from the collection export" in page
     assert '<a href="/viewer?manifest=/iiif/manifests/KH-TL-0001">Mirador</a>' in page
     assert "KH-HV-0103" not in page  # withheld

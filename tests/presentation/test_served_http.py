@@ -93,7 +93,7 @@ def proxied(collection_dir: Path, request: pytest.FixtureRequest) -> Iterator[st
 
 
 def index_links(base: str, headers: dict[str, str] | None = None) -> list[str]:
-    status, _, body = fetch(base, "/", headers)
+    status, _, body = fetch(base, "/status", headers)
     assert status == 200
     return re.findall(r'href="([^"]+)"', body.decode())
 

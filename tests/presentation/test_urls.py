@@ -2,7 +2,7 @@
 
 A real ``iiif-server demo`` (gunicorn) on the demo images; its manifests, collections and
 Change Discovery pages are walked, every URL they hold on the server is dereferenced, and a
-static export for the same base must hold every document it links (it has no viewer page).
+static export for the same base must hold every document it links (it has no item page).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_every_url_of_every_served_document_works(live: tuple[str, Path]) -> Non
     contexts = {key: d["@context"] for d in manifests.values() for key in embedded(d)}
     assert "http://iiif.io/api/auth/2/context.json" in contexts[f"{base}/iiif/manifests/KH-HV-0104/canvas/1"]
     assert {part["type"] for part in parts.values()} == EMBEDDED and parts.keys() <= links
-    for url in sorted(links - documents.keys()):  # canvases and annotations, images, image services, viewer pages
+    for url in sorted(links - documents.keys()):  # canvases and annotations, images, image services, item pages
         body = get(url)
         no_placeholder(body.decode("latin-1"), url)
         if url in parts:  # a canvas, annotation page or annotation: as embedded, with its manifest's context
@@ -117,7 +117,7 @@ def test_every_url_of_every_served_document_works(live: tuple[str, Path]) -> Non
     for url, manifest in manifests.items():
         (homepage,) = manifest["homepage"]
         page = get(homepage["id"]).decode()
-        assert f"manifestId: {json.dumps(url)}" in page  # the viewer opens this very manifest
+        assert f'href="{url}"' in page  # the record's item page links this very manifest
 
 
 def test_a_static_export_holds_every_document_it_links(live: tuple[str, Path], demo_root: Path, tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_a_static_export_holds_every_document_it_links(live: tuple[str, Path], d
         no_placeholder(text, url)
         document = json.loads(text)
         if document["type"] == "Manifest":
-            assert "homepage" not in document  # no [manifests] item_homepage, and the tree has no viewer
+            assert "homepage" not in document  # no [manifests] item_homepage, and the tree has no item page
             served = json.loads(get(url))
             served.pop("homepage")
             assert document == served  # otherwise the very same document
