@@ -18,13 +18,14 @@ vocabulary, then:
 4. searches in 4 threads while the index of a changed snapshot is rebuilt through ``CatalogueSearch``,
    and reports the searches' times during the rebuild (the old index answers meanwhile).
 
-Through HTTP: not measured here (the ``/search`` page is built on another branch). Prints a table and
-writes everything to ``bench/results/search-<timestamp>.json``.
+Prints a table and writes everything to ``bench/results/search-<timestamp>.json``. With ``--http``,
+instead: the ``/search`` page of a real server on the same export (``over_http``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -39,14 +40,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlencode
+from urllib.request import urlopen
 
 import host
-from manifests_scale import KINDS, SITES, synthesise
+from manifests_scale import COLUMNS, KINDS, SITES, synthesise
 
+from iiif_server.check import free_port, running_server
 from iiif_server.presentation.catalogue import Snapshot
 from iiif_server.presentation.records import ColumnMap, Record, parse_records
 from iiif_server.presentation.vocabulary import Vocabulary
 from iiif_server.web.search import CatalogueSearch, Query, SearchIndex
+from iiif_server.web.urls import FACETS, SEARCH
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -65,8 +70,8 @@ FILLER_EN = (
 )
 
 
-def records(count: int, seed: int = 1) -> list[Record]:
-    """The synthetic export's public records, parsed by the server's own parser."""
+def export_rows(count: int, seed: int = 1) -> list[dict[str, str]]:
+    """The synthetic export's rows, every record public, descriptions lengthened."""
     rows, _ = synthesise(count, 1, seed)
     rng = random.Random(seed)
     for number, row in enumerate(rows, 1):
@@ -76,9 +81,58 @@ def records(count: int, seed: int = 1) -> list[Record]:
         en = rng.sample(FILLER_EN, 2)
         row["description_vi"] += " " + " ".join(s.format(year=year, number=number) for s in vi)
         row["description_en"] += " " + " ".join(s.format(year=year, number=number) for s in en)
-    parsed = parse_records(enumerate(rows, 2), ColumnMap())
+    return rows
+
+
+def records(count: int, seed: int = 1) -> list[Record]:
+    """The synthetic export's public records, parsed by the server's own parser."""
+    parsed = parse_records(enumerate(export_rows(count, seed), 2), ColumnMap())
     assert not parsed.problems, parsed.problems[:3]
     return parsed.records
+
+
+def over_http(count: int, mix: dict[str, list[Query]], repeat: int, work: Path) -> dict[str, Any]:
+    """The same mix as ``/search`` pages of a real ``iiif-server serve`` (1 worker) on the same export.
+
+    Every record names one shared small image, so the catalogue builds quickly; the first request
+    (the home page) waits for the catalogue and the index. Times are whole HTTP answers (HTML rendered).
+    """
+    import pyvips  # only here: the in-process part needs no libvips
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "images").mkdir(exist_ok=True)
+    pyvips.Image.black(400, 300).jpegsave(str(work / "images" / "shared.jpg"))
+    rows = export_rows(count)
+    with (work / "export.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows({**row, "images": "shared.jpg"} for row in rows)
+    env = {
+        "IIIF_SERVER_IMAGES_ROOT": str(work / "images"),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(work / "export.csv"),
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(work / "state"),
+        "IIIF_SERVER_CACHE_DISK_DIR": str(work / "cache"),
+        "IIIF_SERVER_SERVER_WORKERS": "1",
+        "IIIF_SERVER_SERVER_ACCESS_LOG": "off",
+    }
+    names = {name: url for url, name in FACETS.items()}
+    result: dict[str, Any] = {}
+    start = time.perf_counter()
+    with running_server(["serve"], free_port(), env=env, start_timeout=900) as base:
+        result["first_answer_s"] = time.perf_counter() - start
+        for kind, qs in mix.items():
+            cycle = (qs * (repeat // len(qs) + 1))[:repeat]
+            times = []
+            for query in cycle:
+                params = {"q": query.text, **{names[k]: v for k, v in query.filters.items()}}
+                url = f"{base}{SEARCH}?{urlencode(params)}"
+                begin = time.perf_counter()
+                with urlopen(url, timeout=60) as answer:  # our own server, on 127.0.0.1
+                    body = answer.read()
+                times.append(time.perf_counter() - begin)
+                assert answer.status == 200 and body
+            result[kind] = percentiles(times)
+    return result
 
 
 def vocabulary() -> Vocabulary:
@@ -201,7 +255,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=200, help="queries per kind (cycling through its list)")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--http", action="store_true", help="also time the /search page of a real server")
+    parser.add_argument("--work", type=Path, default=BENCH / "images" / "search", help="the --http export and state")
     args = parser.parse_args(argv)
+    if args.http:  # alone, first: the in-process part's threads would slow the server's build down
+        published = records(args.records)
+        http = over_http(args.records, queries(published), args.repeat // 4, args.work)
+        print(f"/search over HTTP, 1 worker, {args.records} records; first answer after {http['first_answer_s']:.0f} s")
+        for kind, row in http.items():
+            if kind != "first_answer_s":
+                print(
+                    f"{kind:28} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms"
+                )
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"search-http-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        out.write_text(json.dumps({"host": host.describe(REPO, Path(sys.executable)), "http": http}, indent=2))
+        print(f"written: {out.relative_to(REPO)}")
+        return 0
 
     published, voc = records(args.records), vocabulary()
     index = SearchIndex()
