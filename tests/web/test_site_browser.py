@@ -118,7 +118,7 @@ def test_item_pages_show_avif_pictures_and_a_restricted_one_no_larger_than_its_p
     (drum,) = _images(page)
     assert drum["src"].endswith("/default.avif") and drum["width"] > 0  # Chromium takes the smallest format
     assert page.locator("h1").inner_text() == DRUM_VI
-    assert page.locator("iframe").get_attribute("src") == urls.embed_path(DRUM)
+    assert page.locator("iframe").get_attribute("src") == urls.embed_path(DRUM) + "?lang=vi"
     page.goto(server + urls.item_path(STELE), wait_until="load")
     pictures = _drawn(page, ".pictures img")
     assert len(pictures) == 2  # the stele's two faces
