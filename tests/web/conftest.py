@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from iiif_server.check import free_port, running_server
+from tests.conftest import demo_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,3 +51,12 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``iiif-server demo`` (gunicorn, two workers) on the session's demo images, for the browser
+    tests that only read it (catalogue, embeds, viewer, oEmbed): started once, not once per module."""
+    env = demo_env(demo_root, tmp_path_factory.mktemp("demo-site-state"))
+    with running_server(["demo", "--workers", "2"], free_port(), env=env) as base:
+        yield base

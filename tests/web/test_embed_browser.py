@@ -22,9 +22,7 @@ import pytest
 import pyvips
 from playwright.sync_api import Browser, ConsoleMessage, Frame, Page, Request, Response
 
-from iiif_server.check import free_port, running_server
 from iiif_server.web import contentstate, embedcode, urls
-from tests.conftest import demo_env
 from tests.web.audit import violations
 from tests.web.sites import static_site
 
@@ -39,11 +37,9 @@ TILE = re.compile(r"/iiif/3/([^/?#]+)/([^/?#]+)/([^/?#]+)/0/default\.(avif|webp|
 
 
 @pytest.fixture(scope="module")
-def server(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``iiif-server demo`` (gunicorn, two workers) on the session's demo images."""
-    env = demo_env(demo_root, tmp_path_factory.mktemp("embed-state"))
-    with running_server(["demo", "--workers", "2"], free_port(), env=env) as base:
-        yield base
+def server(demo_site: str) -> str:
+    """The session's `iiif-server demo` (tests/web/conftest.py)."""
+    return demo_site
 
 
 @pytest.fixture(scope="module")

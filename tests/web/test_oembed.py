@@ -22,10 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from iiif_server import create_app
-from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
 from iiif_server.web import contentstate, embedcode, oembed, urls
-from tests.conftest import decode, demo_env, make_pattern, save_pyramid
+from tests.conftest import decode, make_pattern, save_pyramid
 
 SITE = "http://localhost"  # the test client's base URL
 PUBLIC = "KH-HV-0001"
@@ -315,10 +314,9 @@ def test_the_title_is_escaped_in_the_html(site: Settings, tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def demo_server(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = demo_env(demo_root, tmp_path_factory.mktemp("oembed-demo"))
-    with running_server(["demo", "--workers", "1"], free_port(), env=env) as base:
-        yield base
+def demo_server(demo_site: str) -> str:
+    """The session's `iiif-server demo` (tests/web/conftest.py)."""
+    return demo_site
 
 
 def _get(url: str) -> tuple[int, Message, bytes]:

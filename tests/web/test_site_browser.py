@@ -6,16 +6,13 @@ sticks, and the pages' CSP blocks nothing of their own."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from iiif_server.check import free_port, running_server
 from iiif_server.web import urls
-from tests.conftest import demo_env
 from tests.web.audit import violations
 
 DRUM = "KH-HV-0001"
@@ -35,10 +32,9 @@ PHONE = {"width": 375, "height": 812}
 
 
 @pytest.fixture(scope="module")
-def server(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = demo_env(demo_root, tmp_path_factory.mktemp("site-state"))
-    with running_server(["demo", "--workers", "2"], free_port(), env=env) as base:
-        yield base
+def server(demo_site: str) -> str:
+    """The session's `iiif-server demo` (tests/web/conftest.py)."""
+    return demo_site
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -23,10 +22,8 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Page, Request, Response
 
 from iiif_server import create_app
-from iiif_server.check import free_port, running_server
 from iiif_server.config import Settings
 from iiif_server.web import contentstate, viewer
-from tests.conftest import demo_env
 
 MANIFEST = "KH-HV-0101"  # the demo's Shiva statue: three views, pyramidal TIFFs
 LABEL = "Shiva statue"  # Mirador's interface is in English: it shows the manifest label's "en" entry
@@ -38,11 +35,9 @@ IMAGE_REQUEST = re.compile(r"/iiif/3/[^/?#]+/[^/?#]+/[^/?#]+/[^/?#]+/[^/?#]+\.(?
 
 
 @pytest.fixture(scope="module")
-def server(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``iiif-server demo`` (gunicorn, two workers) on the session's demo images."""
-    env = demo_env(demo_root, tmp_path_factory.mktemp("viewer-state"))
-    with running_server(["demo", "--workers", "2"], free_port(), env=env) as base:
-        yield base
+def server(demo_site: str) -> str:
+    """The session's `iiif-server demo` (tests/web/conftest.py)."""
+    return demo_site
 
 
 @pytest.fixture(scope="module")
