@@ -25,6 +25,7 @@ from .web.asset_routes import blueprint as assets_blueprint
 from .web.embed import blueprint as embed_blueprint
 from .web.oembed import blueprint as oembed_blueprint
 from .web.pages import blueprint as pages_blueprint
+from .web.pages import not_found_page, wants_page
 from .web.viewer import blueprint as viewer_blueprint
 
 log = logging.getLogger("iiif_server")
@@ -105,6 +106,8 @@ def _register_errors(app: Flask) -> None:
     def http_error(error: HTTPException) -> Response:
         if error.code and error.code < 400:
             return error.get_response()
+        if error.code == 404 and wants_page():  # a visitor's dead link: the site's page, not a line of text
+            return not_found_page()
         response = _plain(error.description or error.name, error.code or 500)
         # keep what the error says beyond its body: Allow (405), WWW-Authenticate (401)
         response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")

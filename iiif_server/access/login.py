@@ -95,7 +95,7 @@ _PAGE = """<!doctype html>
 label,input,button{display:block;width:100%;box-sizing:border-box;margin:.3rem 0}input{padding:.4rem}
 button{padding:.5rem;margin-top:1rem}.error{color:#a00}nav{text-align:right}</style></head>
 <body><nav><a href="{{ other_url }}" hreflang="{{ other_lang }}" lang="{{ other_lang }}">{{ t.other }}</a></nav>
-<h1>{{ t.title }}</h1>
+<main><h1>{{ t.title }}</h1>
 {% if message %}<p class="error" role="alert">{{ message }}</p>{% endif %}
 {% if session %}<p>{{ t.signed_in.format(name=session.account.display_name) }}</p>
 <p><a href="{{ return_to }}">{{ t.continue }}</a></p>
@@ -112,7 +112,7 @@ button{padding:.5rem;margin-top:1rem}.error{color:#a00}nav{text-align:right}</st
 <label for="password">{{ t.password }}</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">{{ t.submit }}</button></form>
-{% endif %}</body></html>
+{% endif %}</main></body></html>
 """
 
 

@@ -129,7 +129,7 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem}}</style></head>
-<body>{body}{script}</body></html>
+<body><main>{body}</main>{script}</body></html>
 """
 
 

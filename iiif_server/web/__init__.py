@@ -26,7 +26,7 @@ _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>iiif_server</title>
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 td,th{padding:.3rem .8rem;text-align:left}tr:nth-child(even){background:#f4f4f4}</style></head>
-<body><h1>iiif_server</h1>
+<body><main><h1>iiif_server</h1>
 <h2>Manifests</h2>
 <p>{{ manifests|length }} published from the collection export.
 Collections: <a href="{{ root }}/iiif/collections/top">top</a>;
@@ -42,7 +42,7 @@ changes for harvesters: <a href="{{ root }}/iiif/activity/all-changes">Change Di
 {% for ident, v3, v2, thumb, note in rows %}<tr><td>{{ ident }}</td>
 <td><a href="{{ v3 }}/info.json">info.json</a></td><td><a href="{{ v2 }}/info.json">info.json</a></td>
 <td><a href="{{ v3 }}/full/!{{ thumb }},{{ thumb }}/0/default.jpg">thumbnail</a>{{ note }}</td></tr>
-{% endfor %}</table></body></html>
+{% endfor %}</table></main></body></html>
 """
 
 

@@ -252,6 +252,17 @@ def _not_found() -> Response:
     return _render("not_found.html", 404, title=i18n.lookup(SITE, "not_found", _language()))
 
 
+def wants_page() -> bool:
+    """A browser navigating (it prefers HTML to plain text), not an API client or a script."""
+    accepted = request.accept_mimetypes
+    return request.method in ("GET", "HEAD") and accepted["text/html"] > accepted["text/plain"]
+
+
+def not_found_page() -> Response:
+    """The site's bilingual 404 page, for a browser that followed a dead link to this site."""
+    return _not_found()
+
+
 # -- pages --------------------------------------------------------------------------------------
 
 

@@ -224,6 +224,16 @@ def test_unknown_pages_are_bilingual_html_404s(client: FlaskClient) -> None:
     client.delete_cookie("lang")
 
 
+def test_a_browsers_dead_link_gets_the_sites_404_page_and_a_script_one_line(client: FlaskClient) -> None:
+    browser = client.get("/bai-viet/khong-co", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.status_code == 404 and browser.mimetype == "text/html"
+    assert "Không tìm thấy trang" in browser.get_data(as_text=True)
+    for accept in (None, "*/*", "application/json"):
+        script = client.get("/bai-viet/khong-co", headers={"Accept": accept} if accept else {})
+        assert script.status_code == 404 and script.mimetype == "text/plain"
+        assert script.get_data(as_text=True).count("\n") == 1
+
+
 def test_a_hostile_title_is_escaped_everywhere(client: FlaskClient) -> None:
     response, item = page(client, urls.item_path(HOSTILE))
     html = response.get_data(as_text=True)

@@ -167,3 +167,33 @@ def test_the_copy_button_copies_the_embed_code(browser: Browser, server: str) ->
         page.locator(".copy-status").filter(has_text="Đã sao chép").wait_for()
     finally:
         context.close()
+
+
+#: Pages beside the catalogue a visitor or an operator may open: each passes axe too (`lang` and
+#: landmarks included); a dead link gets the site's bilingual page, not a line of plain text.
+OTHER_PAGES = {
+    "status": (urls.STATUS, 200),
+    "login": ("/auth/login?lang=en", 200),
+    "logout": ("/auth/2/logout", 200),
+    "dead-link": ("/bai-viet/khong-co", 404),
+    "mirador": ("/viewer?manifest=iiif/manifests/KH-HV-0101", 200),
+    "mirador-embed": (urls.embed_path("KH-HV-0101") + "?viewer=mirador", 200),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_PAGES))
+def test_the_other_pages_pass_axe_too(browser: Browser, server: str, name: str) -> None:
+    path, status = OTHER_PAGES[name]
+    context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
+    try:
+        page = context.new_page()
+        response = page.goto(server + path, wait_until="load")
+        assert response is not None and response.status == status
+        if name.startswith("mirador"):
+            page.wait_for_selector(".mirador-viewer .openseadragon-canvas", timeout=30_000)
+        assert page.evaluate("document.documentElement.lang") in ("vi", "en")
+        found = violations(page)
+        assert not found, f"{name}: {found}"
+        assert page.locator("main").count() == 1  # one main landmark (Mirador's own on its pages)
+    finally:
+        context.close()
