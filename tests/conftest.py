@@ -155,6 +155,8 @@ SLOW_MODULES = frozenset(
         "tests/web/test_frame_policy.py",
         "tests/test_conformance.py",
         "tests/ingest/test_queue.py",
+        "tests/test_s3_store.py",  # SeaweedFS (tests/s3_store.py)
+        "tests/test_s3_source.py",  # SeaweedFS + `iiif-server serve` from the bucket
     }
 )
 

