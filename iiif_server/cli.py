@@ -82,7 +82,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
             "images": {"root": Path(images).resolve() if images else None},
         },
     )
-    if not Path(settings.images.root).is_dir():
+    if settings.images.source == "file" and not Path(settings.images.root).is_dir():
         raise click.ClickException(f"image root {settings.images.root} is not a folder (set [images] root or --images)")
     _announce(settings, demo=False)
     run(settings)

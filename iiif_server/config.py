@@ -114,6 +114,25 @@ class ImagesSettings(_Section):
     max_untiled_pixels: int = Field(250_000_000, ge=0)
     handle_cache_size: int = Field(64, ge=0)
     index_names: int = Field(200_000, ge=0)
+    source: Literal["file", "s3"] = "file"  # where masters are: under root, or in [s3]'s bucket
+
+
+class S3Settings(_Section):
+    """Masters in an S3-compatible bucket (``[images] source = "s3"``). Credentials are never here:
+    boto3's chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``~/.aws``, instance roles)."""
+
+    bucket: str = ""
+    prefix: str = ""  # key = prefix + identifier (+ an allowed extension)
+    endpoint_url: str = ""  # "": AWS itself; else e.g. http://minio:9000
+    region: str = ""  # "": boto3's chain (AWS_DEFAULT_REGION, ~/.aws/config)
+    chunk_mb: int = Field(1, ge=1, le=64)  # ranged reads for libvips go through chunks of this size
+    cache_dir: Path = Path("cache/s3-chunks")  # the chunk cache, shared by one host's workers
+    cache_max_mb: int = Field(2048, ge=0)  # its budget; 0: no chunk cache (every read a ranged GET)
+    connect_timeout: float = Field(3.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0)
+    head_seconds: float = Field(1.0, ge=0)  # a located object is trusted this long before HEAD again
+    miss_seconds: float = Field(5.0, ge=0)  # a missing key is remembered this long
 
 
 class OutputSettings(_Section):
@@ -346,6 +365,7 @@ class MetricsSettings(_Section):
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     images: ImagesSettings = ImagesSettings()
+    s3: S3Settings = S3Settings()
     output: OutputSettings = OutputSettings()
     http: HttpSettings = HttpSettings()
     lanes: LanesSettings = LanesSettings()
@@ -368,6 +388,12 @@ class Settings(_Section):
                 f"lanes.heavy_concurrency + lanes.heavy_queue ({lanes.heavy_concurrency} + {lanes.heavy_queue}) "
                 f"must be below server.threads ({self.server.threads}), or lanes.heavy_pixels = 0 (no lane)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _s3_has_a_bucket(self) -> Settings:
+        if self.images.source == "s3" and not self.s3.bucket:
+            raise ValueError('images.source = "s3" needs s3.bucket')
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ builds an HTTP response. ``image.routes`` owns the class -> status mapping.
      ├── ImageDecodeError      source exists but cannot be decoded     (422)
      └── Overloaded            busy, not wrong: come back later        (503 + Retry-After)
           ├── RenderTimeout    the render passed its deadline
+          ├── StoreUnavailable the object store of the masters failed or timed out
           └── LaneFull         the heavy-render lane has no room
      └── ClientGone            the client left before its answer was made (499, never seen by it)
 
@@ -75,6 +76,11 @@ class Overloaded(IIIFError):
 
 class RenderTimeout(Overloaded):
     """libvips was stopped at ``[server] render_timeout``."""
+
+
+class StoreUnavailable(Overloaded):
+    """The object store holding the masters (``[images] source = "s3"``) did not answer in time or
+    failed: the request is fine and may be tried again, so 503, never 500 or 404."""
 
 
 class LaneFull(Overloaded):

@@ -73,6 +73,10 @@ AUDIT_DROPPED = Counter(
     "iiif_audit_dropped",
     "Audit records lost: the writer stayed behind (queue full) or the audit database could not be written at exit",
 )
+STORE_REQUESTS = Counter(
+    "iiif_store_requests", "Requests to the object store of the masters ([images] source = s3), by kind", ["kind"]
+)
+STORE_BYTES = Counter("iiif_store_bytes", "Bytes of masters read from the object store (ranged GETs)")
 REDIS_ERRORS = Counter("iiif_redis_errors", "Redis commands that failed (each is served as a cache miss)")
 
 MEMORY_HIT, MEMORY_MISS = CACHE_HITS.labels(MEMORY), CACHE_MISSES.labels(MEMORY)

@@ -22,6 +22,7 @@ from .access.sessions import Sessions
 from .access.tiered import TieredPolicy
 from .access.tokens import Tokens
 from .cache.build import MB, Caches, build_caches
+from .cache.disk import DiskCache
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable
 from .image.budget import Budget
@@ -30,8 +31,9 @@ from .image.lanes import Lane
 from .image.model import Limits
 from .image.readers import ReaderPool
 from .image.render import EncodeOptions, Renderer, configure_vips
+from .image.s3 import S3Config, S3Source, S3Store
 from .image.service import ImageService
-from .image.sources import FileSource
+from .image.sources import FileSource, ImageSource
 from .image.watermark import Watermark
 from .presentation.catalogue import Catalogue, change_log
 from .presentation.restricted import ImageAccess
@@ -55,9 +57,22 @@ class Services:
         return build_caches(self.settings.cache, memory=self.memory_cache, render_limit=render_limit)
 
     @cached_property
-    def source(self) -> FileSource:
+    def source(self) -> ImageSource:
         images = self.settings.images
+        if images.source == "s3":
+            return self.s3_source
         return FileSource(images.root, images.extensions, index_names=images.index_names)
+
+    @cached_property
+    def s3_source(self) -> S3Source:
+        """Masters in a bucket (``[images] source = "s3"``); boto3 is imported on first request."""
+        s3 = self.settings.s3
+        config = S3Config(
+            s3.bucket, s3.prefix, s3.endpoint_url, s3.region, s3.connect_timeout, s3.read_timeout, s3.retries
+        )
+        chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
+        store = S3Store(config, chunks, s3.chunk_mb * MB)
+        return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
 
     @cached_property
     def admin_throttle(self) -> Throttle:
@@ -205,7 +220,7 @@ class Services:
 
     @cached_property
     def readiness(self) -> Readiness:
-        checks = {"images": images_readable(self.settings.images.root)}
+        checks = {"images": images_readable(self.settings.images.root)} if self.settings.images.source == "file" else {}
         if self.caches.redis is not None:
             checks["redis"] = redis_reachable(self.caches.redis.ping)
         checks["manifests"] = manifests_built(

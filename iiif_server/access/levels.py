@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..config import AccessSettings
 from ..errors import ConfigError, IIIFError
-from ..image.sources import FileSource, Located
+from ..image.sources import ImageSource, Located
 from ..presentation.catalogue import export_stamp
 from ..presentation.exports import read_export
 from ..presentation.records import ColumnMap, clean, split_images
@@ -54,7 +54,7 @@ class LevelMap:
         settings: AccessSettings,
         export: Path,
         columns: ColumnMap,
-        source: FileSource,
+        source: ImageSource,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings

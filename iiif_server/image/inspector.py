@@ -23,6 +23,7 @@ import pyvips
 from ..cache import Cache, cache_key
 from ..errors import ImageDecodeError
 from ..lru import LRU
+from .blobs import open_image
 from .plan import Layout, Level
 from .sources import Located
 
@@ -51,7 +52,9 @@ class Inspected(Located):
 
     @classmethod
     def of(cls, source: Located, found: SourceLayout) -> Inspected:
-        return cls(source.identifier, source.path, source.fingerprint, source.mtime, source.size, found)
+        return cls(
+            source.identifier, source.path, source.fingerprint, source.mtime, source.size, found, blob=source.blob
+        )
 
 
 class Inspector:
@@ -97,7 +100,7 @@ class Inspector:
         if stored is not None:
             width, height, tiled = (int(part) for part in stored.split(b","))
         else:
-            width, height, tiled = _guard(source, lambda: header(source.path))
+            width, height, tiled = _guard(source, lambda: header(source))
             if self.metadata is not None:
                 self.metadata.put(key, f"{width},{height},{int(tiled)}".encode())
         self._refuse_untiled(source, width, height, bool(tiled))
@@ -116,22 +119,22 @@ class Inspector:
         stored = self.metadata.get(key) if self.metadata is not None else None
         if stored is not None:
             return layout_from_json(stored)
-        found = _guard(source, lambda: probe(source.path))
+        found = _guard(source, lambda: probe(source))
         if self.metadata is not None:
             self.metadata.put(key, layout_to_json(found))
         return found
 
 
-def header(path: str) -> tuple[int, int, bool]:
+def header(source: Located) -> tuple[int, int, bool]:
     """Width, height and whether it is a tiled TIFF: one open, no pixels."""
-    image = pyvips.Image.new_from_file(path)
+    image = open_image(source)
     tiled = image.get("vips-loader").startswith("tiff") and "tile-width" in image.get_fields()
     return image.width, image.height, tiled
 
 
-def probe(path: str) -> SourceLayout:
+def probe(source: Located) -> SourceLayout:
     """Read headers only: dimensions, pyramid levels, tile size."""
-    image = pyvips.Image.new_from_file(path)
+    image = open_image(source)
     loader = image.get("vips-loader")
     width, height = image.width, image.height
     levels = [Level(1, width, height)]
@@ -140,15 +143,15 @@ def probe(path: str) -> SourceLayout:
     if loader.startswith("tiff"):
         if "n-subifds" in fields and image.get("n-subifds") > 0:
             for i in range(image.get("n-subifds")):
-                _add_level(levels, loads, pyvips.Image.new_from_file(path, subifd=i), width, (("subifd", i),))
+                _add_level(levels, loads, open_image(source, subifd=i), width, (("subifd", i),))
         elif image.get("n-pages") > 1:
             for page in range(1, image.get("n-pages")):
-                sub = pyvips.Image.new_from_file(path, page=page)
+                sub = open_image(source, page=page)
                 if not _add_level(levels, loads, sub, width, (("page", page),)):
                     break  # a multi-page document, not a pyramid: stop at the first non-reduction
     elif loader.startswith("jpeg"):
         for shrink in _JPEG_SHRINKS[1:]:
-            _add_level(levels, loads, pyvips.Image.new_from_file(path, shrink=shrink), width, (("shrink", shrink),))
+            _add_level(levels, loads, open_image(source, shrink=shrink), width, (("shrink", shrink),))
     tiled = "tile-width" in fields and loader.startswith("tiff")
     tile_w = image.get("tile-width") if tiled else 0
     tile_h = image.get("tile-height") if tiled else 0

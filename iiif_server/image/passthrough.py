@@ -43,6 +43,10 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sources import Blob
 
 __all__ = ["Level", "PassthroughError", "TiffTiles", "is_full_tile", "open_reader"]
 
@@ -186,8 +190,9 @@ def is_full_tile(level: Level, col: int, row: int) -> bool:
 class _File:
     """A regular file opened read-only, with bounded positional reads that fail loudly when short."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, blob: Blob | None = None) -> None:
         self.fd = fd
+        self.blob = blob  # a master in an object store: read through its chunk cache
         self.size = size
         self.order = "<"
         self.big = False
@@ -196,7 +201,7 @@ class _File:
         """Exactly ``length`` bytes at ``offset``, or PassthroughError: never past EOF, never unbounded."""
         if offset < 0 or length < 0 or offset + length > self.size:
             raise PassthroughError(f"read of {length} bytes at {offset} is outside the file ({self.size} bytes)")
-        data = os.pread(self.fd, length, offset)
+        data = self.blob.read(offset, length) if self.blob is not None else os.pread(self.fd, length, offset)
         if len(data) != length:
             raise PassthroughError(f"short read at {offset}: file changed or truncated")
         return data
@@ -456,19 +461,23 @@ class TiffTiles:
     between threads. The constructor raises only :class:`PassthroughError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fingerprint: str = "") -> None:
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike[str] | Blob, fingerprint: str = "") -> None:
+        self._blob = None if isinstance(path, str | os.PathLike) else path
+        self.path = os.fspath(path) if self._blob is None else str(getattr(path, "name", "<blob>"))  # type: ignore[arg-type]
         self.fingerprint = fingerprint
         self._lock = threading.Lock()
         self._users = 0
         self._closing = False
         self._fd = -1
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-            info = os.fstat(self._fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise PassthroughError("not a regular file")
-            src = _File(self._fd, info.st_size)
+            if self._blob is not None:
+                src = _File(-1, self._blob.size, self._blob)
+            else:
+                self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+                info = os.fstat(self._fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise PassthroughError("not a regular file")
+                src = _File(self._fd, info.st_size)
             levels = _walk(src, _read_header(src))
         except (OSError, struct.error, ValueError, OverflowError) as error:
             self.close()
@@ -533,8 +542,16 @@ class TiffTiles:
             return None
         return level._prefix + memoryview(data)[2:]
 
+    @property
+    def local(self) -> bool:
+        """A local file (a ``pread``), not an object store (a network request unless cached)."""
+        return self._blob is None
+
     def _pread(self, length: int, offset: int) -> bytes | None:
-        """pread on the kept descriptor; close() waits for in-flight reads, so a reused fd is never read."""
+        """pread on the kept descriptor; close() waits for in-flight reads, so a reused fd is never read.
+        An object store's tile: exactly its bytes, one ranged GET unless its chunks are cached."""
+        if self._blob is not None:
+            return None if self._closing else self._blob.read_exact(offset, length)
         with self._lock:
             if self._fd < 0 or self._closing:
                 return None
@@ -574,7 +591,7 @@ class TiffTiles:
             self.close()
 
 
-def open_reader(path: str | os.PathLike[str], fingerprint: str = "") -> TiffTiles | None:
+def open_reader(path: str | os.PathLike[str] | Blob, fingerprint: str = "") -> TiffTiles | None:
     """A reader for ``path`` if at least one of its levels can be passed through, else None.
 
     None covers everything else: not a TIFF, not tiled, not JPEG, malformed, unreadable.

@@ -25,8 +25,9 @@ class ReaderPool:
     def passthrough(self, source: Inspected, plan: RenderPlan, *, opened_only: bool = False) -> bytes | None:
         """The stored JPEG tile that answers ``plan`` exactly, without decoding; None otherwise.
 
-        ``opened_only``: only with a reader already open, so the work is one ``pread`` (for the
-        event loop; the first tile of a file opens its reader on a thread).
+        ``opened_only``: only with a reader already open on a local file, so the work is one ``pread``
+        (for the event loop; the first tile of a file opens its reader on a thread, and a master in
+        an object store is read on a thread: one ranged GET of the tile's bytes).
         """
         found = source.found
         if not found.tiled:
@@ -39,9 +40,10 @@ class ReaderPool:
         if opened_only:
             reader = self._readers.get(key)
         else:
-            reader = self._readers.get_or_create(key, lambda: open_reader(source.path, source.fingerprint) or False)
-        if not isinstance(reader, TiffTiles):
-            return None
+            target = source.blob if source.blob is not None else source.path
+            reader = self._readers.get_or_create(key, lambda: open_reader(target, source.fingerprint) or False)
+        if not isinstance(reader, TiffTiles) or (opened_only and not reader.local):
+            return None  # an object store's tile is a network read: never on the event loop
         level = reader.level_for_load(found.loads[plan.level])
         if level is None or not level.passthrough or (level.tile_width, level.tile_height) != plan.size:
             return None

@@ -31,10 +31,12 @@ import pyvips
 from ..errors import ClientGone, ImageDecodeError, RenderTimeout
 from ..lru import LRU
 from ..metrics import RENDER_TIMEOUTS, RENDERS, RENDERS_ABANDONED
+from .blobs import open_image
 from .inspector import Inspected, SourceLayout, vips_error_line
 from .isolated import ChildFailed, Stopped, run_in_child
 from .model import Format, Quality
 from .plan import RenderPlan
+from .sources import Located
 from .watermark import Watermark
 
 log = logging.getLogger(__name__)
@@ -147,10 +149,10 @@ class Renderer:
         return image, sequential
 
     def _open_level(self, source: Inspected, level: int) -> tuple[pyvips.Image, bool]:
-        return _open_level(self._source_layout(source), source.path, level)
+        return _open_level(self._source_layout(source), source, level)
 
 
-def _open_level(found: SourceLayout, path: str, level: int) -> tuple[pyvips.Image, bool]:
+def _open_level(found: SourceLayout, source: Located, level: int) -> tuple[pyvips.Image, bool]:
     """The level's image, and whether it can only be read top to bottom.
 
     Opened per request and dropped with it: libvips keeps decoded tiles attached to an open
@@ -159,8 +161,8 @@ def _open_level(found: SourceLayout, path: str, level: int) -> tuple[pyvips.Imag
     """
     kwargs = dict(found.loads[level])
     if not found.tiled:
-        return pyvips.Image.new_from_file(path, access="sequential", fail=True, **kwargs), True
-    return pyvips.Image.new_from_file(path, fail=True, **kwargs), False
+        return open_image(source, access="sequential", fail=True, **kwargs), True
+    return open_image(source, fail=True, **kwargs), False
 
 
 def _isolated_pixels(fmt: Format) -> float:
@@ -176,7 +178,7 @@ def _render_alone(
     source: Inspected, plan: RenderPlan, options: EncodeOptions, watermark: Watermark | None = None
 ) -> bytes:
     """A render in a child process (``isolated.py``): unwatched, as the parent kills the process to stop it."""
-    image, sequential = _open_level(source.found, source.path, plan.level)
+    image, sequential = _open_level(source.found, source, plan.level)
     image = _apply(image, plan, sequential, _unwatched, _mark(watermark, source, plan))
     return _encode(image, plan.format, options, _unwatched)
 

@@ -50,7 +50,7 @@ from .parse import canonical_params
 from .plan import RenderPlan, Resolved, degraded_limits, pixel_cost, plan, resolve, resolve_region, within_degraded
 from .readers import ReaderPool
 from .render import Renderer
-from .sources import FileSource, Located
+from .sources import ImageSource, Located
 from .tier import tier_layout, tier_limits, to_master
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def service_path(version: ApiVersion, identifier: str) -> str:
 class ImageService:
     def __init__(
         self,
-        source: FileSource,
+        source: ImageSource,
         inspector: Inspector,
         renderer: Renderer,
         readers: ReaderPool,

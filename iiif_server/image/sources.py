@@ -15,21 +15,57 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import InvalidRequest, NotFound
 from ..lru import LRU
 from .folders import Folders, Stamp
 
 
+class Blob(Protocol):
+    """A master that is not a local file (``s3.RangedObject``): read by ranges, never whole."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def chunk_size(self) -> int:
+        """``read`` is cheapest for whole aligned chunks of this size."""
+        ...
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset``, through a chunk cache (libvips, TIFF structure)."""
+        ...
+
+    def read_exact(self, offset: int, length: int) -> bytes:
+        """Exactly these bytes, in one request unless cached (a pass-through tile)."""
+        ...
+
+
+class ImageSource(Protocol):
+    """Where masters are found: ``FileSource`` (under the image root) or ``s3.S3Source`` (a bucket)."""
+
+    extensions: tuple[str, ...]
+
+    def locate(self, identifier: str) -> Located: ...
+
+    def known(self, identifier: str) -> Located | None: ...
+
+    def current(self, located: Located) -> bool: ...
+
+    def list_identifiers(self, limit: int = 1000) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Located:
     identifier: str
-    path: str
+    path: str  # a real path; for a ``blob``, a name (``s3://bucket/key``) that keys caches as a path does
     fingerprint: str
     mtime: float
     size: int
+    blob: Blob | None = field(default=None, kw_only=True)  # None: a file, opened by ``path``
 
 
 class FileSource:
@@ -70,6 +106,13 @@ class FileSource:
             return _located(identifier, cached, os.stat(cached))
         except OSError:
             return None  # moved or gone: ``locate`` finds out and says so
+
+    def current(self, located: Located) -> bool:
+        """Is the file still the one ``located`` found? (one ``stat``)"""
+        try:
+            return fingerprint(os.stat(located.path)) == located.fingerprint
+        except OSError:
+            return False
 
     def _resolve(self, identifier: str) -> str:
         parts = identifier.split("/")

@@ -36,7 +36,7 @@ from ..cache import Cache, NullCache, cache_key
 from ..config import ManifestsSettings
 from ..errors import ConfigError, IIIFError
 from ..image.inspector import Inspector
-from ..image.sources import FileSource, Located, fingerprint
+from ..image.sources import ImageSource, Located
 from . import build
 from .build import Groups, ImageRef, Publisher, Ref
 from .changes import ChangeLog, TooManyDeletes
@@ -125,7 +125,7 @@ class Catalogue:
     def __init__(
         self,
         settings: ManifestsSettings,
-        source: FileSource,
+        source: ImageSource,
         inspector: Inspector,
         access: ImageAccess,
         cache: Cache | None = None,
@@ -342,10 +342,7 @@ class Catalogue:
                 except IIIFError:
                     continue
                 return True
-            try:
-                if fingerprint(os.stat(located.path)) != located.fingerprint:
-                    return True
-            except OSError:
+            if not self.source.current(located):
                 return True
         return False
 

@@ -1,0 +1,333 @@
+"""Masters in an S3-compatible bucket (``[images] source = "s3"``): located by HEAD, read by ranged GETs.
+
+``S3Source`` answers like ``FileSource``: an identifier becomes the key ``prefix + identifier``
+(or with an allowed extension), and its HEAD gives the size and the **ETag, which is the
+fingerprint**: every cache key and ETag downstream changes when the object is replaced. Keys are
+checked like file paths (no ``..``, hidden or empty components, backslash, NUL). A located object
+is trusted ``head_seconds`` per worker, a missing key remembered ``miss_seconds``.
+
+``RangedObject`` is one version of one object (key + ETag): never downloaded whole. libvips reads it
+through fixed-size chunks kept in a ``DiskCache`` (shared by a host's workers, LRU, atomic writes),
+each missing run of chunks one ranged GET; a pass-through tile is ``read_exact``: its chunks if
+cached, else one ranged GET of exactly its bytes. Every GET names the ETag (``If-Match``), so the
+bytes of two versions are never mixed. No pyvips and no Flask here (``blobs.py`` adapts for libvips).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cache import cache_key
+from ..cache.disk import DiskCache
+from ..errors import InvalidRequest, NotFound, StoreUnavailable
+from ..lru import LRU
+from ..metrics import STORE_BYTES, STORE_REQUESTS
+from .sources import Located, _valid
+
+log = logging.getLogger(__name__)
+RETRY_AFTER = 5  # seconds, for a store that did not answer
+
+
+class ObjectChanged(StoreUnavailable):
+    """The object was replaced (or deleted) since it was located: its ETag no longer matches.
+    The request may be tried again (503): the next one locates the new version."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the image changed while it was read ({key}); try again", 1)
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """What a process needs to reach the bucket; picklable, so a spawned render child can too."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retries: int = 2
+
+
+class S3Store:
+    """One bucket through boto3 (its credential chain), with the bytes and requests it cost.
+
+    The boto3 client is made on first use, per process (boto3 clients are thread-safe, but not
+    to be shared across ``fork``); pickling drops it and the counters."""
+
+    def __init__(self, config: S3Config, chunks: DiskCache | None = None, chunk_bytes: int = 1 << 20) -> None:
+        self.config = config
+        self.chunks = chunks
+        self.chunk_bytes = chunk_bytes
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self.requests = 0  # GETs and HEADs sent by this process
+        self.fetched_bytes = 0  # body bytes received by this process
+
+    def __getstate__(self) -> dict[str, Any]:
+        chunks = (self.chunks.root, self.chunks.max_bytes) if self.chunks is not None else None
+        return {"config": self.config, "chunks": chunks, "chunk_bytes": self.chunk_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        chunks = DiskCache(*state["chunks"]) if state["chunks"] is not None else None
+        self.__init__(state["config"], chunks, state["chunk_bytes"])  # type: ignore[misc]
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = _client(self.config)
+        return self._client
+
+    def _count(self, kind: str, received: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.fetched_bytes += received
+        STORE_REQUESTS.labels(kind).inc()
+        if received:
+            STORE_BYTES.inc(received)
+
+    def head(self, key: str) -> tuple[int, str, float] | None:
+        """Size, ETag and modification time of ``key``; None if it does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.head_object(Bucket=self.config.bucket, Key=key)
+        except ClientError as err:
+            self._count("head", 0)
+            if _status(err) in (404, 403) or _code(err) in ("404", "NoSuchKey", "NotFound"):
+                return None  # 403: a key the credentials may not read is as good as missing
+            raise _unavailable(err) from None
+        except BotoCoreError as err:
+            raise _unavailable(err) from None
+        self._count("head", 0)
+        modified = answer.get("LastModified")
+        mtime = modified.timestamp() if modified is not None else 0.0
+        return int(answer["ContentLength"]), str(answer["ETag"]).strip('"'), mtime
+
+    def get(self, key: str, etag: str, start: int, length: int) -> bytes:
+        """Exactly bytes ``start`` .. ``start + length`` of the version ``etag`` of ``key``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if length <= 0:
+            return b""
+        try:
+            answer = self.client.get_object(
+                Bucket=self.config.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}", IfMatch=f'"{etag}"'
+            )
+            data: bytes = answer["Body"].read()
+        except ClientError as err:
+            self._count("get", 0)
+            if _status(err) in (412, 404) or _code(err) in ("PreconditionFailed", "NoSuchKey"):
+                raise ObjectChanged(key) from None
+            raise _unavailable(err) from None
+        except BotoCoreError as err:
+            raise _unavailable(err) from None
+        self._count("get", len(data))
+        if len(data) != length:
+            raise ObjectChanged(key)
+        return data
+
+    def keys(self, prefix: str, limit: int) -> Iterator[tuple[str, int]]:
+        """Keys under ``prefix`` and their sizes, in the store's (lexicographic) order."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.config.bucket, Prefix=prefix, PaginationConfig={"MaxItems": limit}
+        )
+        for page in pages:
+            for item in page.get("Contents", ()):
+                yield item["Key"], int(item.get("Size", 0))
+
+
+@dataclass(frozen=True)
+class RangedObject:
+    """One version of one object, read by ranges: ``read`` through the chunk cache (libvips, TIFF
+    structure), ``read_exact`` as one ranged GET unless cached (a pass-through tile). Equal when
+    key and ETag are, so a ``Located`` carrying it keys caches as a file's would."""
+
+    store: S3Store = field(compare=False, repr=False)
+    key: str
+    etag: str
+    size: int
+
+    @property
+    def chunk_size(self) -> int:
+        return self.store.chunk_bytes
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self.store.config.bucket}/{self.key}"
+
+    def _chunk_key(self, index: int) -> str:
+        return cache_key(self.name, f"c{self.store.chunk_bytes}:{self.etag}:{index}")
+
+    def _chunk_span(self, index: int) -> tuple[int, int]:
+        start = index * self.store.chunk_bytes
+        return start, min(self.store.chunk_bytes, self.size - start)
+
+    def chunk(self, index: int) -> bytes:
+        """Chunk ``index``: from the chunk cache, else fetched with any missing chunks after it that
+        are needed too (see ``read``)."""
+        return self._chunks(index, index)[0]
+
+    def _chunks(self, first: int, last: int) -> list[bytes]:
+        """Chunks ``first`` .. ``last``; each run of missing ones is one ranged GET, then kept."""
+        cache = self.store.chunks
+        found: list[bytes | None] = [cache.get(self._chunk_key(i)) if cache else None for i in range(first, last + 1)]
+        i = 0
+        while i < len(found):
+            if found[i] is not None:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(found) and found[j + 1] is None:
+                j += 1
+            start, _ = self._chunk_span(first + i)
+            end_start, end_length = self._chunk_span(first + j)
+            data = self.store.get(self.key, self.etag, start, end_start + end_length - start)
+            for k in range(i, j + 1):
+                offset = (first + k) * self.store.chunk_bytes - start
+                piece = data[offset : offset + self.store.chunk_bytes]
+                found[k] = piece
+                if cache is not None:
+                    cache.put(self._chunk_key(first + k), piece)
+            i = j + 1
+        return [piece for piece in found if piece is not None]
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer at the end), through whole chunks."""
+        length = min(length, self.size - offset)
+        if length <= 0 or offset < 0:
+            return b""
+        size = self.store.chunk_bytes
+        first, last = offset // size, (offset + length - 1) // size
+        data = b"".join(self._chunks(first, last))
+        skip = offset - first * size
+        return data[skip : skip + length]
+
+    def read_exact(self, offset: int, length: int) -> bytes:
+        """Bytes ``offset`` .. ``offset + length``: from cached chunks if all are, else one ranged GET
+        of exactly those bytes (a pass-through tile never costs a chunk)."""
+        cache = self.store.chunks
+        size = self.store.chunk_bytes
+        if cache is not None and length > 0:
+            first, last = offset // size, (offset + length - 1) // size
+            pieces = [cache.get(self._chunk_key(i)) for i in range(first, last + 1)]
+            if all(piece is not None for piece in pieces):
+                data = b"".join(p for p in pieces if p is not None)
+                skip = offset - first * size
+                return data[skip : skip + length]
+        return self.store.get(self.key, self.etag, offset, length)
+
+
+class S3Source:
+    """Identifier -> object in the bucket, like ``FileSource`` for files (``locate``, ``known``,
+    ``list_identifiers``); its ``Located`` carries the ``RangedObject`` to read it by."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        extensions: tuple[str, ...],
+        head_seconds: float = 1.0,
+        miss_seconds: float = 5.0,
+        cache_size: int = 32768,
+    ) -> None:
+        self.store = store
+        self.prefix = store.config.prefix
+        self.extensions = tuple(e.lower() for e in extensions)
+        self._suffixes = ("", *self.extensions, *(e.upper() for e in self.extensions))
+        self.head_seconds = head_seconds
+        self.miss_seconds = miss_seconds
+        self._found: LRU[str, tuple[float, Located]] = LRU(cache_size)
+        self._misses: LRU[str, float] = LRU(cache_size)
+
+    def locate(self, identifier: str) -> Located:
+        known = self.known(identifier)
+        if known is not None:
+            return known
+        if not _valid(identifier.split("/")):
+            raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
+        for suffix in self._suffixes:
+            if suffix == "" and not identifier.lower().endswith(self.extensions):
+                continue  # only keys with an allowed extension are images
+            key = self.prefix + identifier + suffix
+            found = self.store.head(key)
+            if found is not None:
+                size, etag, mtime = found
+                blob = RangedObject(self.store, key, etag, size)
+                located = Located(identifier, blob.name, f"s3-{etag}-{size:x}", mtime, size, blob=blob)
+                self._found.put(identifier, (time.monotonic(), located))
+                return located
+        self._misses.put(identifier, time.monotonic())
+        raise NotFound(f"no image {identifier!r}", "identifier")
+
+    def known(self, identifier: str) -> Located | None:
+        """The object if located less than ``head_seconds`` ago; ``NotFound`` if missing less than
+        ``miss_seconds`` ago; else None (ask the store: never on the event loop)."""
+        now = time.monotonic()
+        found = self._found.get(identifier)
+        if found is not None:
+            if now - found[0] < self.head_seconds:
+                return found[1]
+            self._found.pop(identifier)
+        missed = self._misses.get(identifier)
+        if missed is not None:
+            if now - missed < self.miss_seconds:
+                raise NotFound(f"no image {identifier!r}", "identifier")
+            self._misses.pop(identifier)
+        return None
+
+    def current(self, located: Located) -> bool:
+        """Is the object still the version ``located`` found? (a HEAD, at most every ``head_seconds``)"""
+        try:
+            return self.locate(located.identifier).fingerprint == located.fingerprint
+        except NotFound:
+            return False
+
+    def list_identifiers(self, limit: int = 1000) -> list[str]:
+        """Images in the bucket under the prefix, for the index page; hidden components skipped."""
+        found: list[str] = []
+        for key, _ in self.store.keys(self.prefix, limit * 4):
+            name = key[len(self.prefix) :]
+            if _valid(name.split("/")) and name.lower().endswith(self.extensions):
+                found.append(name)
+                if len(found) >= limit:
+                    break
+        return found
+
+
+def _client(config: S3Config) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    settings = Config(
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        retries={"max_attempts": config.retries + 1, "mode": "standard"},
+        s3={"addressing_style": "path" if config.endpoint_url else "auto"},  # MinIO, Ceph, SeaweedFS: path
+        max_pool_connections=32,
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=config.endpoint_url or None, region_name=config.region or None, config=settings
+    )
+
+
+def _status(err: Any) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _code(err: Any) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(err: Exception) -> StoreUnavailable:
+    log.error("object store error: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
+    return StoreUnavailable("the image store did not answer; try again later", RETRY_AFTER)
+
+
+__all__ = ["ObjectChanged", "RangedObject", "S3Config", "S3Source", "S3Store"]
