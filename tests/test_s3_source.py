@@ -193,3 +193,44 @@ def test_a_replaced_object_is_never_served_stale(site: str, s3_store: S3Store, m
     _, new_render_headers, new_render = get(site, render)
     assert new_render_headers["etag"] != render_headers["etag"]
     assert pixel(decode(new_render), 5, 5)[0] > 215
+
+
+def test_a_large_gif_renders_in_its_child_process_from_the_bucket(site: str) -> None:
+    """A GIF over 0.5 MP renders in a spawned process (image/isolated.py): the object goes with it."""
+    status, headers, body = get(site, _url(PATTERN, "0,0,1000,800/1000,/0/default.gif"))
+    assert status == 200 and headers["content-type"] == "image/gif", body
+    image = decode(body)
+    assert image.width == 1000
+    assert all(abs(a - b) <= 40 for a, b in zip(pixel(image, 150, 250)[:3], block_colour(1, 2), strict=True))
+
+
+def test_keys_are_checked_like_paths_and_misses_remembered(s3_store: S3Store) -> None:  # noqa: F811
+    from iiif_server.errors import InvalidRequest, NotFound
+    from iiif_server.image.s3 import S3Config, S3Source, S3Store
+
+    store = S3Store(S3Config(s3_store.bucket, PREFIX, s3_store.endpoint_url, "us-east-1"))
+    store._client = s3_store.client()  # the fixture's credentials, not this process's environment
+    source = S3Source(store, (".tif",), head_seconds=60, miss_seconds=60)
+    for bad in ("/scans/x.tif", "scans/../x.tif", "scans\\x.tif", "scans/x\x00.tif", ".git/config", "scans//x.tif"):
+        with pytest.raises(InvalidRequest):
+            source.locate(bad)
+    assert store.requests == 0  # refused before the store is asked
+    with pytest.raises(NotFound):
+        source.locate("scans/none")
+    asked = store.requests
+    assert asked == 1  # one LIST of "scans/none." for a name without an extension
+    with pytest.raises(NotFound):
+        source.locate("scans/none")
+    assert store.requests == asked  # remembered
+    s3_store.client().put_object(Bucket=s3_store.bucket, Key=PREFIX + "scans/x.txt", Body=b"not an image")
+    with pytest.raises(NotFound):
+        source.locate("scans/x.txt")  # only allowed extensions are images
+    with pytest.raises(NotFound):
+        source.locate("scans/x")
+    s3_store.client().put_object(Bucket=s3_store.bucket, Key=PREFIX + "scans/x.TIF", Body=b"an image")
+    found = source.locate("scans/x.TIF")
+    assert found.path == f"s3://{s3_store.bucket}/{PREFIX}scans/x.TIF" and found.size == 8
+    source = S3Source(store, (".tif",), head_seconds=60, miss_seconds=60)  # forgets the miss of "scans/x"
+    asked = store.requests
+    assert source.locate("scans/x").path.endswith("scans/x.TIF")  # the extension may be left out, in any case
+    assert store.requests == asked + 1

@@ -101,8 +101,11 @@ class S3Store:
             answer = self.client.head_object(Bucket=self.config.bucket, Key=key)
         except ClientError as err:
             self._count("head", 0)
-            if _status(err) in (404, 403) or _code(err) in ("404", "NoSuchKey", "NotFound"):
-                return None  # 403: a key the credentials may not read is as good as missing
+            if _status(err) == 403:  # AWS answers 403 for a missing key without s3:ListBucket, too
+                log.warning("object store refused HEAD %s (403): missing, or not readable with these credentials", key)
+                return None
+            if _status(err) == 404 or _code(err) in ("404", "NoSuchKey", "NotFound"):
+                return None
             raise _unavailable(err) from None
         except BotoCoreError as err:
             raise _unavailable(err) from None
@@ -134,14 +137,22 @@ class S3Store:
             raise ObjectChanged(key)
         return data
 
-    def keys(self, prefix: str, limit: int) -> Iterator[tuple[str, int]]:
-        """Keys under ``prefix`` and their sizes, in the store's (lexicographic) order."""
+    def keys(self, prefix: str, limit: int) -> Iterator[tuple[str, int, str, float]]:
+        """Keys under ``prefix`` with their sizes, ETags and times, in the store's (lexicographic) order."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.config.bucket, Prefix=prefix, PaginationConfig={"MaxItems": limit}
+            Bucket=self.config.bucket, Prefix=prefix, PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 1000)}
         )
-        for page in pages:
-            for item in page.get("Contents", ()):
-                yield item["Key"], int(item.get("Size", 0))
+        try:
+            for page in pages:
+                self._count("list", 0)
+                for item in page.get("Contents", ()):
+                    modified = item.get("LastModified")
+                    etag = str(item.get("ETag", "")).strip('"')
+                    yield item["Key"], int(item.get("Size", 0)), etag, modified.timestamp() if modified else 0.0
+        except (BotoCoreError, ClientError) as err:
+            raise _unavailable(err) from None
 
 
 @dataclass(frozen=True)
@@ -240,7 +251,6 @@ class S3Source:
         self.store = store
         self.prefix = store.config.prefix
         self.extensions = tuple(e.lower() for e in extensions)
-        self._suffixes = ("", *self.extensions, *(e.upper() for e in self.extensions))
         self.head_seconds = head_seconds
         self.miss_seconds = miss_seconds
         self._found: LRU[str, tuple[float, Located]] = LRU(cache_size)
@@ -252,19 +262,24 @@ class S3Source:
             return known
         if not _valid(identifier.split("/")):
             raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
-        for suffix in self._suffixes:
-            if suffix == "" and not identifier.lower().endswith(self.extensions):
-                continue  # only keys with an allowed extension are images
-            key = self.prefix + identifier + suffix
+        found = self._find(self.prefix + identifier)
+        if found is None:
+            self._misses.put(identifier, time.monotonic())
+            raise NotFound(f"no image {identifier!r}", "identifier")
+        key, size, etag, mtime = found
+        blob = RangedObject(self.store, key, etag, size)
+        located = Located(identifier, blob.name, f"s3-{etag}-{size:x}", mtime, size, blob=blob)
+        self._found.put(identifier, (time.monotonic(), located))
+        return located
+
+    def _find(self, key: str) -> tuple[str, int, str, float] | None:
+        """The object: ``key`` itself (one HEAD) when it has an allowed extension, else ``key`` plus
+        one, in either case (one LIST of the keys starting ``key.``), the first allowed extension first."""
+        if key.lower().endswith(self.extensions):
             found = self.store.head(key)
-            if found is not None:
-                size, etag, mtime = found
-                blob = RangedObject(self.store, key, etag, size)
-                located = Located(identifier, blob.name, f"s3-{etag}-{size:x}", mtime, size, blob=blob)
-                self._found.put(identifier, (time.monotonic(), located))
-                return located
-        self._misses.put(identifier, time.monotonic())
-        raise NotFound(f"no image {identifier!r}", "identifier")
+            return (key, found[0], found[1], found[2]) if found is not None else None
+        candidates = {item[0][len(key) :].lower(): item for item in self.store.keys(key + ".", 16)}
+        return next((candidates[e] for e in self.extensions if e in candidates), None)
 
     def known(self, identifier: str) -> Located | None:
         """The object if located less than ``head_seconds`` ago; ``NotFound`` if missing less than
@@ -292,7 +307,7 @@ class S3Source:
     def list_identifiers(self, limit: int = 1000) -> list[str]:
         """Images in the bucket under the prefix, for the index page; hidden components skipped."""
         found: list[str] = []
-        for key, _ in self.store.keys(self.prefix, limit * 4):
+        for key, *_ in self.store.keys(self.prefix, limit * 4):
             name = key[len(self.prefix) :]
             if _valid(name.split("/")) and name.lower().endswith(self.extensions):
                 found.append(name)
