@@ -1,7 +1,7 @@
 """Readiness: can this process serve what it is configured to serve? For load balancers and probes.
 
 Liveness needs nothing (the process answered). Readiness checks what a request needs and
-a restart cannot fix: the image root readable (an unmounted share), Redis reachable when
+a restart cannot fix: the image root readable (an unmounted share) or the bucket reachable, Redis reachable when
 ``[cache] redis_url`` is set, the manifests built when there is an export. Each check says
 "ok" or a short reason; reasons name no paths, URLs or addresses, since a probe endpoint
 may be reachable from outside.
@@ -29,6 +29,11 @@ def images_readable(root: Path) -> Check:
         return None
 
     return check
+
+
+def store_reachable(head: Callable[[], bool]) -> Check:
+    """The bucket of the masters (``[images] source = "s3"``) answers to this server's credentials."""
+    return lambda: None if head() else "image store not reachable"
 
 
 def redis_reachable(ping: Callable[[], bool]) -> Check:

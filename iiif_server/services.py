@@ -24,7 +24,7 @@ from .access.tokens import Tokens
 from .cache.build import MB, Caches, build_caches
 from .cache.disk import DiskCache
 from .config import Settings
-from .health import Readiness, images_readable, manifests_built, redis_reachable
+from .health import Readiness, images_readable, manifests_built, redis_reachable, store_reachable
 from .image.budget import Budget
 from .image.inspector import Inspector
 from .image.lanes import Lane
@@ -220,7 +220,10 @@ class Services:
 
     @cached_property
     def readiness(self) -> Readiness:
-        checks = {"images": images_readable(self.settings.images.root)} if self.settings.images.source == "file" else {}
+        if self.settings.images.source == "s3":
+            checks = {"images": store_reachable(self.s3_source.store.reachable)}
+        else:
+            checks = {"images": images_readable(self.settings.images.root)}
         if self.caches.redis is not None:
             checks["redis"] = redis_reachable(self.caches.redis.ping)
         checks["manifests"] = manifests_built(

@@ -9,6 +9,7 @@ the figures are printed (``-s``) for docs/performance.md.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -96,7 +97,7 @@ def _fetched(base: str, path: str) -> tuple[int, dict[str, str], bytes, int, int
 def test_info_json_comes_from_the_bucket(site: str) -> None:
     status, headers, body = get(site, _url(PATTERN, "info.json"))
     assert status == 200, body
-    info = __import__("json").loads(body)
+    info = json.loads(body)
     assert (info["width"], info["height"]) == (4000, 3000)
     assert info["id"].endswith("/iiif/3/" + quote(PATTERN, safe=""))
     assert info["tiles"][0]["width"] == 256
@@ -234,3 +235,26 @@ def test_keys_are_checked_like_paths_and_misses_remembered(s3_store: S3Store) ->
     asked = store.requests
     assert source.locate("scans/x").path.endswith("scans/x.TIF")  # the extension may be left out, in any case
     assert store.requests == asked + 1
+
+
+def test_readiness_asks_the_bucket(site: str) -> None:
+    status, _, body = get(site, "/health/ready")
+    assert json.loads(body)["checks"]["images"] == "ok", body
+    assert status in (200, 503)  # the manifests' check is not this test's
+
+
+def test_a_store_that_refuses_the_credentials_is_not_ready(s3_store: S3Store, tmp_path: Path) -> None:  # noqa: F811
+    env = {
+        **s3_store.env,
+        "AWS_SECRET_ACCESS_KEY": "not-the-secret",
+        "IIIF_SERVER_S3_CACHE_DIR": str(tmp_path / "chunks"),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(tmp_path / "none.csv"),
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(tmp_path / "manifests"),
+        "IIIF_SERVER_ACCESS_STATE_DIR": str(tmp_path / "access"),
+        "IIIF_SERVER_S3_RETRIES": "0",
+    }
+    with running_server(["serve", "--workers", "1"], free_port(), env, log=tmp_path / "server.log") as base:
+        status, _, body = get(base, "/health/ready")
+        assert status == 503 and json.loads(body)["checks"]["images"] == "image store not reachable"
+        status, _, body = get(base, _url(PATTERN, "info.json"))
+        assert status in (404, 503) and len(body.splitlines()) == 1  # never a 500

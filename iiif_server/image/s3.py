@@ -137,6 +137,17 @@ class S3Store:
             raise ObjectChanged(key)
         return data
 
+    def reachable(self) -> bool:
+        """Does the bucket answer to these credentials? (one HEAD of the bucket, for readiness)"""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.config.bucket)
+        except (BotoCoreError, ClientError) as err:
+            log.warning("object store not reachable: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
+            return False
+        return True
+
     def keys(self, prefix: str, limit: int) -> Iterator[tuple[str, int, str, float]]:
         """Keys under ``prefix`` with their sizes, ETags and times, in the store's (lexicographic) order."""
         from botocore.exceptions import BotoCoreError, ClientError
