@@ -23,12 +23,15 @@ from iiif_server.check import free_port, running_server
 from iiif_server.image.passthrough import open_reader
 from tests.access_site import get
 from tests.conftest import block_colour, decode, make_pattern, pixel
+from tests.presentation.conftest import write_export
 from tests.s3_store import S3Store, s3_store  # noqa: F401
 
 PREFIX = "masters/"
 PATTERN = "scans/pattern.tif"  # 4000 × 3000, JPEG tiles of 256: pixels known from block_colour
 PHOTO = "scans/ảnh-chụp.tif"  # 6000 × 4000 with noise: JPEG tiles of a real scan's size, for the figures
 FRESH = "scans/fresh.tif"  # the same bytes, read by nothing before the figures of renders
+RECORD = ["KH-S3-0001", "Bình gốm", "Jar", "hiện vật", "", "1793", "", "gốm", "", "Kho", "", "", "public",
+          "http://creativecommons.org/publicdomain/mark/1.0/", "", "", f"{PATTERN};{PHOTO}"]  # fmt: skip
 HEAD_SECONDS = 0.5
 TOLERANCE = 12  # JPEG at Q 90, resampled
 
@@ -64,7 +67,7 @@ def site(s3_store: S3Store, masters: dict[str, Path], tmp_path_factory: pytest.T
         "IIIF_SERVER_S3_CACHE_DIR": str(state / "chunks"),
         "IIIF_SERVER_S3_HEAD_SECONDS": str(HEAD_SECONDS),
         "IIIF_SERVER_IMAGES_ROOT": str(state / "no-images-here"),  # nothing is read from disk
-        "IIIF_SERVER_MANIFESTS_SOURCE": str(state / "none.csv"),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(write_export(state / "export.csv", [RECORD])),
         "IIIF_SERVER_MANIFESTS_STATE_DIR": str(state / "manifests"),
         "IIIF_SERVER_ACCESS_STATE_DIR": str(state / "access"),
     }
@@ -239,8 +242,18 @@ def test_keys_are_checked_like_paths_and_misses_remembered(s3_store: S3Store) ->
 
 def test_readiness_asks_the_bucket(site: str) -> None:
     status, _, body = get(site, "/health/ready")
-    assert json.loads(body)["checks"]["images"] == "ok", body
-    assert status in (200, 503)  # the manifests' check is not this test's
+    assert status == 200 and json.loads(body)["checks"]["images"] == "ok", body
+
+
+def test_manifests_are_built_from_the_bucket(site: str) -> None:
+    """The export names keys; the build sizes each image from the bucket (a header read, no pixels)."""
+    status, _, body = get(site, "/iiif/manifests/KH-S3-0001")
+    assert status == 200, body
+    manifest = json.loads(body)
+    canvases = manifest["items"]
+    assert [(c["width"], c["height"]) for c in canvases] == [(4000, 3000), (6000, 4000)]
+    service = canvases[0]["items"][0]["items"][0]["body"]["service"][0]
+    assert service["id"].endswith("/iiif/3/" + quote(PATTERN, safe=""))
 
 
 def test_a_store_that_refuses_the_credentials_is_not_ready(s3_store: S3Store, tmp_path: Path) -> None:  # noqa: F811
