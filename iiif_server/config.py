@@ -125,7 +125,7 @@ class S3Settings(_Section):
     prefix: str = ""  # key = prefix + identifier (+ an allowed extension)
     endpoint_url: str = ""  # "": AWS itself; else e.g. http://minio:9000
     region: str = ""  # "": boto3's chain (AWS_DEFAULT_REGION, ~/.aws/config)
-    chunk_mb: int = Field(1, ge=1, le=64)  # ranged reads for libvips go through chunks of this size
+    chunk_mb: float = Field(1.0, ge=0.0625, le=64)  # ranged reads for libvips go through chunks of this size
     cache_dir: Path = Path("s3-chunks")  # the chunk cache, shared by one host's workers; not inside [cache] disk_dir
     cache_max_mb: int = Field(2048, ge=0)  # its budget; 0: no chunk cache (every read a ranged GET)
     connect_timeout: float = Field(3.0, gt=0)

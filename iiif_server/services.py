@@ -71,7 +71,7 @@ class Services:
             s3.bucket, s3.prefix, s3.endpoint_url, s3.region, s3.connect_timeout, s3.read_timeout, s3.retries
         )
         chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
-        store = S3Store(config, chunks, s3.chunk_mb * MB)
+        store = S3Store(config, chunks, int(s3.chunk_mb * MB))
         return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
 
     @cached_property

@@ -10,6 +10,7 @@ the figures are printed (``-s``) for docs/performance.md.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ def site(s3_store: S3Store, masters: dict[str, Path], tmp_path_factory: pytest.T
         "IIIF_SERVER_S3_PREFIX": PREFIX,
         "IIIF_SERVER_S3_CACHE_DIR": str(state / "chunks"),
         "IIIF_SERVER_S3_HEAD_SECONDS": str(HEAD_SECONDS),
+        "IIIF_SERVER_S3_CHUNK_MB": os.environ.get("S3_TEST_CHUNK_MB", "1"),  # other sizes: figures only
         "IIIF_SERVER_IMAGES_ROOT": str(state / "no-images-here"),  # nothing is read from disk
         "IIIF_SERVER_MANIFESTS_SOURCE": str(write_export(state / "export.csv", [RECORD])),
         "IIIF_SERVER_MANIFESTS_STATE_DIR": str(state / "manifests"),
