@@ -273,3 +273,19 @@ def test_a_store_that_refuses_the_credentials_is_not_ready(s3_store: S3Store, tm
         assert status == 503 and json.loads(body)["checks"]["images"] == "image store not reachable"
         status, _, body = get(base, _url(PATTERN, "info.json"))
         assert status in (404, 503) and len(body.splitlines()) == 1  # never a 500
+
+
+def test_a_store_that_does_not_answer_is_a_503_with_retry_after(s3_store: S3Store, tmp_path: Path) -> None:  # noqa: F811
+    env = {
+        **s3_store.env,
+        "IIIF_SERVER_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "IIIF_SERVER_S3_CACHE_DIR": str(tmp_path / "chunks"),
+        "IIIF_SERVER_MANIFESTS_SOURCE": str(tmp_path / "none.csv"),
+        "IIIF_SERVER_MANIFESTS_STATE_DIR": str(tmp_path / "manifests"),
+        "IIIF_SERVER_ACCESS_STATE_DIR": str(tmp_path / "access"),
+        "IIIF_SERVER_S3_RETRIES": "0",
+    }
+    with running_server(["serve", "--workers", "1"], free_port(), env, log=tmp_path / "server.log") as base:
+        status, headers, body = get(base, _url(PATTERN, "0,0,256,256/256,/0/default.jpg"))
+        assert status == 503 and headers["retry-after"] == "5"
+        assert body.strip() == b"the image store did not answer; try again later"
