@@ -248,6 +248,12 @@ def _logo(logo: str) -> str:
         return ""
 
 
+def _language_query(language: str) -> str:
+    """``?lang=en`` for a language other than the site's default: the snippet copied from an English
+    page embeds an English viewer; the default needs nothing."""
+    return "" if language == _settings().site.default_language else "?" + urlencode({"lang": language})
+
+
 def _not_found() -> Response:
     return _render("not_found.html", 404, title=i18n.lookup(SITE, "not_found", _language()))
 
@@ -367,7 +373,7 @@ def item(inventory: str) -> Response:
         embed_src=embed,
         manifest=manifest,
         drag_and_drop=f"{manifest}?manifest={quote(manifest, safe=':/')}",
-        embed_code=embedcode.iframe(base + urls.embed_path(record.inventory_number), title),
+        embed_code=embedcode.iframe(base + urls.embed_path(record.inventory_number) + _language_query(language), title),
         oembed=f"{base}{urls.OEMBED}?url={quote(item_url, safe='')}&format=json",
         linked_data=linked_data,
     )
