@@ -6,8 +6,8 @@ rights and attribution, and a link back to the full record; ``?viewer=mirador`` 
 the same manifest (research use: ~690 KB gzipped). The page is built from the manifest the
 catalogue holds (no HTTP to ourselves): each canvas becomes the info.json URL an anonymous visitor
 gets — a restricted image's ``~preview`` tier, never its full tiles, whoever is logged in —
-handed to ``static/embed/embed.js`` in a JSON data block (no inline script; a CSP nonce only for
-the theme's colours). ``?iiif-content=`` (IIIF Content State 1.0) opens a canvas at a region.
+handed to ``static/embed/embed.js`` in a JSON data block (no inline script; the theme's
+colours in one <style> allowed by its hash). ``?iiif-content=`` (IIIF Content State 1.0) opens a canvas at a region.
 
 Frameable per ``[site] frame_ancestors`` (``*`` by default); cached ``public, max-age=300``, as they
 change when the record does.
@@ -15,8 +15,9 @@ change when the record does.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-import secrets
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -207,7 +208,7 @@ def _page(
         "start": start or {"canvas": 0, "region": None},
         "texts": {key: i18n.lookup(TEXTS, key, language) for key in ("copied", "copy_hint")},
     }
-    nonce = secrets.token_urlsafe(16)
+    theme = f":root{{--primary:{settings.site.primary_colour};--accent:{settings.site.accent_colour}}}"
     scripts = [asset_url("mirador/mirador.min.js")] if viewer == "mirador" else []
     scripts += [asset_url("openseadragon/openseadragon.min.js")] if viewer == "openseadragon" else []
     body = render_template(
@@ -224,14 +225,19 @@ def _page(
         data=data,
         scripts=[*scripts, asset_url("embed/embed.js")],
         stylesheet=asset_url("embed/embed.css"),
-        nonce=nonce,
-        primary=settings.site.primary_colour,
-        accent=settings.site.accent_colour,
+        theme=theme,
     )
-    # Mirador's styles need 'unsafe-inline' (which a nonce beside it would switch off)
-    style = "style-src 'self' 'unsafe-inline'" if viewer == "mirador" else f"style-src 'self' 'nonce-{nonce}'"
+    # The theme's <style> is allowed by its hash, not a nonce: the page is cached (public, 5 min), so a
+    # nonce would be served to many visitors. Mirador's styles need 'unsafe-inline' (which a hash beside
+    # it would switch off).
+    style = "style-src 'self' 'unsafe-inline'" if viewer == "mirador" else f"style-src 'self' {_hash_source(theme)}"
     headers = page_headers(f"{POLICY}; {style}", settings.site.frame_ancestors, cache=CACHE)
     return Response(body, mimetype="text/html", headers=headers)
+
+
+def _hash_source(text: str) -> str:
+    """A CSP hash source of an inline element's text (CSP Level 2: sha256 of its UTF-8, base64)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 @blueprint.get(f"{urls.IMAGE_EMBED}/<path:identifier>")
