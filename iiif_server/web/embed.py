@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from .. import current
 from ..access import Degraded, Denied
 from ..access.endpoints import DEGRADED_TIER
-from ..config import Settings
+from ..current import public_base
 from ..errors import InvalidRequest, NotFound
-from ..http import base_url, page_headers
+from ..http import page_headers
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
 from ..presentation.build import manifest_path
-from ..presentation.catalogue import Catalogue
 from ..presentation.records import Record, Text
 from . import contentstate, i18n, urls
 from .asset_routes import asset_url
@@ -92,19 +92,10 @@ class Canvas:
         return {"id": self.id, "label": self.label, "width": self.width, "height": self.height, "info": self.info}
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["IIIF_SETTINGS"]
-    return settings
-
-
-def _base() -> str:
-    return base_url(request.environ, _settings().server.public_base_url)
-
-
 def _language() -> str:
     """``?lang=``, else ``[site] default_language`` (no cookie: an embed on a museum's article page
     follows the snippet, not what the visitor last chose on our site)."""
-    return i18n.choose(request.args.get("lang"), None, _settings().site.default_language)
+    return i18n.choose(request.args.get("lang"), None, current.settings().site.default_language)
 
 
 def _viewer() -> str:
@@ -178,7 +169,7 @@ def _content_state(manifest: dict[str, Any], pages: list[Canvas]) -> dict[str, A
 
 
 def _record(inventory: str | None = None, image: str | None = None) -> Record | None:
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    catalogue = current.catalogue()
     for record in catalogue.current().published:
         if record.inventory_number == inventory or (image is not None and image in record.images):
             return record
@@ -195,8 +186,8 @@ def _page(
     manifest_id: str | None,
     start: dict[str, Any] | None,
 ) -> Response:
-    settings = _settings()
-    base = _base()
+    settings = current.settings()
+    base = public_base()
     item = f"{base}{urls.item_path(record.inventory_number)}" if record else None
     data = {
         "viewer": viewer,
@@ -246,8 +237,8 @@ def image_embed(identifier: str) -> Response:
     identifier = unicodedata.normalize("NFC", identifier)
     if _viewer() != "openseadragon":
         raise InvalidRequest("viewer=mirador needs a manifest: use the record's embed, /embed/<inventory>", "viewer")
-    service: ImageService = current_app.extensions["iiif_server"]
-    base = _base()
+    service = current.image_service()
+    base = public_base()
     service_id = base + service_path(ApiVersion.V3, identifier)
     info = _anonymous_info(service, identifier, service_id)
     if info is None:
@@ -272,15 +263,15 @@ def embed(inventory: str) -> Response:
     """A published record's manifest: OpenSeadragon with page navigation, or ``?viewer=mirador``."""
     inventory = unicodedata.normalize("NFC", inventory)
     viewer = _viewer()
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    catalogue = current.catalogue()
     document = catalogue.current().documents.get(manifest_path(inventory))
     record = _record(inventory=inventory)
     if document is None or record is None:
         raise NotFound(f"no published record {inventory!r}", "identifier")
-    base = _base()
+    base = public_base()
     manifest = json.loads(document.render(base))
     language = _language()
-    service: ImageService = current_app.extensions["iiif_server"]
+    service = current.image_service()
     pages = canvases(manifest, base, service, language)
     if not pages and viewer == "openseadragon":
         raise NotFound(f"record {inventory!r} has no image to show", "identifier")

@@ -22,10 +22,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template_string, request
+from flask import Blueprint, redirect, render_template_string, request
 from werkzeug.wrappers import Response
 
-from ..http import base_url, error_body, page_headers
+from .. import current
+from ..current import public_base
+from ..http import error_body, page_headers
 from ..presentation.build import MANIFESTS
 from . import contentstate
 from .asset_routes import asset_url, assets
@@ -108,7 +110,7 @@ def _manifest_of_canvas(canvas_id: str) -> str:
     """The manifest of one of this server's canvases (``{manifest}/canvas/{n}``, ``build._canvas``),
     for a link that names a canvas alone; "" for any other URI (another server's canvas)."""
     manifest, sep, _ = canvas_id.rpartition("/canvas/")
-    base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+    base = public_base()
     return manifest if sep and local_manifest(manifest.removeprefix(base + "/")) else ""
 
 
@@ -131,9 +133,8 @@ def viewer() -> Response:
         return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
     if not acceptable_manifest_url(manifest):
         return _plain("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}", 400)
-    settings = current_app.config["IIIF_SETTINGS"]
     if local_manifest(manifest):
-        manifest = f"{base_url(request.environ, settings.server.public_base_url)}/{manifest}"
+        manifest = f"{public_base()}/{manifest}"
     html = render_template_string(
         _PAGE,
         manifest=manifest,
@@ -142,7 +143,7 @@ def viewer() -> Response:
         script=asset_url(PAGE_SCRIPT),
     )
     response = Response(html, mimetype="text/html")
-    response.headers.update(page_headers(POLICY, settings.site.frame_ancestors))
+    response.headers.update(page_headers(POLICY, current.settings().site.frame_ancestors))
     return response
 
 
