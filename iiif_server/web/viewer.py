@@ -27,7 +27,8 @@ from werkzeug.wrappers import Response
 
 from .. import current
 from ..current import public_base
-from ..http import error_body, page_headers
+from ..errors import InvalidRequest, NotFound
+from ..http import page_headers
 from ..presentation.build import MANIFESTS
 from . import contentstate
 from .asset_routes import asset_url, assets
@@ -90,11 +91,6 @@ def acceptable_manifest_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
-def _plain(message: str, status: int) -> Response:
-    body, headers = error_body(message)
-    return Response(body, status=status, headers=headers)
-
-
 def mirador_window(manifest: str, view: contentstate.View | None = None) -> dict[str, Any]:
     """Mirador's window settings: the manifest, and a shared view's canvas and region (in canvas
     pixels, which are Mirador's OpenSeadragon world coordinates: ``bounds`` is fitted on opening)."""
@@ -121,18 +117,18 @@ def viewer() -> Response:
     view = None
     if shared is not None:
         if len(shared) > contentstate.MAX_LENGTH:
-            return _plain(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters")
         try:
             view = contentstate.decode(shared)
         except contentstate.InvalidContentState as error:
-            return _plain(f"{contentstate.PARAMETER}: {error}", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER}: {error}") from None
         manifest = view.manifest_id or _manifest_of_canvas(view.canvas_id)
         if not manifest:
-            return _plain(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)")
     if manifest is None or not manifest.strip():
-        return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
+        raise InvalidRequest("missing query parameter: manifest (the URL of a IIIF Presentation manifest)")
     if not acceptable_manifest_url(manifest):
-        return _plain("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}", 400)
+        raise InvalidRequest("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}")
     if local_manifest(manifest):
         manifest = f"{public_base()}/{manifest}"
     html = render_template_string(
@@ -154,5 +150,5 @@ def static_file(filename: str) -> Response:
     try:
         assets().asset(filename)
     except KeyError:
-        return _plain(f"no viewer file {filename}", 404)
+        raise NotFound(f"no viewer file {filename}") from None
     return redirect(asset_url(filename), code=301)
