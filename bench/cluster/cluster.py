@@ -11,7 +11,7 @@ Importable by the tests (``cluster()`` is a context manager that stops and remov
 runnable::
 
     python bench/cluster/cluster.py --nodes 2 [--pin] [--workers 1] [--serve]   # start, print, stop
-    python bench/cluster/cluster.py --throughput [--rounds 3] [--seconds 5]    # 1 vs 2 pinned nodes, wrk
+    python bench/cluster/cluster.py --throughput [--load tiles|renders] [--rounds 3] [--seconds 5]  # 1 vs 2 nodes
 
 ``--pin`` runs node *i* under ``taskset -c i-1`` (one core each).
 """
@@ -378,14 +378,22 @@ def renders(node: Node) -> float:
 # -- throughput ------------------------------------------------------------------------------------------
 
 
-def wrk_tiles(url: str, identifier: str, size: int, seconds: float, connections: int, seed: int) -> float:
-    """Random tiles of every level (bench/random_tiles.lua) for ``seconds``: requests per second, all 200."""
+#: wrk scripts: random tiles of every level (mostly stored JPEG tiles passed through: microseconds per tile,
+#: so HAProxy and wrk weigh as much as the nodes), or random rendered views (the nodes' CPU dominates).
+LOADS = {
+    "tiles": (BENCH / "random_tiles.lua", ["256", "/iiif/3/"]),
+    "renders": (BENCH / "cluster" / "random_renders.lua", []),
+}
+
+
+def wrk_load(url: str, load: str, identifier: str, size: int, seconds: float, connections: int, seed: int) -> float:
+    """One of LOADS for ``seconds``: requests per second; any non-200 or socket error is an error."""
     sys.path.insert(0, str(BENCH))
     from run import parse_wrk  # bench/run.py: one parser of wrk's output
 
+    script, extra = LOADS[load]
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
-    command += ["-s", str(BENCH / "random_tiles.lua"), url, "--", identifier, str(size), str(size), "256"]
-    command += ["/iiif/3/", str(seed)]
+    command += ["-s", str(script), url, "--", identifier, str(size), str(size), *extra, str(seed)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     result = parse_wrk(done.stdout)
     if result.non_2xx or any(result.socket_errors.values()):
@@ -393,11 +401,14 @@ def wrk_tiles(url: str, identifier: str, size: int, seconds: float, connections:
     return float(result.rps)
 
 
-def throughput(rounds: int = 3, seconds: float = 5.0, workers: int = 2, connections: int = 16) -> dict[str, object]:
-    """1 node on core 0 vs 2 nodes on cores 0 and 1, random tiles via HAProxy; median of ``rounds`` each.
+def throughput(
+    rounds: int = 3, seconds: float = 5.0, workers: int = 2, connections: int = 16, load: str = "tiles"
+) -> dict[str, object]:
+    """1 node on core 0 vs 2 nodes on cores 0 and 1, ``load`` via HAProxy; median of ``rounds`` each.
 
-    Each round uses a fresh seed over an 8192² image, so most tiles are new to every node's memory cache
-    (and the shared Redis tier) within the round, as a crowd panning different pictures would be.
+    Each round uses a fresh seed over an 8192² image, so most requests are new to every node's memory
+    cache (and the shared Redis tier) within the round, as a crowd panning different pictures would be.
+    HAProxy and wrk are not pinned: with two cores they share them with the nodes.
     """
     size = 8192
     with tempfile.TemporaryDirectory(prefix="iiif-cluster-bench-") as base:
@@ -409,8 +420,8 @@ def throughput(rounds: int = 3, seconds: float = 5.0, workers: int = 2, connecti
             for count in (1, 2):
                 run = folder / f"run-{round_}-{count}"
                 with cluster(count, workers, pin=True, folder=run, images=images, export=export) as c:
-                    wrk_tiles(c.url, identifier, size, 1, connections, seed=10_000 + round_)  # warm-up
-                    rates[count].append(wrk_tiles(c.url, identifier, size, seconds, connections, seed=round_))
+                    wrk_load(c.url, load, identifier, size, 1, connections, seed=10_000 + round_)  # warm-up
+                    rates[count].append(wrk_load(c.url, load, identifier, size, seconds, connections, seed=round_))
                 shutil.rmtree(run, ignore_errors=True)
         one, two = statistics.median(rates[1]), statistics.median(rates[2])
         return {"one_node": rates[1], "two_nodes": rates[2], "median_1": one, "median_2": two, "ratio": two / one}
@@ -425,9 +436,10 @@ def main() -> None:
     parser.add_argument("--throughput", action="store_true", help="1 vs 2 pinned nodes, random tiles via wrk")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--load", choices=sorted(LOADS), default="tiles", help="what wrk asks for")
     args = parser.parse_args()
     if args.throughput:
-        result = throughput(args.rounds, args.seconds, args.workers)
+        result = throughput(args.rounds, args.seconds, args.workers, load=args.load)
         print(f"1 node:  {result['one_node']} req/s (median {result['median_1']:.0f})")
         print(f"2 nodes: {result['two_nodes']} req/s (median {result['median_2']:.0f})")
         print(f"ratio 2/1 = {result['ratio']:.2f}")

@@ -131,7 +131,11 @@ def test_killing_a_node_mid_load_costs_at_most_its_in_flight_requests(tmp_path: 
             lambda i: f"{running.url}/iiif/3/obj-{i % 3 + 1}.tif/full/{200 + i % 600},/0/default.jpg", kill, after=2.0
         )
         failed = sum(count for outcome, count in outcomes.items() if outcome != "200")
-        print(f"node killed mid-load: {dict(outcomes)}, in flight at the kill: {in_flight[0]}")
+        row = running.server_stats()[victim.name]
+        print(
+            f"node killed mid-load: {dict(outcomes)}, in flight at the kill: {in_flight[0]}, "
+            f"HAProxy retries {row['wretr']}, redispatches {row['wredis']}"
+        )
         assert outcomes["200"] > 50, outcomes
         assert failed <= in_flight[0], (outcomes, in_flight)
         running.wait_status(victim.name, "DOWN")
