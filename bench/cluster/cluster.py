@@ -42,6 +42,8 @@ from iiif_server.check import free_port, wait_until_up
 from iiif_server.config import CONFIG_ENV, ENV_PREFIX
 
 BENCH = Path(__file__).resolve().parent.parent
+#: Debian installs it in /usr/sbin, which a non-root PATH may lack.
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 #: The export's columns (the museum's spreadsheet, docs/manifests.md).
 HEADER = [
     "inventory_no", "title_vi", "title_en", "object_type", "heritage_rank", "date", "period", "material",
@@ -334,13 +336,11 @@ def cluster(
         port, stats = free_port(), folder / "haproxy.sock"
         config = folder / "haproxy.cfg"
         config.write_text(haproxy_config(port, stats, members, shared_state))
-        checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
+        checked = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy rejects {config}: {checked.stdout}{checked.stderr}")
         log = stack.enter_context((folder / "haproxy.log").open("ab"))
-        haproxy = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=log, start_new_session=True
-        )
+        haproxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log, stderr=log, start_new_session=True)
         stack.callback(_stop, haproxy)
         result = Cluster(folder, redis, members, port, stats, export, images, [haproxy])
         _wait_port(port)

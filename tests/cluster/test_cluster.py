@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import random
+import shutil
 import sys
 import threading
 import time
@@ -37,6 +38,11 @@ def _load() -> ModuleType:
 
 
 bc = _load()
+REPO = HARNESS.parents[2]
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("haproxy") or Path("/usr/sbin/haproxy").exists()) or not shutil.which("redis-server"),
+    reason="needs Debian's haproxy and redis-server (the README's test command installs both)",
+)
 SIZE = 2048  # the harness's images: obj-1.tif .. obj-3.tif, red = x ramp, green = y ramp, blue = 40 * n
 
 
@@ -258,3 +264,10 @@ def test_readers_on_machines_sharing_no_state_record_nothing_and_the_balancer_as
         assert all(stream == _stream(writer.url) for stream in streams)
         assert streams[0]["totalItems"] == total + 1
         assert _last_page(running.url)[-1]["object"]["id"].endswith(manifest)
+
+
+def test_the_test_command_installs_haproxy() -> None:
+    """CI (.ci/run runs the README's command) must run this module, not skip it."""
+    command = (REPO / "README.md").read_text().split("**Install the test dependencies and pass the tests:**")[1]
+    command = command.split("```sh\n")[1].split("\n```")[0]
+    assert command.count("haproxy") == 3  # checked, installed, installed after apt-get update
