@@ -125,7 +125,8 @@ def test_a_derivative_rendered_by_one_node_is_served_by_the_other_from_redis(sha
 
 def test_killing_a_node_mid_load_costs_at_most_its_in_flight_requests(tmp_path: Path) -> None:
     with bc.cluster(nodes=2, workers=1, folder=tmp_path / "c") as running:
-        victim = running.nodes[1]
+        victim = running.nodes[0]  # the writer: Change Discovery must survive it too
+        stream = _stream(running.url)
         in_flight: list[int] = []
 
         def kill() -> None:
@@ -148,6 +149,7 @@ def test_killing_a_node_mid_load_costs_at_most_its_in_flight_requests(tmp_path: 
         for i in range(6):
             status, body = bc.get(f"{running.url}/iiif/3/obj-1.tif/full/{90 + i},/0/default.jpg")
             assert status == 200 and Image.open(io.BytesIO(body)).size[0] == 90 + i, (body, running.server_stats())
+        assert _stream(running.url) == stream  # the reader (its backup) serves the writer's shared history
 
 
 def test_redis_killed_and_restarted_mid_load_serves_uncached_then_caches_again(shared: Any) -> None:
