@@ -143,7 +143,7 @@ def test_killing_a_node_mid_load_costs_at_most_its_in_flight_requests(tmp_path: 
             f"node killed mid-load: {dict(outcomes)}, in flight at the kill: {in_flight[0]}, "
             f"HAProxy retries {row['wretr']}, redispatches {row['wredis']}"
         )
-        assert outcomes["200"] > 50, outcomes
+        assert outcomes["200"] > 20, outcomes
         assert failed <= in_flight[0], (outcomes, in_flight)
         running.wait_status(victim.name, "DOWN")
         for i in range(6):
