@@ -155,6 +155,7 @@ SLOW_MODULES = frozenset(
         "tests/web/test_frame_policy.py",
         "tests/test_conformance.py",
         "tests/ingest/test_queue.py",
+        "tests/cluster/test_cluster.py",  # Redis, two servers and HAProxy, started by bench/cluster/cluster.py
     }
 )
 
