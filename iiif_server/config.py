@@ -292,6 +292,9 @@ class ManifestsSettings(_Section):
     source: Path = Path("manifests/collection.csv")
     vocabulary: str = ""  # "": vocabulary.csv beside the export, if there is one
     state_dir: Path = Path("manifests/state")
+    # A cluster: exactly one "writer" node records Change Discovery; "reader" nodes build the same
+    # manifests but never record, and serve the writer's stream from a shared state_dir (docs/scaling.md).
+    role: Literal["writer", "reader"] = "writer"
     publish: tuple[str, ...] = ("public", "restricted")  # access levels whose records get manifests
     collections: tuple[str, ...] = ("object_type", "site")
     paged_types: tuple[str, ...] = ("tư liệu",)

@@ -205,6 +205,7 @@ class Services:
             access=ImageAccess(self.settings, self._levels().snapshot),
             cache=self.caches.tiered,
             changes=change_log(manifests),
+            records_changes=manifests.role == "writer",
         )
 
     @cached_property

@@ -157,6 +157,7 @@ SLOW_MODULES = frozenset(
         "tests/ingest/test_queue.py",
         "tests/test_s3_store.py",  # SeaweedFS (tests/s3_store.py)
         "tests/test_s3_source.py",  # SeaweedFS + `iiif-server serve` from the bucket
+        "tests/cluster/test_cluster.py",  # Redis, two servers and HAProxy, started by bench/cluster/cluster.py
     }
 )
 

@@ -103,9 +103,17 @@ class DeletionRefused(ConfigError):
         self.snapshot = snapshot  # what was built, for the report and to notice when its inputs change
 
 
-def change_log(settings: ManifestsSettings) -> ChangeLog:
-    """The Change Discovery history every server and CLI on these settings shares."""
-    return ChangeLog(settings.state_dir / CHANGES_FILE)
+def change_log(settings: ManifestsSettings) -> ChangeLog | None:
+    """The Change Discovery history every server and CLI on these settings shares.
+
+    A reader node (``[manifests] role``) never creates it: it serves the writer's history if it finds
+    it in a shared ``state_dir``, else none (an empty history of its own would tell harvesters nothing
+    was ever published).
+    """
+    path = settings.state_dir / CHANGES_FILE
+    if settings.role == "reader" and not path.is_file():
+        return None
+    return ChangeLog(path)
 
 
 def publisher_of(settings: ManifestsSettings, access_note: Text = build.NO_TEXT) -> Publisher:
@@ -131,12 +139,14 @@ class Catalogue:
         cache: Cache | None = None,
         changes: ChangeLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        records_changes: bool = True,
     ) -> None:
         self.settings = settings
         self.source = source
         self.inspector = inspector
         self.cache: Cache = cache or NullCache()
         self.changes = changes
+        self.records_changes = records_changes  # False on a cluster's reader nodes: only the writer records
         self.access = access
         self.publisher = publisher_of(settings, access.note)
         self._clock = clock
@@ -191,7 +201,7 @@ class Catalogue:
             raise ConfigError(f"collection export {path} changed while it was read; it is read again shortly")
         snapshot.inputs = Inputs(export_id, images, vocabulary_id)
         self._build_collections(snapshot, vocabulary, treatment)
-        if self.changes is not None:
+        if self.changes is not None and self.records_changes:
             share = 1.0 if force else self.settings.max_delete_share
             current = {d.path: (d.type, d.etag) for d in snapshot.documents.values()}
             try:

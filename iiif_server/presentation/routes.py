@@ -22,13 +22,14 @@ import hashlib
 import json
 import re
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
+from .. import current
+from ..current import settings
 from ..errors import NotFound
-from ..http import base_url, is_fresh, json_media_type, status_line, validators
+from ..http import is_fresh, json_media_type, status_line, validators
 from . import discovery
 from .build import EMBEDDED_KINDS, PRESENTATION_CONTEXT, embedded_resource, manifest_path
-from .catalogue import Catalogue
 from .changes import ChangeLog
 
 STREAM, PAGE = discovery.STREAM, discovery.PAGE
@@ -37,18 +38,9 @@ _EMBEDDED = re.compile(rf"(.+)/({'|'.join(EMBEDDED_KINDS)})/([1-9][0-9]{{0,5}})"
 blueprint = Blueprint("presentation", __name__)
 
 
-def _catalogue() -> Catalogue:
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
-    return catalogue
-
-
-def _base() -> str:
-    return base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
-
-
 def _json(body: bytes, etag_seed: str, context: str) -> Response:
     etag = hashlib.sha1(etag_seed.encode()).hexdigest()[:32]
-    cache_control = current_app.config["IIIF_SETTINGS"].manifests.cache_control
+    cache_control = settings().manifests.cache_control
     headers = [*validators(etag, None, cache_control), ("Vary", "Accept")]  # no date: If-Modified-Since never counts
     if is_fresh(request.environ, etag):
         return Response(status=status_line(304), headers=headers)
@@ -57,17 +49,17 @@ def _json(body: bytes, etag_seed: str, context: str) -> Response:
 
 
 def _document(path: str) -> Response:
-    document = _catalogue().current().documents.get(path)
+    document = current.catalogue().current().documents.get(path)
     if document is None:
         raise NotFound(f"no {path.split('/')[1][:-1]} {path.split('/', 2)[2]!r}", "identifier")
-    base = _base()
+    base = current.public_base()
     return _json(document.render(base), f"{document.etag}|{base}", PRESENTATION_CONTEXT)
 
 
 @blueprint.route("/iiif/manifests/<path:inventory_number>")
 def manifest(inventory_number: str) -> Response:
     path = manifest_path(inventory_number)
-    if path not in _catalogue().current().documents and (match := _EMBEDDED.fullmatch(inventory_number)):
+    if path not in current.catalogue().current().documents and (match := _EMBEDDED.fullmatch(inventory_number)):
         return _embedded(manifest_path(match[1]), f"{match[2]}/{match[3]}")
     return _document(path)
 
@@ -75,8 +67,8 @@ def manifest(inventory_number: str) -> Response:
 def _embedded(path: str, suffix: str) -> Response:
     """A canvas, annotation page or annotation, as its manifest embeds it, with its manifest's context
     (the Authorization Flow's first, when its images are restricted)."""
-    document = _catalogue().current().documents.get(path)
-    base = _base()
+    document = current.catalogue().current().documents.get(path)
+    base = current.public_base()
     manifest = json.loads(document.render(base)) if document else {}
     resource = embedded_resource(manifest, f"{base}/{path}/{suffix}") if document else None
     if document is None or resource is None:
@@ -94,8 +86,8 @@ def collection(name: str) -> Response:
 def activity_stream() -> Response:
     log = _changelog()
     total = log.count()
-    page_size = current_app.config["IIIF_SETTINGS"].manifests.page_size
-    base = _base()
+    page_size = settings().manifests.page_size
+    base = current.public_base()
     document = discovery.ordered_collection(base, STREAM, total, page_size)
     return _json(discovery.to_bytes(document), f"c|{total}|{page_size}|{base}", discovery.DISCOVERY_CONTEXT)
 
@@ -104,11 +96,11 @@ def activity_stream() -> Response:
 def activity_page(page: int) -> Response:
     log = _changelog()
     total = log.count()
-    page_size = current_app.config["IIIF_SETTINGS"].manifests.page_size
+    page_size = settings().manifests.page_size
     if page >= max(1, discovery.page_count(total, page_size)):
         raise NotFound(f"no activity page {page}", "page")
     activities = log.activities(page * page_size, page_size)
-    base = _base()
+    base = current.public_base()
     document = discovery.ordered_collection_page(base, STREAM, page, activities, total, page_size)
     return _json(
         discovery.to_bytes(document),
@@ -119,7 +111,7 @@ def activity_page(page: int) -> Response:
 
 def _changelog() -> ChangeLog:
     """The change log, after recording any change made since the last look."""
-    catalogue = _catalogue()
+    catalogue = current.catalogue()
     if catalogue.changes is None:
         raise NotFound("change discovery is not enabled", "page")
     catalogue.current()

@@ -6,8 +6,8 @@ rights and attribution, and a link back to the full record; ``?viewer=mirador`` 
 the same manifest (research use: ~690 KB gzipped). The page is built from the manifest the
 catalogue holds (no HTTP to ourselves): each canvas becomes the info.json URL an anonymous visitor
 gets — a restricted image's ``~preview`` tier, never its full tiles, whoever is logged in —
-handed to ``static/embed/embed.js`` in a JSON data block (no inline script; a CSP nonce only for
-the theme's colours). ``?iiif-content=`` (IIIF Content State 1.0) opens a canvas at a region.
+handed to ``static/embed/embed.js`` in a JSON data block (no inline script; the theme's
+colours in one <style> allowed by its hash). ``?iiif-content=`` (IIIF Content State 1.0) opens a canvas at a region.
 
 Frameable per ``[site] frame_ancestors`` (``*`` by default); cached ``public, max-age=300``, as they
 change when the record does.
@@ -15,25 +15,26 @@ change when the record does.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-import secrets
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from .. import current
 from ..access import Degraded, Denied
 from ..access.endpoints import DEGRADED_TIER
-from ..config import Settings
+from ..current import public_base
 from ..errors import InvalidRequest, NotFound
-from ..http import base_url, page_headers
+from ..http import page_headers
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
 from ..presentation.build import manifest_path
-from ..presentation.catalogue import Catalogue
 from ..presentation.records import Record, Text
 from . import contentstate, i18n, urls
 from .asset_routes import asset_url
@@ -91,19 +92,10 @@ class Canvas:
         return {"id": self.id, "label": self.label, "width": self.width, "height": self.height, "info": self.info}
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["IIIF_SETTINGS"]
-    return settings
-
-
-def _base() -> str:
-    return base_url(request.environ, _settings().server.public_base_url)
-
-
 def _language() -> str:
     """``?lang=``, else ``[site] default_language`` (no cookie: an embed on a museum's article page
     follows the snippet, not what the visitor last chose on our site)."""
-    return i18n.choose(request.args.get("lang"), None, _settings().site.default_language)
+    return i18n.choose(request.args.get("lang"), None, current.settings().site.default_language)
 
 
 def _viewer() -> str:
@@ -177,7 +169,7 @@ def _content_state(manifest: dict[str, Any], pages: list[Canvas]) -> dict[str, A
 
 
 def _record(inventory: str | None = None, image: str | None = None) -> Record | None:
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    catalogue = current.catalogue()
     for record in catalogue.current().published:
         if record.inventory_number == inventory or (image is not None and image in record.images):
             return record
@@ -194,8 +186,8 @@ def _page(
     manifest_id: str | None,
     start: dict[str, Any] | None,
 ) -> Response:
-    settings = _settings()
-    base = _base()
+    settings = current.settings()
+    base = public_base()
     item = f"{base}{urls.item_path(record.inventory_number)}" if record else None
     data = {
         "viewer": viewer,
@@ -207,7 +199,7 @@ def _page(
         "start": start or {"canvas": 0, "region": None},
         "texts": {key: i18n.lookup(TEXTS, key, language) for key in ("copied", "copy_hint")},
     }
-    nonce = secrets.token_urlsafe(16)
+    theme = f":root{{--primary:{settings.site.primary_colour};--accent:{settings.site.accent_colour}}}"
     scripts = [asset_url("mirador/mirador.min.js")] if viewer == "mirador" else []
     scripts += [asset_url("openseadragon/openseadragon.min.js")] if viewer == "openseadragon" else []
     body = render_template(
@@ -224,14 +216,19 @@ def _page(
         data=data,
         scripts=[*scripts, asset_url("embed/embed.js")],
         stylesheet=asset_url("embed/embed.css"),
-        nonce=nonce,
-        primary=settings.site.primary_colour,
-        accent=settings.site.accent_colour,
+        theme=theme,
     )
-    # Mirador's styles need 'unsafe-inline' (which a nonce beside it would switch off)
-    style = "style-src 'self' 'unsafe-inline'" if viewer == "mirador" else f"style-src 'self' 'nonce-{nonce}'"
+    # The theme's <style> is allowed by its hash, not a nonce: the page is cached (public, 5 min), so a
+    # nonce would be served to many visitors. Mirador's styles need 'unsafe-inline' (which a hash beside
+    # it would switch off).
+    style = "style-src 'self' 'unsafe-inline'" if viewer == "mirador" else f"style-src 'self' {_hash_source(theme)}"
     headers = page_headers(f"{POLICY}; {style}", settings.site.frame_ancestors, cache=CACHE)
     return Response(body, mimetype="text/html", headers=headers)
+
+
+def _hash_source(text: str) -> str:
+    """A CSP hash source of an inline element's text (CSP Level 2: sha256 of its UTF-8, base64)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 @blueprint.get(f"{urls.IMAGE_EMBED}/<path:identifier>")
@@ -240,8 +237,8 @@ def image_embed(identifier: str) -> Response:
     identifier = unicodedata.normalize("NFC", identifier)
     if _viewer() != "openseadragon":
         raise InvalidRequest("viewer=mirador needs a manifest: use the record's embed, /embed/<inventory>", "viewer")
-    service: ImageService = current_app.extensions["iiif_server"]
-    base = _base()
+    service = current.image_service()
+    base = public_base()
     service_id = base + service_path(ApiVersion.V3, identifier)
     info = _anonymous_info(service, identifier, service_id)
     if info is None:
@@ -266,15 +263,15 @@ def embed(inventory: str) -> Response:
     """A published record's manifest: OpenSeadragon with page navigation, or ``?viewer=mirador``."""
     inventory = unicodedata.normalize("NFC", inventory)
     viewer = _viewer()
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    catalogue = current.catalogue()
     document = catalogue.current().documents.get(manifest_path(inventory))
     record = _record(inventory=inventory)
     if document is None or record is None:
         raise NotFound(f"no published record {inventory!r}", "identifier")
-    base = _base()
+    base = public_base()
     manifest = json.loads(document.render(base))
     language = _language()
-    service: ImageService = current_app.extensions["iiif_server"]
+    service = current.image_service()
     pages = canvases(manifest, base, service, language)
     if not pages and viewer == "openseadragon":
         raise NotFound(f"record {inventory!r} has no image to show", "identifier")

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
+from .. import current
 from ..access import Degraded, Denied
 from ..errors import IIIFError, InvalidRequest, NotFound
-from ..http import base_url, error_body
+from ..http import error_body
 from ..image.service import ImageService
 from ..presentation.build import ImageRef, manifest_path, thumbnail
 from ..presentation.catalogue import Catalogue
@@ -207,13 +208,13 @@ def oembed() -> Response:
         return Response(body, status=501, headers=headers)
     maxwidth = dimension(request.args.get("maxwidth"), "maxwidth")
     maxheight = dimension(request.args.get("maxheight"), "maxheight")
-    settings = current_app.config["IIIF_SETTINGS"]
-    base = base_url(request.environ, settings.server.public_base_url)
+    settings = current.settings()
+    base = current.public_base()
     found = target(request.args.get("url", ""), base)
     _check_view(found, base)
     language = i18n.choose(dict(found.query).get("lang"), None, settings.site.default_language)
-    service: ImageService = current_app.extensions["iiif_server"]
-    catalogue: Catalogue = current_app.extensions["iiif_catalogue"]
+    service = current.image_service()
+    catalogue = current.catalogue()
     size = settings.manifests.thumbnail_size
     if found.kind == "item":
         record = _record(catalogue, found.key)

@@ -24,11 +24,11 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.wrappers import Response
 
+from .. import current
 from ..access import Degraded, Denied
-from ..config import Settings
+from ..current import public_base
 from ..errors import IIIFError, InvalidRequest
-from ..http import base_url, page_headers
-from ..image.service import ImageService
+from ..http import page_headers
 from ..presentation.build import METADATA, image_service, manifest_path
 from ..presentation.records import Record, Text
 from ..presentation.vocabulary import Vocabulary
@@ -81,11 +81,6 @@ class Card:
 # -- request helpers ----------------------------------------------------------------------------
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["IIIF_SETTINGS"]
-    return settings
-
-
 def _index() -> SearchIndex:
     search: CatalogueSearch = current_app.extensions["iiif_search"]
     return search.index()
@@ -97,7 +92,9 @@ def _root() -> str:
 
 
 def _language() -> str:
-    return i18n.choose(request.args.get("lang"), request.cookies.get(i18n.COOKIE), _settings().site.default_language)
+    return i18n.choose(
+        request.args.get("lang"), request.cookies.get(i18n.COOKIE), current.settings().site.default_language
+    )
 
 
 def _nfc(value: str, name: str) -> str:
@@ -116,7 +113,7 @@ def _page_number() -> int:
 
 def _picture(identifier: str, size: int) -> Picture | None:
     """The image at ``size`` as the policy allows anyone: None when hidden or gone."""
-    service: ImageService = current_app.extensions["iiif_server"]
+    service = current.image_service()
     try:
         decision = service.policy.decide(service.source.locate(identifier))
     except IIIFError:
@@ -131,7 +128,7 @@ def _picture(identifier: str, size: int) -> Picture | None:
 
 
 def _restricted(record: Record) -> bool:
-    return _settings().access.levels.get(record.access) == "degraded"
+    return current.settings().access.levels.get(record.access) == "degraded"
 
 
 def _card(record: Record, language: str, snippet: str = "") -> Card:
@@ -196,7 +193,7 @@ def _search(index: SearchIndex, query: Query) -> Results:
 
 def _render(template: str, status: int = 200, title: str = "", **context: Any) -> Response:
     """A page of the site in the request's language, with the theme, its CSP and the language cookie."""
-    settings = _settings()
+    settings = current.settings()
     site, manifests = settings.site, settings.manifests
     language = _language()
     other = i18n.other(language)
@@ -248,6 +245,12 @@ def _logo(logo: str) -> str:
         return ""
 
 
+def _language_query(language: str) -> str:
+    """``?lang=en`` for a language other than the site's default: the snippet copied from an English
+    page embeds an English viewer; the default needs nothing."""
+    return "" if language == current.settings().site.default_language else "?" + urlencode({"lang": language})
+
+
 def _not_found() -> Response:
     return _render("not_found.html", 404, title=i18n.lookup(SITE, "not_found", _language()))
 
@@ -270,7 +273,7 @@ def not_found_page() -> Response:
 def home() -> Response:
     language = _language()
     index = _index()
-    page_size = _settings().site.page_size
+    page_size = current.settings().site.page_size
     everything = index.search(Query(page_size=page_size))
     facets = []
     for facet, field in urls.FACETS.items():
@@ -286,7 +289,7 @@ def home() -> Response:
                 ],
             }
         )
-    images = sum(len(record.images) for record in current_app.extensions["iiif_catalogue"].current().published)
+    images = sum(len(record.images) for record in current.catalogue().current().published)
     return _render(
         "home.html",
         total=everything.total,
@@ -320,9 +323,9 @@ def item(inventory: str) -> Response:
     record = _index().get(inventory)
     if record is None:
         return _not_found()
-    settings = _settings()
-    vocabulary = current_app.extensions["iiif_catalogue"].current().vocabulary
-    base = base_url(request.environ, settings.server.public_base_url)
+    settings = current.settings()
+    vocabulary = current.catalogue().current().vocabulary
+    base = public_base()
     title = i18n.pick(record.title, language) or record.inventory_number
     pictures = [p for p in (_picture(identifier, VIEW_SIZE) for identifier in record.images) if p is not None]
     restricted = _restricted(record) or any(p.restricted for p in pictures)
@@ -367,7 +370,7 @@ def item(inventory: str) -> Response:
         embed_src=embed,
         manifest=manifest,
         drag_and_drop=f"{manifest}?manifest={quote(manifest, safe=':/')}",
-        embed_code=embedcode.iframe(base + urls.embed_path(record.inventory_number), title),
+        embed_code=embedcode.iframe(base + urls.embed_path(record.inventory_number) + _language_query(language), title),
         oembed=f"{base}{urls.OEMBED}?url={quote(item_url, safe='')}&format=json",
         linked_data=linked_data,
     )
@@ -397,7 +400,7 @@ def browse_value(facet: str, value: str) -> Response:
     known = {v.value: v for v in index.values(field)}
     if value not in known:
         return _not_found()
-    page_size = _settings().site.page_size
+    page_size = current.settings().site.page_size
     results = _search(index, Query(filters={field: value}, page=_page_number(), page_size=page_size))
     here = _root() + urls.browse_path(facet, value)
     label = i18n.pick(known[value].label, language)
@@ -421,7 +424,7 @@ def search() -> Response:
     q = _nfc(request.args.get("q", ""), "q")
     active = {facet: _nfc(request.args.get(facet, ""), facet) for facet in urls.FACETS}
     active = {facet: value for facet, value in active.items() if value}
-    page_size = _settings().site.page_size
+    page_size = current.settings().site.page_size
     filters = {urls.FACETS[facet]: value for facet, value in active.items()}
     results = _search(_index(), Query(q, filters, _page_number(), page_size))
     heading = f"{i18n.lookup(SITE, 'results_for', language)} “{q}”" if q else i18n.lookup(SITE, "search", language)

@@ -22,10 +22,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template_string, request
+from flask import Blueprint, redirect, render_template_string, request
 from werkzeug.wrappers import Response
 
-from ..http import base_url, error_body, page_headers
+from .. import current
+from ..current import public_base
+from ..errors import InvalidRequest, NotFound
+from ..http import page_headers
 from ..presentation.build import MANIFESTS
 from . import contentstate
 from .asset_routes import asset_url, assets
@@ -88,11 +91,6 @@ def acceptable_manifest_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
-def _plain(message: str, status: int) -> Response:
-    body, headers = error_body(message)
-    return Response(body, status=status, headers=headers)
-
-
 def mirador_window(manifest: str, view: contentstate.View | None = None) -> dict[str, Any]:
     """Mirador's window settings: the manifest, and a shared view's canvas and region (in canvas
     pixels, which are Mirador's OpenSeadragon world coordinates: ``bounds`` is fitted on opening)."""
@@ -108,7 +106,7 @@ def _manifest_of_canvas(canvas_id: str) -> str:
     """The manifest of one of this server's canvases (``{manifest}/canvas/{n}``, ``build._canvas``),
     for a link that names a canvas alone; "" for any other URI (another server's canvas)."""
     manifest, sep, _ = canvas_id.rpartition("/canvas/")
-    base = base_url(request.environ, current_app.config["IIIF_SETTINGS"].server.public_base_url)
+    base = public_base()
     return manifest if sep and local_manifest(manifest.removeprefix(base + "/")) else ""
 
 
@@ -119,21 +117,20 @@ def viewer() -> Response:
     view = None
     if shared is not None:
         if len(shared) > contentstate.MAX_LENGTH:
-            return _plain(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER} is longer than {contentstate.MAX_LENGTH} characters")
         try:
             view = contentstate.decode(shared)
         except contentstate.InvalidContentState as error:
-            return _plain(f"{contentstate.PARAMETER}: {error}", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER}: {error}") from None
         manifest = view.manifest_id or _manifest_of_canvas(view.canvas_id)
         if not manifest:
-            return _plain(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)", 400)
+            raise InvalidRequest(f"{contentstate.PARAMETER} names a canvas but not its manifest (partOf)")
     if manifest is None or not manifest.strip():
-        return _plain("missing query parameter: manifest (the URL of a IIIF Presentation manifest)", 400)
+        raise InvalidRequest("missing query parameter: manifest (the URL of a IIIF Presentation manifest)")
     if not acceptable_manifest_url(manifest):
-        return _plain("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}", 400)
-    settings = current_app.config["IIIF_SETTINGS"]
+        raise InvalidRequest("manifest must be an absolute http(s) URL, a root-relative path or iiif/manifests/{id}")
     if local_manifest(manifest):
-        manifest = f"{base_url(request.environ, settings.server.public_base_url)}/{manifest}"
+        manifest = f"{public_base()}/{manifest}"
     html = render_template_string(
         _PAGE,
         manifest=manifest,
@@ -142,7 +139,7 @@ def viewer() -> Response:
         script=asset_url(PAGE_SCRIPT),
     )
     response = Response(html, mimetype="text/html")
-    response.headers.update(page_headers(POLICY, settings.site.frame_ancestors))
+    response.headers.update(page_headers(POLICY, current.settings().site.frame_ancestors))
     return response
 
 
@@ -153,5 +150,5 @@ def static_file(filename: str) -> Response:
     try:
         assets().asset(filename)
     except KeyError:
-        return _plain(f"no viewer file {filename}", 404)
+        raise NotFound(f"no viewer file {filename}") from None
     return redirect(asset_url(filename), code=301)

@@ -179,6 +179,7 @@ def test_item_page_has_images_metadata_rights_viewer_embed_oembed_and_json_ld(cl
     assert frame["src"] == f"{urls.embed_path(DRUM)}?lang=vi&iiif-content=abc-_DEF" and DRUM_VI in frame["title"]
     _, english = page(client, urls.item_path(DRUM) + "?lang=en")
     assert english.all("iframe")[0]["src"] == f"{urls.embed_path(DRUM)}?lang=en"  # the viewer in the page's language
+    assert f'{urls.embed_path(DRUM)}?lang=en"' in english.textareas[0]  # so is the snippet to copy
     base = "https://museum.example/iiif-site"
     manifest = f"{base}/iiif/manifests/{DRUM}"
     assert item.all("a", href=f"{manifest}?manifest={manifest}")
