@@ -8,6 +8,7 @@ mid-load costs nothing but caching; Change Discovery is one stream, recorded by 
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import io
 import json
@@ -72,7 +73,7 @@ def _run_load(
             try:
                 status, _ = bc.get(url(rng.randrange(1_000_000)), timeout=20)
                 outcome = str(status)
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:  # refused, reset, or a body cut short
                 outcome = type(error).__name__
             with lock:
                 outcomes[outcome] += 1
