@@ -158,6 +158,7 @@ SLOW_MODULES = frozenset(
         "tests/test_s3_store.py",  # SeaweedFS (tests/s3_store.py)
         "tests/test_s3_source.py",  # SeaweedFS + `iiif-server serve` from the bucket
         "tests/cluster/test_cluster.py",  # Redis, two servers and HAProxy, started by bench/cluster/cluster.py
+        "tests/cluster/test_cluster_s3.py",  # the same cluster on SeaweedFS (tests/s3_store.py)
     }
 )
 

@@ -1,16 +1,19 @@
 """A small cluster on loopback: its own Redis, N ``iiif-server serve`` nodes, HAProxy in front.
 
-The nodes share what nodes on separate machines would share: one image root (a shared mount; switching
-the source to object storage is one setting), one collection export, one ``[manifests] state_dir`` (the
-writer's Change Discovery history, read by the others), and Redis as the cache tier (``[cache]
-redis_url``). Node 1 is the ``[manifests] role = "writer"``, the others ``"reader"``. HAProxy balances
-round-robin, checks ``/health/ready``, retries idempotent requests on another node when a connection
-fails or a node dies without answering, and sends ``/iiif/activity/`` to the writer (readers as backup).
+The nodes share what nodes on separate machines would share: one image root (a shared mount) or, given
+``bucket=Bucket(...)``, one bucket of an S3-compatible store (``[images] source = "s3"``: endpoint,
+bucket, prefix and credentials go to each node as environment; each node has its own chunk cache and no
+image folder), one collection export, one ``[manifests] state_dir`` (the writer's Change Discovery
+history, read by the others), and Redis as the cache tier (``[cache] redis_url``). Node 1 is the
+``[manifests] role = "writer"``, the others ``"reader"``. HAProxy balances round-robin, checks
+``/health/ready``, retries idempotent requests on another node when a connection fails or a node dies
+without answering, and sends ``/iiif/activity/`` to the writer (readers as backup).
 
 Importable by the tests (``cluster()`` is a context manager that stops and removes everything), and
 runnable::
 
     python bench/cluster/cluster.py --nodes 2 [--pin] [--workers 1] [--serve]   # start, print, stop
+    python bench/cluster/cluster.py --s3 http://127.0.0.1:8333/masters [--s3-prefix p/]   # nodes on a bucket
     python bench/cluster/cluster.py --throughput [--load tiles|renders] [--rounds 3] [--seconds 5]  # 1 vs 2 nodes
 
 ``--pin`` runs node *i* under ``taskset -c i-1`` (one core each).
@@ -35,6 +38,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyvips
 
@@ -118,6 +122,61 @@ def _stop(process: subprocess.Popen[bytes], group: bool = True, timeout: float =
         process.wait(timeout=5)
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """An S3-compatible bucket the nodes read their masters from (``[images] source = "s3"``).
+
+    Credentials go to each node the way a deployment gives them: boto3's environment variables.
+    """
+
+    endpoint_url: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    prefix: str = ""
+    region: str = "us-east-1"
+    head_seconds: float = 1.0
+
+    def env(self, chunks: Path) -> dict[str, str]:
+        """One node's settings for the bucket; ``chunks`` is its own chunk cache (never shared between nodes)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",  # no instance-role probe on loopback
+            f"{ENV_PREFIX}IMAGES_SOURCE": "s3",
+            f"{ENV_PREFIX}S3_BUCKET": self.bucket,
+            f"{ENV_PREFIX}S3_PREFIX": self.prefix,
+            f"{ENV_PREFIX}S3_ENDPOINT_URL": self.endpoint_url,
+            f"{ENV_PREFIX}S3_REGION": self.region,
+            f"{ENV_PREFIX}S3_HEAD_SECONDS": str(self.head_seconds),
+            f"{ENV_PREFIX}S3_CACHE_DIR": str(chunks),
+        }
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+    def upload(self, images: Path) -> list[str]:
+        """Every file under ``images`` to the key ``prefix + its relative path``; the identifiers."""
+        client = self.client()
+        names = []
+        for path in sorted(p for p in images.rglob("*") if p.is_file()):
+            name = path.relative_to(images).as_posix()
+            client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=path.read_bytes())
+            names.append(name)
+        return names
+
+
 @dataclass
 class Redis:
     """A private redis-server (no persistence), stoppable and restartable on the same port."""
@@ -186,6 +245,7 @@ class Cluster:
     export: Path
     images: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    bucket: Bucket | None = None  # the masters' bucket, or None: the shared folder ``images``
 
     @property
     def url(self) -> str:
@@ -218,18 +278,28 @@ class Cluster:
 
 
 def node_env(
-    cluster_folder: Path, name: str, role: str, redis_url: str, images: Path, export: Path, shared_state: bool = True
+    cluster_folder: Path,
+    name: str,
+    role: str,
+    redis_url: str,
+    images: Path,
+    export: Path,
+    shared_state: bool = True,
+    bucket: Bucket | None = None,
 ) -> dict[str, str]:
     """Only the settings named here (as ``check.running_server``): no config.toml, no inherited IIIF_SERVER_*.
 
     ``shared_state``: one ``[manifests] state_dir`` for all (a shared mount), else one per node (machines
-    sharing nothing but the export, Redis and the balancer).
+    sharing nothing but the export, Redis and the balancer). ``bucket``: masters from there (``images``
+    is then a folder that need not exist), each node with its own chunk cache.
     """
     inherited = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
     own = cluster_folder / name
     (own / "metrics").mkdir(parents=True, exist_ok=True)
+    store = bucket.env(own / "s3-chunks") if bucket is not None else {}
     return {
         **inherited,
+        **store,
         CONFIG_ENV: os.devnull,
         f"{ENV_PREFIX}IMAGES_ROOT": str(images),
         f"{ENV_PREFIX}MANIFESTS_SOURCE": str(export),
@@ -308,16 +378,23 @@ def cluster(
     images: Path | None = None,
     export: Path | None = None,
     shared_state: bool = True,
+    bucket: Bucket | None = None,
 ) -> Iterator[Cluster]:
     """Redis, ``nodes`` serving nodes and HAProxy, up and checked healthy; all stopped and removed after.
 
-    Without ``images``/``export`` a small collection is made in the cluster's folder.
+    Without ``images``/``export`` a small collection is made in the cluster's folder. With ``bucket`` the
+    nodes read their masters from it (``[images] source = "s3"``) and have no image folder at all: a
+    collection made here is uploaded to the bucket and its local files deleted; ``images`` given with a
+    bucket is only the (absent) root the nodes are told, proof that nothing is read from disk.
     """
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iiif-cluster-")))
         if images is None or export is None:
             images, export = make_collection(folder)
+            if bucket is not None:
+                bucket.upload(images)
+                shutil.rmtree(images)
         redis = Redis(free_port(), folder / "redis")
         stack.callback(redis.stop)
         redis.start()
@@ -327,7 +404,7 @@ def cluster(
         ]
         for i, node in enumerate(members):
             stack.callback(node.stop)
-            env = node_env(folder, node.name, node.role, redis.url, images, export, shared_state)
+            env = node_env(folder, node.name, node.role, redis.url, images, export, shared_state, bucket)
             _start_node(node, env, workers, i if pin else None)
             if node.role == "writer":  # readers serve the writer's history: let it exist first
                 _wait_ready(node)
@@ -342,7 +419,7 @@ def cluster(
         log = stack.enter_context((folder / "haproxy.log").open("ab"))
         haproxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log, stderr=log, start_new_session=True)
         stack.callback(_stop, haproxy)
-        result = Cluster(folder, redis, members, port, stats, export, images, [haproxy])
+        result = Cluster(folder, redis, members, port, stats, export, images, [haproxy], bucket)
         _wait_port(port)
         for node in members:
             result.wait_status(node.name, "UP")
@@ -367,10 +444,20 @@ def get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
 
 def renders(node: Node) -> float:
     """``iiif_renders_total`` summed over the node's workers (127.0.0.1 may scrape /metrics)."""
+    return _counter(node, "iiif_renders_total")
+
+
+def store_bytes(node: Node) -> float:
+    """``iiif_store_bytes_total``: bytes of masters the node has read from the bucket (ranged GETs)."""
+    return _counter(node, "iiif_store_bytes_total")
+
+
+def _counter(node: Node, name: str) -> float:
+    """A counter of the node's /metrics, summed over its workers and labels (0 if never incremented)."""
     _, body = get(node.url + "/metrics")
     total = 0.0
     for line in body.decode().splitlines():
-        if line.startswith("iiif_renders_total"):
+        if line.startswith(name) and line[len(name)] in " {":
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -437,15 +524,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--load", choices=sorted(LOADS), default="tiles", help="what wrk asks for")
+    parser.add_argument(
+        "--s3", metavar="ENDPOINT/BUCKET", help="masters uploaded to this bucket, nodes without an image folder "
+        "(credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+    )  # fmt: skip
+    parser.add_argument("--s3-prefix", default="", help="key prefix in the bucket")
     args = parser.parse_args()
+    bucket = None
+    if args.s3:
+        endpoint, _, name = args.s3.rstrip("/").rpartition("/")
+        keys = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        bucket = Bucket(endpoint, name, *keys, prefix=args.s3_prefix)
     if args.throughput:
         result = throughput(args.rounds, args.seconds, args.workers, load=args.load)
         print(f"1 node:  {result['one_node']} req/s (median {result['median_1']:.0f})")
         print(f"2 nodes: {result['two_nodes']} req/s (median {result['median_2']:.0f})")
         print(f"ratio 2/1 = {result['ratio']:.2f}")
         return
-    with cluster(args.nodes, args.workers, args.pin) as c:
-        print(f"balancer {c.url}  redis {c.redis.url}  folder {c.folder}")
+    with cluster(args.nodes, args.workers, args.pin, bucket=bucket) as c:
+        source = f"bucket {bucket.endpoint_url}/{bucket.bucket}" if bucket else f"folder {c.images}"
+        print(f"balancer {c.url}  redis {c.redis.url}  folder {c.folder}  masters: {source}")
         for node in c.nodes:
             print(f"  {node.name} ({node.role}) {node.url}")
         status, body = get(c.url + "/iiif/3/obj-1.tif/info.json")
