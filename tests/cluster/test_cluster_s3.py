@@ -138,6 +138,10 @@ def test_a_derivative_rendered_by_one_node_is_served_by_the_other_without_readin
             assert status == 200 and Image.open(io.BytesIO(body)).size == (256, 256)
             read.append(int(bc.store_bytes(node) - before))
         figures[tile] = read
+    before = bc.store_bytes(first), bc.store_bytes(second)
+    for node in (first, second):  # the same tile again on each node: its memory tier or one GET again
+        assert bc.get(f"{node.url}{image}/5120,3584,256,256/256,/0/default.jpg")[0] == 200
+    figures["again"] = [int(bc.store_bytes(first) - before[0]), int(bc.store_bytes(second) - before[1])]
     print(f"\nbytes read from the bucket (node1, node2), master of {master['ContentLength']} bytes: {figures}")
 
 
