@@ -419,14 +419,12 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _http_source_allowed(self) -> Settings:
         """The partner's server is named, and its host allowed: refused at start, not per request."""
-        from .image.http_source import allowed
-
         source = self.http_source
         if self.images.source != "http":
             return self
         if not source.base_url.startswith(("http://", "https://")) or not source.base_url.endswith("/"):
             raise ValueError('images.source = "http" needs http_source.base_url, an http(s) URL ending with "/"')
-        if not allowed(source.base_url, source.allowed_hosts):
+        if not host_allowed(source.base_url, source.allowed_hosts):
             raise ValueError(
                 f"http_source.base_url's host is not in http_source.allowed_hosts {list(source.allowed_hosts)}"
             )
@@ -497,6 +495,18 @@ def _check_sections(data: dict[str, Any], origin: str) -> None:
             raise ConfigError(f"unknown section [{section}] in {origin}")
         if not isinstance(values, dict):
             raise ConfigError(f"[{section}] in {origin} must be a table")
+
+
+def host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
+    """Is ``url`` http(s) on one of ``hosts`` (names, or ``name:port``)? ([http_source] allowed_hosts)"""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    with_port = f"{host}:{parts.port}" if parts.port else host
+    return any(h.lower() in (host, with_port) for h in hosts)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 from ..cache.disk import DiskCache
+from ..config import host_allowed
 from ..errors import ImageDecodeError, StoreUnavailable
 from .ranged import ObjectChanged, StoreSource, count_request
 
@@ -103,7 +104,7 @@ class HttpStore:
                 return answer
             answer.close()
             target = urljoin(url, answer.headers.get("Location", ""))
-            if not allowed(target, self.config.allowed_hosts):
+            if not host_allowed(target, self.config.allowed_hosts):
                 raise _unavailable(f"{method} {url} redirected to {target}, not in [http_source] allowed_hosts")
             url = target
         raise _unavailable(f"{method} {self.name(key)}: more than {MAX_REDIRECTS} redirects")
@@ -126,9 +127,7 @@ class HttpStore:
         except (KeyError, ValueError):
             raise _unavailable(f"HEAD {self.name(key)}: no Content-Length, so no ranged reads") from None
         if size > self.config.max_bytes:
-            raise ImageDecodeError(
-                f"the image is larger than this server reads ({size} > {self.config.max_bytes} bytes)"
-            )
+            raise ImageDecodeError(f"image larger than [http_source] max_bytes ({size} > {self.config.max_bytes})")
         mtime = _seconds(answer.headers.get("Last-Modified"))
         etag = answer.headers.get("ETag", "")
         if etag and not etag.startswith("W/"):
@@ -208,16 +207,6 @@ class HttpSource(StoreSource):
         self.store: HttpStore = store
 
 
-def allowed(url: str, hosts: tuple[str, ...]) -> bool:
-    """Is ``url`` http(s) on one of ``hosts`` (names, or ``name:port``)?"""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host = parts.hostname.lower()
-    with_port = f"{host}:{parts.port}" if parts.port else host
-    return any(h.lower() in (host, with_port) for h in hosts)
-
-
 def _seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -232,4 +221,4 @@ def _unavailable(why: str, public: str = "the image store did not answer; try ag
     return StoreUnavailable(public, RETRY_AFTER)
 
 
-__all__ = ["HttpConfig", "HttpSource", "HttpStore", "allowed"]
+__all__ = ["HttpConfig", "HttpSource", "HttpStore"]
