@@ -34,6 +34,7 @@ HEAD_SECONDS = 0.5
 MAX_BYTES = 1_000_000_000
 HUGE = 400_000_000  # bytes of the file served by a server ignoring Range (streamed, never held)
 TOLERANCE = 12
+MODIFIED = {"lm1": "Tue, 03 Nov 2026 10:00:00 GMT", "lm2": "Tue, 03 Nov 2026 11:00:00 GMT"}  # "ETags" sent as dates
 
 
 @dataclass
@@ -98,7 +99,8 @@ def _handler(partner: Partner) -> type[BaseHTTPRequestHandler]:
                 return
             data, etag = partner.files[path]
             wanted = self.headers.get("If-Match")
-            if wanted is not None and wanted != etag:
+            since = self.headers.get("If-Unmodified-Since")
+            if (wanted is not None and wanted != etag) or (since is not None and since != MODIFIED[etag]):
                 self.send_response(412)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -109,7 +111,10 @@ def _handler(partner: Partner) -> type[BaseHTTPRequestHandler]:
                 first, _, last = ranged[6:].partition("-")
                 status, start, end = 206, int(first), min(int(last), len(data) - 1)
             self.send_response(status)
-            self.send_header("ETag", etag)
+            if etag in MODIFIED:  # no ETag: versions told by Last-Modified
+                self.send_header("Last-Modified", MODIFIED[etag])
+            else:
+                self.send_header("ETag", etag)
             self.send_header("Content-Length", str(end - start + 1))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
@@ -138,6 +143,7 @@ def partner(masters: dict[str, Path]) -> Iterator[Partner]:
     state = Partner()
     state.files["/masters/" + PATTERN] = (masters["pattern"].read_bytes(), '"v1"')
     state.files["/masters/scans/replaced.tif"] = (masters["pattern"].read_bytes(), '"r1"')
+    state.files["/masters/scans/dated.tif"] = (masters["pattern"].read_bytes(), "lm1")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     state.base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -271,6 +277,20 @@ def test_a_replaced_file_gives_new_pixels(site: str, partner: Partner, masters: 
     assert pixel(decode(new), 10, 10)[0] > 215
     _, new_render_headers, new_render = get(site, render)
     assert new_render_headers["etag"] != render_headers["etag"] and pixel(decode(new_render), 5, 5)[0] > 215
+
+
+def test_without_an_etag_versions_are_told_by_last_modified(
+    site: str, partner: Partner, masters: dict[str, Path]
+) -> None:
+    tile = _url("scans/dated.tif", "0,0,256,256/256,/0/default.jpg")
+    status, headers, old = get(site, tile)
+    assert status == 200 and pixel(decode(old), 10, 10)[0] < 40
+    gets = [r for r in partner.requests("/masters/scans/dated.tif") if r[0] == "GET"]
+    assert gets and all(r[2].startswith("bytes=") for r in gets)
+    partner.files["/masters/scans/dated.tif"] = (masters["inverted"].read_bytes(), "lm2")
+    time.sleep(HEAD_SECONDS + 0.2)
+    status, new_headers, new = get(site, tile)
+    assert status == 200 and new_headers["etag"] != headers["etag"] and pixel(decode(new), 10, 10)[0] > 215
 
 
 def test_a_host_not_allowed_stops_the_start(partner: Partner, tmp_path: Path) -> None:
