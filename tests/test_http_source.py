@@ -44,6 +44,7 @@ class Partner:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     log: list[tuple[str, str, str]] = field(default_factory=list)
     redirects: dict[str, str] = field(default_factory=dict)
+    conditions: list[str] = field(default_factory=list)  # If-Unmodified-Since of GETs
     sent_huge: int = 0
     base: str = ""
 
@@ -100,6 +101,8 @@ def _handler(partner: Partner) -> type[BaseHTTPRequestHandler]:
             data, etag = partner.files[path]
             wanted = self.headers.get("If-Match")
             since = self.headers.get("If-Unmodified-Since")
+            if since is not None and body:
+                partner.conditions.append(since)
             if (wanted is not None and wanted != etag) or (since is not None and since != MODIFIED[etag]):
                 self.send_response(412)
                 self.send_header("Content-Length", "0")
@@ -307,6 +310,7 @@ def test_without_an_etag_versions_are_told_by_last_modified(
     assert status == 200 and pixel(decode(old), 10, 10)[0] < 40
     gets = [r for r in partner.requests("/masters/scans/dated.tif") if r[0] == "GET"]
     assert gets and all(r[2].startswith("bytes=") for r in gets)
+    assert partner.conditions and set(partner.conditions) == {MODIFIED["lm1"]}  # every GET named the version
     partner.files["/masters/scans/dated.tif"] = (masters["inverted"].read_bytes(), "lm2")
     time.sleep(HEAD_SECONDS + 0.2)
     status, new_headers, new = get(site, tile)

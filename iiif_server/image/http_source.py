@@ -75,7 +75,13 @@ class HttpStore:
                 if self._pool is None:
                     import urllib3
 
-                    retries = urllib3.Retry(total=self.config.retries, redirect=False, raise_on_status=False)
+                    # Never sleep on the partner's Retry-After: a worker thread would wait with it.
+                    retries = urllib3.Retry(
+                        total=self.config.retries,
+                        redirect=False,
+                        raise_on_status=False,
+                        respect_retry_after_header=False,
+                    )
                     timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout)
                     self._pool = urllib3.PoolManager(maxsize=32, retries=retries, timeout=timeout)
         return self._pool
