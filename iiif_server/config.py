@@ -114,7 +114,7 @@ class ImagesSettings(_Section):
     max_untiled_pixels: int = Field(250_000_000, ge=0)
     handle_cache_size: int = Field(64, ge=0)
     index_names: int = Field(200_000, ge=0)
-    source: Literal["file", "s3"] = "file"  # where masters are: under root, or in [s3]'s bucket
+    source: Literal["file", "s3", "http"] = "file"  # where masters are: under root, [s3]'s bucket, [http_source]
 
 
 class S3Settings(_Section):
@@ -133,6 +133,22 @@ class S3Settings(_Section):
     retries: int = Field(2, ge=0)
     head_seconds: float = Field(1.0, ge=0)  # a located object is trusted this long before HEAD again
     miss_seconds: float = Field(5.0, ge=0)  # a missing key is remembered this long
+
+
+class HttpSourceSettings(_Section):
+    """Masters on a partner's HTTP(S) server (``[images] source = "http"``), read-only, by ranges."""
+
+    base_url: str = ""  # the identifier a/b.tif is base_url + "a/b.tif"; must end with "/"
+    allowed_hosts: tuple[str, ...] = ()  # the only hosts contacted (base_url's among them); redirects elsewhere refused
+    max_bytes: int = Field(4_000_000_000, ge=1)  # a larger file is refused (422), never read
+    chunk_mb: float = Field(1.0, ge=0.0625, le=64)
+    cache_dir: Path = Path("http-chunks")
+    cache_max_mb: int = Field(2048, ge=0)
+    connect_timeout: float = Field(3.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0)
+    head_seconds: float = Field(1.0, ge=0)
+    miss_seconds: float = Field(5.0, ge=0)
 
 
 class OutputSettings(_Section):
@@ -369,6 +385,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     images: ImagesSettings = ImagesSettings()
     s3: S3Settings = S3Settings()
+    http_source: HttpSourceSettings = HttpSourceSettings()
     output: OutputSettings = OutputSettings()
     http: HttpSettings = HttpSettings()
     lanes: LanesSettings = LanesSettings()
@@ -397,6 +414,20 @@ class Settings(_Section):
     def _s3_has_a_bucket(self) -> Settings:
         if self.images.source == "s3" and not self.s3.bucket:
             raise ValueError('images.source = "s3" needs s3.bucket')
+        return self
+
+    @model_validator(mode="after")
+    def _http_source_allowed(self) -> Settings:
+        """The partner's server is named, and its host allowed: refused at start, not per request."""
+        source = self.http_source
+        if self.images.source != "http":
+            return self
+        if not source.base_url.startswith(("http://", "https://")) or not source.base_url.endswith("/"):
+            raise ValueError('images.source = "http" needs http_source.base_url, an http(s) URL ending with "/"')
+        if not host_allowed(source.base_url, source.allowed_hosts):
+            raise ValueError(
+                f"http_source.base_url's host is not in http_source.allowed_hosts {list(source.allowed_hosts)}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -466,18 +497,32 @@ def _check_sections(data: dict[str, Any], origin: str) -> None:
             raise ConfigError(f"[{section}] in {origin} must be a table")
 
 
+def host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
+    """Is ``url`` http(s) on one of ``hosts`` (names, or ``name:port``)? ([http_source] allowed_hosts)"""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    with_port = f"{host}:{parts.port}" if parts.port else host
+    return any(h.lower() in (host, with_port) for h in hosts)
+
+
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """Split IIIF_SERVER_<SECTION>_<KEY>; section names contain no underscore, keys may."""
+    """Split IIIF_SERVER_<SECTION>_<KEY>; keys may contain underscores, one section too (http_source)."""
     found = []
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        section, _, key = rest.partition("_")
-        model = Settings.model_fields.get(section)
-        if model is None or not key or key not in model.annotation.model_fields:  # type: ignore[union-attr]
+        for section in sorted(Settings.model_fields, key=len, reverse=True):  # http_source before http
+            key = rest[len(section) + 1 :] if rest.startswith(section + "_") else ""
+            if key and key in Settings.model_fields[section].annotation.model_fields:  # type: ignore[union-attr]
+                found.append((section, key, value))
+                break
+        else:
             raise ConfigError(f"unknown setting in environment variable {name}")
-        found.append((section, key, value))
     return found
 
 

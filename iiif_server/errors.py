@@ -79,7 +79,7 @@ class RenderTimeout(Overloaded):
 
 
 class StoreUnavailable(Overloaded):
-    """The object store holding the masters (``[images] source = "s3"``) did not answer in time or
+    """The object store holding the masters (``[images] source = "s3"`` or ``"http"``) did not answer in time or
     failed: the request is fine and may be tried again, so 503, never 500 or 404."""
 
 

@@ -26,6 +26,7 @@ from .cache.disk import DiskCache
 from .config import Settings
 from .health import Readiness, images_readable, manifests_built, redis_reachable, store_reachable
 from .image.budget import Budget
+from .image.http_source import HttpConfig, HttpSource, HttpStore
 from .image.inspector import Inspector
 from .image.lanes import Lane
 from .image.model import Limits
@@ -61,6 +62,8 @@ class Services:
         images = self.settings.images
         if images.source == "s3":
             return self.s3_source
+        if images.source == "http":
+            return self.http_source
         return FileSource(images.root, images.extensions, index_names=images.index_names)
 
     @cached_property
@@ -73,6 +76,17 @@ class Services:
         chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
         store = S3Store(config, chunks, int(s3.chunk_mb * MB))
         return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
+
+    @cached_property
+    def http_source(self) -> HttpSource:
+        """Masters on a partner's HTTP(S) server (``[images] source = "http"``), read by ranges."""
+        http = self.settings.http_source
+        config = HttpConfig(
+            http.base_url, http.allowed_hosts, http.connect_timeout, http.read_timeout, http.retries, http.max_bytes
+        )
+        chunks = DiskCache(http.cache_dir, http.cache_max_mb * MB) if http.cache_max_mb else None
+        store = HttpStore(config, chunks, int(http.chunk_mb * MB))
+        return HttpSource(store, self.settings.images.extensions, http.head_seconds, http.miss_seconds)
 
     @cached_property
     def admin_throttle(self) -> Throttle:
@@ -223,6 +237,8 @@ class Services:
     def readiness(self) -> Readiness:
         if self.settings.images.source == "s3":
             checks = {"images": store_reachable(self.s3_source.store.reachable)}
+        elif self.settings.images.source == "http":
+            checks = {"images": store_reachable(self.http_source.store.reachable)}
         else:
             checks = {"images": images_readable(self.settings.images.root)}
         if self.caches.redis is not None:

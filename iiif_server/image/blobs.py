@@ -2,7 +2,7 @@
 
 The one seam between where a master lives and libvips: ``open_image`` is ``new_from_file`` for
 files (nothing added on their path) and ``new_from_source`` over a ``pyvips.SourceCustom`` for a
-blob, whose reads go through the blob's chunks (``s3.RangedObject.read``), the last few kept in
+blob, whose reads go through the blob's chunks (``ranged.RangedObject.read``), the last few kept in
 memory for the stream: libtiff reads a tile's few KB at a time. The pass-through readers take the
 blob itself (``passthrough.TiffTiles``).
 """

@@ -1,44 +1,25 @@
 """Masters in an S3-compatible bucket (``[images] source = "s3"``): located by HEAD, read by ranged GETs.
 
-``S3Source`` answers like ``FileSource``: an identifier becomes the key ``prefix + identifier``
-(or with an allowed extension), and its HEAD gives the size and the **ETag, which is the
-fingerprint**: every cache key and ETag downstream changes when the object is replaced. Keys are
-checked like file paths (no ``..``, hidden or empty components, backslash, NUL). A located object
-is trusted ``head_seconds`` per worker, a missing key remembered ``miss_seconds``.
-
-``RangedObject`` is one version of one object (key + ETag): never downloaded whole. libvips reads it
-through fixed-size chunks kept in a ``DiskCache`` (shared by a host's workers, LRU, atomic writes),
-each missing run of chunks one ranged GET; a pass-through tile is ``read_exact``: its chunks if
-cached, else one ranged GET of exactly its bytes. Every GET names the ETag (``If-Match``), so the
-bytes of two versions are never mixed. No pyvips and no Flask here (``blobs.py`` adapts for libvips).
+``S3Store`` is the ``ranged.Store`` over one bucket (boto3): the key is ``prefix + identifier`` (or
+with an allowed extension, found by one LIST), its HEAD's **ETag is the fingerprint**, and every
+ranged GET names it (``If-Match``). ``S3Source`` is ``ranged.StoreSource`` over it; the chunk cache
+and the reads (``RangedObject``) are ``ranged.py``'s, shared with the HTTP(S) source.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..cache import cache_key
 from ..cache.disk import DiskCache
-from ..errors import InvalidRequest, NotFound, StoreUnavailable
-from ..lru import LRU
-from ..metrics import STORE_BYTES, STORE_REQUESTS
-from .sources import Located, _valid
+from ..errors import StoreUnavailable
+from .ranged import ObjectChanged, RangedObject, StoreSource, count_request
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5  # seconds, for a store that did not answer
-
-
-class ObjectChanged(StoreUnavailable):
-    """The object was replaced (or deleted) since it was located: its ETag no longer matches.
-    The request may be tried again (503): the next one locates the new version."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"the image changed while it was read ({key}); try again", 1)
 
 
 @dataclass(frozen=True)
@@ -55,7 +36,7 @@ class S3Config:
 
 
 class S3Store:
-    """One bucket through boto3 (its credential chain), with the bytes and requests it cost.
+    """The ``ranged.Store`` of one bucket through boto3 (its credential chain), with the bytes and requests it cost.
 
     The boto3 client is made on first use, per process (boto3 clients are thread-safe, but not
     to be shared across ``fork``); pickling drops it and the counters."""
@@ -68,6 +49,11 @@ class S3Store:
         self._client: Any = None
         self.requests = 0  # GETs and HEADs sent by this process
         self.fetched_bytes = 0  # body bytes received by this process
+
+    scheme = "s3"
+
+    def name(self, key: str) -> str:
+        return f"s3://{self.config.bucket}/{key}"
 
     def __getstate__(self) -> dict[str, Any]:
         chunks = (self.chunks.root, self.chunks.max_bytes) if self.chunks is not None else None
@@ -89,9 +75,7 @@ class S3Store:
         with self._lock:
             self.requests += 1
             self.fetched_bytes += received
-        STORE_REQUESTS.labels(kind).inc()
-        if received:
-            STORE_BYTES.inc(received)
+        count_request(kind, received)
 
     def head(self, key: str) -> tuple[int, str, float] | None:
         """Size, ETag and modification time of ``key``; None if it does not exist."""
@@ -166,90 +150,8 @@ class S3Store:
             raise _unavailable(err) from None
 
 
-@dataclass(frozen=True)
-class RangedObject:
-    """One version of one object, read by ranges: ``read`` through the chunk cache (libvips, TIFF
-    structure), ``read_exact`` as one ranged GET unless cached (a pass-through tile). Equal when
-    key and ETag are, so a ``Located`` carrying it keys caches as a file's would."""
-
-    store: S3Store = field(compare=False, repr=False)
-    key: str
-    etag: str
-    size: int
-
-    @property
-    def chunk_size(self) -> int:
-        return self.store.chunk_bytes
-
-    @property
-    def name(self) -> str:
-        return f"s3://{self.store.config.bucket}/{self.key}"
-
-    def _chunk_key(self, index: int) -> str:
-        return cache_key(self.name, f"c{self.store.chunk_bytes}:{self.etag}:{index}")
-
-    def _chunk_span(self, index: int) -> tuple[int, int]:
-        start = index * self.store.chunk_bytes
-        return start, min(self.store.chunk_bytes, self.size - start)
-
-    def chunk(self, index: int) -> bytes:
-        """Chunk ``index``: from the chunk cache, else fetched with any missing chunks after it that
-        are needed too (see ``read``)."""
-        return self._chunks(index, index)[0]
-
-    def _chunks(self, first: int, last: int) -> list[bytes]:
-        """Chunks ``first`` .. ``last``; each run of missing ones is one ranged GET, then kept."""
-        cache = self.store.chunks
-        found: list[bytes | None] = [cache.get(self._chunk_key(i)) if cache else None for i in range(first, last + 1)]
-        i = 0
-        while i < len(found):
-            if found[i] is not None:
-                i += 1
-                continue
-            j = i
-            while j + 1 < len(found) and found[j + 1] is None:
-                j += 1
-            start, _ = self._chunk_span(first + i)
-            end_start, end_length = self._chunk_span(first + j)
-            data = self.store.get(self.key, self.etag, start, end_start + end_length - start)
-            for k in range(i, j + 1):
-                offset = (first + k) * self.store.chunk_bytes - start
-                piece = data[offset : offset + self.store.chunk_bytes]
-                found[k] = piece
-                if cache is not None:
-                    cache.put(self._chunk_key(first + k), piece)
-            i = j + 1
-        return [piece for piece in found if piece is not None]
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes at ``offset`` (fewer at the end), through whole chunks."""
-        length = min(length, self.size - offset)
-        if length <= 0 or offset < 0:
-            return b""
-        size = self.store.chunk_bytes
-        first, last = offset // size, (offset + length - 1) // size
-        data = b"".join(self._chunks(first, last))
-        skip = offset - first * size
-        return data[skip : skip + length]
-
-    def read_exact(self, offset: int, length: int) -> bytes:
-        """Bytes ``offset`` .. ``offset + length``: from cached chunks if all are, else one ranged GET
-        of exactly those bytes (a pass-through tile never costs a chunk)."""
-        cache = self.store.chunks
-        size = self.store.chunk_bytes
-        if cache is not None and length > 0:
-            first, last = offset // size, (offset + length - 1) // size
-            pieces = [cache.get(self._chunk_key(i)) for i in range(first, last + 1)]
-            if all(piece is not None for piece in pieces):
-                data = b"".join(p for p in pieces if p is not None)
-                skip = offset - first * size
-                return data[skip : skip + length]
-        return self.store.get(self.key, self.etag, offset, length)
-
-
-class S3Source:
-    """Identifier -> object in the bucket, like ``FileSource`` for files (``locate``, ``known``,
-    ``list_identifiers``); its ``Located`` carries the ``RangedObject`` to read it by."""
+class S3Source(StoreSource):
+    """Identifier -> object in the bucket under ``[s3] prefix`` (``ranged.StoreSource``)."""
 
     def __init__(
         self,
@@ -259,72 +161,8 @@ class S3Source:
         miss_seconds: float = 5.0,
         cache_size: int = 32768,
     ) -> None:
-        self.store = store
-        self.prefix = store.config.prefix
-        self.extensions = tuple(e.lower() for e in extensions)
-        self.head_seconds = head_seconds
-        self.miss_seconds = miss_seconds
-        self._found: LRU[str, tuple[float, Located]] = LRU(cache_size)
-        self._misses: LRU[str, float] = LRU(cache_size)
-
-    def locate(self, identifier: str) -> Located:
-        known = self.known(identifier)
-        if known is not None:
-            return known
-        if not _valid(identifier.split("/")):
-            raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
-        found = self._find(self.prefix + identifier)
-        if found is None:
-            self._misses.put(identifier, time.monotonic())
-            raise NotFound(f"no image {identifier!r}", "identifier")
-        key, size, etag, mtime = found
-        blob = RangedObject(self.store, key, etag, size)
-        located = Located(identifier, blob.name, f"s3-{etag}-{size:x}", mtime, size, blob=blob)
-        self._found.put(identifier, (time.monotonic(), located))
-        return located
-
-    def _find(self, key: str) -> tuple[str, int, str, float] | None:
-        """The object: ``key`` itself (one HEAD) when it has an allowed extension, else ``key`` plus
-        one, in either case (one LIST of the keys starting ``key.``), the first allowed extension first."""
-        if key.lower().endswith(self.extensions):
-            found = self.store.head(key)
-            return (key, found[0], found[1], found[2]) if found is not None else None
-        candidates = {item[0][len(key) :].lower(): item for item in self.store.keys(key + ".", 16)}
-        return next((candidates[e] for e in self.extensions if e in candidates), None)
-
-    def known(self, identifier: str) -> Located | None:
-        """The object if located less than ``head_seconds`` ago; ``NotFound`` if missing less than
-        ``miss_seconds`` ago; else None (ask the store: never on the event loop)."""
-        now = time.monotonic()
-        found = self._found.get(identifier)
-        if found is not None:
-            if now - found[0] < self.head_seconds:
-                return found[1]
-            self._found.pop(identifier)
-        missed = self._misses.get(identifier)
-        if missed is not None:
-            if now - missed < self.miss_seconds:
-                raise NotFound(f"no image {identifier!r}", "identifier")
-            self._misses.pop(identifier)
-        return None
-
-    def current(self, located: Located) -> bool:
-        """Is the object still the version ``located`` found? (a HEAD, at most every ``head_seconds``)"""
-        try:
-            return self.locate(located.identifier).fingerprint == located.fingerprint
-        except NotFound:
-            return False
-
-    def list_identifiers(self, limit: int = 1000) -> list[str]:
-        """Images in the bucket under the prefix, for the index page; hidden components skipped."""
-        found: list[str] = []
-        for key, *_ in self.store.keys(self.prefix, limit * 4):
-            name = key[len(self.prefix) :]
-            if _valid(name.split("/")) and name.lower().endswith(self.extensions):
-                found.append(name)
-                if len(found) >= limit:
-                    break
-        return found
+        super().__init__(store, store.config.prefix, extensions, head_seconds, miss_seconds, cache_size)
+        self.store: S3Store = store
 
 
 def _client(config: S3Config) -> Any:

@@ -25,7 +25,7 @@ from .folders import Folders, Stamp
 
 
 class Blob(Protocol):
-    """A master that is not a local file (``s3.RangedObject``): read by ranges, never whole."""
+    """A master that is not a local file (``ranged.RangedObject``, over S3 or HTTP): read by ranges, never whole."""
 
     @property
     def size(self) -> int: ...
@@ -45,7 +45,8 @@ class Blob(Protocol):
 
 
 class ImageSource(Protocol):
-    """Where masters are found: ``FileSource`` (under the image root) or ``s3.S3Source`` (a bucket)."""
+    """Where masters are found: ``FileSource`` (under the image root), ``s3.S3Source`` (a bucket)
+    or ``http_source.HttpSource`` (a partner's HTTP(S) server)."""
 
     extensions: tuple[str, ...]
 
