@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -100,43 +100,12 @@ def s3_store() -> Iterator[S3Store]:
     identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
-    ports = {name: free_port() for name in ("master", "mgrpc", "volume", "vgrpc", "filer", "fgrpc", "s3", "s3grpc")}
-    ports |= {name: free_port() for name in ("iceberg", "lance", "metrics")}
-    command = [
-        weed_binary(),
-        "server",
-        f"-dir={folder / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}",
-        f"-master.port.grpc={ports['mgrpc']}",
-        "-master.volumeSizeLimitMB=64",
-        f"-volume.port={ports['volume']}",
-        f"-volume.port.grpc={ports['vgrpc']}",
-        "-volume.max=16",
-        "-volume.preStopSeconds=0",
-        "-filer",
-        f"-filer.port={ports['filer']}",
-        f"-filer.port.grpc={ports['fgrpc']}",
-        "-s3",
-        f"-s3.port={ports['s3']}",
-        f"-s3.port.grpc={ports['s3grpc']}",
-        f"-s3.port.iceberg={ports['iceberg']}",
-        f"-s3.port.lance={ports['lance']}",
-        f"-s3.config={config}",
-        f"-metricsPort={ports['metrics']}",
-    ]
-    log = (folder / "weed.log").open("wb")
-    (folder / "tmp").mkdir()
-    env = {**os.environ, "TMPDIR": str(folder / "tmp")}  # its Unix sockets go there, not into /tmp
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    store = S3Store(f"http://127.0.0.1:{ports['s3']}", BUCKET, folder)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(store.endpoint_url + "/"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SeaweedFS did not start: {(folder / 'weed.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+        process, ports, log, store = _start(folder, config)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    try:
         client = store.client()
         for _ in range(100):  # the filer may need a moment after the gateway answers
             try:
@@ -148,10 +117,67 @@ def s3_store() -> Iterator[S3Store]:
     finally:
         _stop(process)
         log.close()
-        for port in ports.values():  # gRPC's Unix sockets go to /tmp whatever TMPDIR says
-            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-                socket_file.unlink(missing_ok=True)
+        _remove_sockets(ports)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_sockets(ports: dict[str, int]) -> None:
+    """gRPC's Unix sockets go to /tmp whatever TMPDIR says."""
+    for port in ports.values():
+        for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            socket_file.unlink(missing_ok=True)
+
+
+def _start(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], dict[str, int], IO[bytes], S3Store]:
+    """``weed server`` on free ports, once its S3 API answers. A port taken by someone else between
+    ``free_port()`` and weed's bind ("address already in use") is a new try on new ports, at most 3."""
+    (folder / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(folder / "tmp")}  # its Unix sockets go there, not into /tmp
+    for attempt in range(3):
+        names = ("master", "mgrpc", "volume", "vgrpc", "filer", "fgrpc", "s3", "s3grpc", "iceberg", "lance", "metrics")
+        ports = {name: free_port() for name in names}
+        command = [
+            weed_binary(),
+            "server",
+            f"-dir={folder / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={ports['mgrpc']}",
+            "-master.volumeSizeLimitMB=64",
+            f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={ports['vgrpc']}",
+            "-volume.max=16",
+            "-volume.preStopSeconds=0",
+            "-filer",
+            f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={ports['fgrpc']}",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.port.grpc={ports['s3grpc']}",
+            f"-s3.port.iceberg={ports['iceberg']}",
+            f"-s3.port.lance={ports['lance']}",
+            f"-s3.config={config}",
+            f"-metricsPort={ports['metrics']}",
+        ]
+        log_path = folder / "weed.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        store = S3Store(f"http://127.0.0.1:{ports['s3']}", BUCKET, folder)
+        deadline = time.monotonic() + 60
+        while not _answers(store.endpoint_url + "/"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        else:
+            return process, ports, log, store
+        _stop(process)
+        log.close()
+        _remove_sockets(ports)
+        text = log_path.read_text(errors="replace")
+        if "address already in use" not in text or attempt == 2:
+            raise RuntimeError(f"SeaweedFS did not start: {text[-2000:]}")
+    raise AssertionError("unreachable")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

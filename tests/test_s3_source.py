@@ -139,6 +139,9 @@ def test_a_passthrough_tile_is_the_stored_bytes_in_one_ranged_get(site: str, mas
         assert status == 200 and tile == photo.jpeg(level, col, row)
         assert gets == 1 and fetched == stored < 2 * len(tile)
         sizes.append(stored)
+    status, _, again, gets, fetched = _fetched(site, _url(PHOTO, "5120,2560,256,256/256,/0/default.jpg"))
+    assert status == 200 and again == photo.jpeg(level, 20, 10)
+    assert (gets, fetched) == (0, 0)  # read once, then from the caches: a GET costs more than a lookup
     photo.close()
     print(
         f"\npass-through tiles of a {masters['photo'].stat().st_size}-byte master: {sizes} bytes, one GET each;"

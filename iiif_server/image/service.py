@@ -316,17 +316,25 @@ class ImageService:
     def render(self, prepared: Prepared, fast: bool = False, cancelled: Abandoned | None = None) -> bytes:
         """A stored tile as is, else cached bytes, else rendered once however many ask at once.
 
-        Pass-through costs microseconds: cheaper than a cache lookup, so it is not cached. Only
-        the single flight's leader of a heavy render takes a lane slot, after every cache missed:
-        its waiters, like cache hits, hold none. ``cancelled()`` turns true when this request's
-        client has gone: the render stops once every client that waits for it has (flight.py).
+        Pass-through of a local file costs microseconds: cheaper than a cache lookup, so it is not
+        cached. A stored tile in an object store (S3, HTTP) costs a ranged GET, so it goes through
+        the caches like a render: read once, then served by every worker and node from memory or
+        Redis. Only the single flight's leader of a heavy render takes a lane slot, after every
+        cache missed: its waiters, like cache hits, hold none. ``cancelled()`` turns true when this
+        request's client has gone: the render stops once every client that waits for it has (flight.py).
         """
-        stored = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
-        if stored is not None:
-            note_tier(PASS_THROUGH)
-            return stored
+        remote = prepared.source.blob is not None
+        if not remote:
+            stored = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
+            if stored is not None:
+                note_tier(PASS_THROUGH)
+                return stored
         key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
         body = self._peek(key) if fast else self.cache.get(key)  # notes the tier that answered
+        if body is None and remote and (stored := self.readers.passthrough(prepared.source, prepared.plan)):
+            note_tier(PASS_THROUGH)
+            self.cache.put(key, stored)
+            return stored
         if body is None:
             note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
             body = self.flight.run(key, self._producer(prepared), cancelled)
@@ -338,9 +346,10 @@ class ImageService:
         What a HEAD needs for its Content-Length: a HEAD never renders (RFC 9110 §9.3.2 lets it
         leave Content-Length out), so asking for headers cannot cost what the image would.
         """
-        found = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
-        if found is not None:
-            return found
+        if prepared.source.blob is None:
+            found = self.readers.passthrough(prepared.source, prepared.plan, opened_only=fast)
+            if found is not None:
+                return found
         key = cache_key(prepared.source.identifier, f"d:{prepared.etag}")
         return self._peek(key) if fast else self.cache.get(key)  # inline: a miss moves to a thread
 
