@@ -16,17 +16,15 @@ connection pool per process, per-request timeouts and retries, redirects under o
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urljoin
 
-from ..cache.disk import DiskCache
 from ..config import host_allowed
 from ..errors import ImageDecodeError, StoreUnavailable
-from .ranged import ObjectChanged, StoreSource, count_request
+from .ranged import ChunkedStore, ObjectChanged, StoreSource
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5  # seconds, for a store that did not answer
@@ -45,55 +43,32 @@ class HttpConfig:
     max_bytes: int = 4_000_000_000
 
 
-class HttpStore:
-    """The ``ranged.Store`` of one ``base_url``, with the bytes and requests it cost. The
-    connection pool is made on first use, per process; pickling drops it and the counters."""
+class HttpStore(ChunkedStore):
+    """The ``ranged.Store`` of one ``base_url``, with the bytes and requests it cost
+    (``ranged.ChunkedStore``): a connection pool per process."""
 
+    config: HttpConfig
     scheme = "http"
-
-    def __init__(self, config: HttpConfig, chunks: DiskCache | None = None, chunk_bytes: int = 1 << 20) -> None:
-        self.config = config
-        self.chunks = chunks
-        self.chunk_bytes = chunk_bytes
-        self._lock = threading.Lock()
-        self._pool: Any = None
-        self.requests = 0
-        self.fetched_bytes = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        chunks = (self.chunks.root, self.chunks.max_bytes) if self.chunks is not None else None
-        return {"config": self.config, "chunks": chunks, "chunk_bytes": self.chunk_bytes}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        chunks = DiskCache(*state["chunks"]) if state["chunks"] is not None else None
-        self.__init__(state["config"], chunks, state["chunk_bytes"])  # type: ignore[misc]
 
     @property
     def pool(self) -> Any:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    import urllib3
+        return self.client
 
-                    # Never sleep on the partner's Retry-After: a worker thread would wait with it.
-                    retries = urllib3.Retry(
-                        total=self.config.retries,
-                        redirect=False,
-                        raise_on_status=False,
-                        respect_retry_after_header=False,
-                    )
-                    timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout)
-                    self._pool = urllib3.PoolManager(maxsize=32, retries=retries, timeout=timeout)
-        return self._pool
+    def _connect(self) -> Any:
+        import urllib3
+
+        # Never sleep on the partner's Retry-After: a worker thread would wait with it.
+        retries = urllib3.Retry(
+            total=self.config.retries,
+            redirect=False,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.read_timeout)
+        return urllib3.PoolManager(maxsize=32, retries=retries, timeout=timeout)
 
     def name(self, key: str) -> str:
         return self.config.base_url + quote(key, safe="/")
-
-    def _count(self, kind: str, received: int) -> None:
-        with self._lock:
-            self.requests += 1
-            self.fetched_bytes += received
-        count_request(kind, received)
 
     def _request(self, method: str, key: str, headers: dict[str, str] | None = None) -> Any:
         """The answer (body unread) for ``key``, following at most ``MAX_REDIRECTS`` redirects

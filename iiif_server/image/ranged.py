@@ -19,10 +19,11 @@ No pyvips and no Flask here (``blobs.py`` adapts for libvips).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..cache import cache_key
 from ..cache.disk import DiskCache
@@ -69,6 +70,48 @@ def count_request(kind: str, received: int) -> None:
     STORE_REQUESTS.labels(kind).inc()
     if received:
         STORE_BYTES.inc(received)
+
+
+class ChunkedStore:
+    """What the stores share: their config, the host's chunk cache and chunk size, the requests and
+    bytes this process sent and received, and a client made on first use, per process (clients are
+    not to be shared across ``fork``); pickling (for a spawned render child) drops client and counters."""
+
+    scheme = ""
+
+    def __init__(self, config: Any, chunks: DiskCache | None = None, chunk_bytes: int = 1 << 20) -> None:
+        self.config = config
+        self.chunks = chunks
+        self.chunk_bytes = chunk_bytes
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self.requests = 0  # GETs and HEADs sent by this process
+        self.fetched_bytes = 0  # body bytes received by this process
+
+    def __getstate__(self) -> dict[str, Any]:
+        chunks = (self.chunks.root, self.chunks.max_bytes) if self.chunks is not None else None
+        return {"config": self.config, "chunks": chunks, "chunk_bytes": self.chunk_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        chunks = DiskCache(*state["chunks"]) if state["chunks"] is not None else None
+        ChunkedStore.__init__(self, state["config"], chunks, state["chunk_bytes"])
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _count(self, kind: str, received: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.fetched_bytes += received
+        count_request(kind, received)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,12 @@ and the reads (``RangedObject``) are ``ranged.py``'s, shared with the HTTP(S) so
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..cache.disk import DiskCache
 from ..errors import StoreUnavailable
-from .ranged import ObjectChanged, RangedObject, StoreSource, count_request
+from .ranged import ChunkedStore, ObjectChanged, RangedObject, StoreSource
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5  # seconds, for a store that did not answer
@@ -35,47 +33,18 @@ class S3Config:
     retries: int = 2
 
 
-class S3Store:
-    """The ``ranged.Store`` of one bucket through boto3 (its credential chain), with the bytes and requests it cost.
+class S3Store(ChunkedStore):
+    """The ``ranged.Store`` of one bucket through boto3 (its credential chain), with the bytes and
+    requests it cost (``ranged.ChunkedStore``). boto3 clients are thread-safe, one per process."""
 
-    The boto3 client is made on first use, per process (boto3 clients are thread-safe, but not
-    to be shared across ``fork``); pickling drops it and the counters."""
-
-    def __init__(self, config: S3Config, chunks: DiskCache | None = None, chunk_bytes: int = 1 << 20) -> None:
-        self.config = config
-        self.chunks = chunks
-        self.chunk_bytes = chunk_bytes
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self.requests = 0  # GETs and HEADs sent by this process
-        self.fetched_bytes = 0  # body bytes received by this process
-
+    config: S3Config
     scheme = "s3"
 
     def name(self, key: str) -> str:
         return f"s3://{self.config.bucket}/{key}"
 
-    def __getstate__(self) -> dict[str, Any]:
-        chunks = (self.chunks.root, self.chunks.max_bytes) if self.chunks is not None else None
-        return {"config": self.config, "chunks": chunks, "chunk_bytes": self.chunk_bytes}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        chunks = DiskCache(*state["chunks"]) if state["chunks"] is not None else None
-        self.__init__(state["config"], chunks, state["chunk_bytes"])  # type: ignore[misc]
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = _client(self.config)
-        return self._client
-
-    def _count(self, kind: str, received: int) -> None:
-        with self._lock:
-            self.requests += 1
-            self.fetched_bytes += received
-        count_request(kind, received)
+    def _connect(self) -> Any:
+        return _client(self.config)
 
     def head(self, key: str) -> tuple[int, str, float] | None:
         """Size, ETag and modification time of ``key``; None if it does not exist."""

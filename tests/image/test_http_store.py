@@ -39,6 +39,6 @@ def test_base_url_must_be_on_an_allowed_host() -> None:
 def test_names_are_quoted_urls_and_the_store_pickles_without_its_pool(tmp_path: Path) -> None:
     store = HttpStore(HttpConfig("https://p.example/m/", ("p.example",)), DiskCache(tmp_path / "c", 1000), 1 << 16)
     assert store.name("hiện vật/a b.tif") == "https://p.example/m/hi%E1%BB%87n%20v%E1%BA%ADt/a%20b.tif"
-    store._pool = object()
+    store._client = object()  # the pool, made on first use
     copy = pickle.loads(pickle.dumps(store))
-    assert copy._pool is None and copy.config == store.config and copy.chunk_bytes == 1 << 16
+    assert copy._client is None and copy.config == store.config and copy.chunk_bytes == 1 << 16
