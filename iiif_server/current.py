@@ -13,6 +13,7 @@ from .config import Settings
 from .http import base_url
 from .image.service import ImageService
 from .presentation.catalogue import Catalogue
+from .web.search import CatalogueSearch, SearchIndex
 
 
 def settings() -> Settings:
@@ -28,6 +29,12 @@ def public_base() -> str:
 def image_service() -> ImageService:
     found: ImageService = current_app.extensions["iiif_server"]
     return found
+
+
+def search_index() -> SearchIndex:
+    """The published records of the catalogue's current snapshot, searchable and by key (web/search.py)."""
+    found: CatalogueSearch = current_app.extensions["iiif_search"]
+    return found.index()
 
 
 def catalogue() -> Catalogue:

@@ -37,7 +37,7 @@ from ..access import ALLOWED, Allowed, Authorised, Decision, Degraded, Denied, O
 from ..access.endpoints import DEGRADED_TIER
 from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
-from ..errors import AccessDenied, AuthorizationRequired, NotFound, WouldBlock
+from ..errors import AccessDenied, AuthorizationRequired, InvalidRequest, NotFound, WouldBlock
 from ..lru import LRU
 from ..metrics import PASS_THROUGH, RENDER, note_tier
 from . import budget as budgets
@@ -138,6 +138,17 @@ class ImageService:
         self._prepared: LRU[tuple[ImageRequest, Located] | tuple[ImageRequest, Located, int], Prepared] = LRU(
             PREPARED_CACHE_SIZE
         )
+
+    def public_view(self, identifier: str) -> int | None:
+        """What anyone may see of an image, with no credentials: None (hidden, or no such image), 0 (all
+        of it), or the long side of its degraded view. The pages, embeds and oEmbed answers show no more."""
+        try:
+            decision = self.policy.decide(self.source.locate(identifier))
+        except (NotFound, InvalidRequest):
+            return None
+        if isinstance(decision, Denied):
+            return None
+        return decision.max_size if isinstance(decision, Degraded) else 0
 
     def locate(self, identifier: str, fast: bool = False, who: Who | None = None) -> tuple[Located, SourceLayout]:
         """The file, checked against the policy, and its layout: resolved once per request."""

@@ -11,8 +11,6 @@ from urllib.parse import quote
 
 from flask import Blueprint, current_app, render_template_string, request
 
-from ..access import Degraded, Denied
-from ..errors import IIIFError
 from ..image.model import ApiVersion
 from ..image.service import ImageService, service_path
 from ..presentation.build import manifest_path
@@ -53,15 +51,12 @@ def index() -> str:
     root = quote(request.script_root, safe="/")  # the prefix we are mounted under (SCRIPT_NAME, or a trusted proxy's)
     rows = []
     for identifier in identifiers:
-        try:
-            decision = service.policy.decide(service.source.locate(identifier))
-        except IIIFError:
-            continue  # gone since it was listed
-        if isinstance(decision, Denied):
-            continue
+        limit = service.public_view(identifier)
+        if limit is None:
+            continue  # hidden, or gone since it was listed
         thumb, note = THUMBNAIL, ""
-        if isinstance(decision, Degraded):
-            thumb, note = min(THUMBNAIL, decision.max_size), " (restricted: reduced view)"
+        if limit:
+            thumb, note = min(THUMBNAIL, limit), " (restricted: reduced view)"
         v3, v2 = (root + service_path(version, identifier) for version in (ApiVersion.V3, ApiVersion.V2))
         rows.append((identifier, v3, v2, thumb, note))
     catalogue: Catalogue = current_app.extensions["iiif_catalogue"]

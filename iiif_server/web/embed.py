@@ -27,7 +27,6 @@ from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
 from .. import current
-from ..access import Degraded, Denied
 from ..access.endpoints import DEGRADED_TIER
 from ..current import public_base
 from ..errors import InvalidRequest, NotFound
@@ -108,13 +107,10 @@ def _viewer() -> str:
 def _anonymous_info(service: ImageService, identifier: str, service_id: str) -> tuple[str, bool] | None:
     """The info.json URL of what an anonymous visitor may see of an image, and whether it is the
     preview tier; None when the image is hidden (or gone)."""
-    try:
-        decision = service.policy.decide(service.source.locate(identifier))
-    except (NotFound, InvalidRequest):
+    limit = service.public_view(identifier)
+    if limit is None:
         return None
-    if isinstance(decision, Denied):
-        return None
-    if isinstance(decision, Degraded):
+    if limit:
         return f"{service_id}{DEGRADED_TIER}/info.json", True
     return f"{service_id}/info.json", False
 
@@ -166,14 +162,6 @@ def _content_state(manifest: dict[str, Any], pages: list[Canvas]) -> dict[str, A
     if index is None:  # a canvas whose image no visitor may see
         raise InvalidRequest("iiif-content names a canvas this page does not show", contentstate.PARAMETER)
     return {"canvas": index, "region": list(opening.region) if opening.region else None}
-
-
-def _record(inventory: str | None = None, image: str | None = None) -> Record | None:
-    catalogue = current.catalogue()
-    for record in catalogue.current().published:
-        if record.inventory_number == inventory or (image is not None and image in record.images):
-            return record
-    return None
 
 
 def _page(
@@ -244,7 +232,7 @@ def image_embed(identifier: str) -> Response:
     if info is None:
         raise NotFound(f"no image {identifier!r}", "identifier")
     language = _language()
-    record = _record(image=identifier)
+    record = current.search_index().showing(identifier)
     title = i18n.pick(record.title, language) if record else identifier.rsplit("/", 1)[-1]
     canvas = Canvas(service_id, title, 0, 0, info[0], info[1])  # size: from info.json
     return _page(
@@ -265,7 +253,7 @@ def embed(inventory: str) -> Response:
     viewer = _viewer()
     catalogue = current.catalogue()
     document = catalogue.current().documents.get(manifest_path(inventory))
-    record = _record(inventory=inventory)
+    record = current.search_index().get(inventory)
     if document is None or record is None:
         raise NotFound(f"no published record {inventory!r}", "identifier")
     base = public_base()

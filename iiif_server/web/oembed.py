@@ -29,13 +29,11 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from .. import current
-from ..access import Degraded, Denied
 from ..errors import IIIFError, InvalidRequest, NotFound
 from ..http import error_body
 from ..image.service import ImageService
 from ..presentation.build import ImageRef, manifest_path, thumbnail
-from ..presentation.catalogue import Catalogue
-from ..presentation.records import Record, Text
+from ..presentation.records import Text
 from . import contentstate, embedcode, i18n, urls
 
 blueprint = Blueprint("oembed", __name__)
@@ -158,23 +156,18 @@ def answer(
     return body
 
 
-def _record(catalogue: Catalogue, inventory: str) -> Record | None:
-    return next((r for r in catalogue.current().published if r.inventory_number == inventory), None)
-
-
 def _image_thumb(
     service: ImageService, base: str, identifier: str, size: int, maxwidth: int | None, maxheight: int | None
 ) -> tuple[str, int, int] | None:
     """The thumbnail of one image as an anonymous visitor may see it; None if it is hidden or gone."""
+    degraded = service.public_view(identifier)
+    if degraded is None:
+        return None
     try:
         located = service.source.locate(identifier)
-        decision = service.policy.decide(located)
-        if isinstance(decision, Denied):
-            return None
         width, height = service.inspector.dimensions(located)
     except IIIFError:
         return None
-    degraded = decision.max_size if isinstance(decision, Degraded) else 0
     ref = ImageRef(located.identifier, width, height, degraded)
     body = thumbnail(base, ref, thumbnail_bound(width, height, size, maxwidth, maxheight))
     return str(body.id), int(body.width or 0), int(body.height or 0)
@@ -214,10 +207,10 @@ def oembed() -> Response:
     _check_view(found, base)
     language = i18n.choose(dict(found.query).get("lang"), None, settings.site.default_language)
     service = current.image_service()
-    catalogue = current.catalogue()
+    records = current.search_index()
     size = settings.manifests.thumbnail_size
     if found.kind == "item":
-        record = _record(catalogue, found.key)
+        record = records.get(found.key)
         if record is None:
             raise NotFound(f"url names no published record: {found.key}")
         title = i18n.pick(record.title, language) or record.inventory_number
@@ -227,7 +220,7 @@ def oembed() -> Response:
         thumb = _image_thumb(service, base, found.key, size, maxwidth, maxheight)
         if thumb is None:
             raise NotFound(f"url names no public image: {found.key}")
-        record = next((r for r in catalogue.current().published if found.key in r.images), None)
+        record = records.showing(found.key)
         title = (i18n.pick(record.title, language) if record else "") or found.key.rsplit("/", 1)[-1]
     labels = Text(settings.manifests.provider_label_vi, settings.manifests.provider_label_en)
     provider = (i18n.pick(labels, language), settings.manifests.provider_homepage or base + urls.HOME)

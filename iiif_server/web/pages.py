@@ -21,20 +21,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
 from .. import current
-from ..access import Degraded, Denied
 from ..current import public_base
-from ..errors import IIIFError, InvalidRequest
+from ..errors import InvalidRequest
 from ..http import page_headers
 from ..presentation.build import METADATA, image_service, manifest_path
 from ..presentation.records import Record, Text
 from ..presentation.vocabulary import Vocabulary
 from . import contentstate, embedcode, i18n, rights, urls
 from .asset_routes import asset_url
-from .search import CatalogueSearch, Query, Results, SearchIndex
+from .search import Query, Results, SearchIndex
 from .texts import SITE
 
 log = logging.getLogger(__name__)
@@ -81,11 +80,6 @@ class Card:
 # -- request helpers ----------------------------------------------------------------------------
 
 
-def _index() -> SearchIndex:
-    search: CatalogueSearch = current_app.extensions["iiif_search"]
-    return search.index()
-
-
 def _root() -> str:
     """The prefix the site is mounted under (SCRIPT_NAME or a trusted proxy's), for links."""
     return quote(request.script_root, safe="/")
@@ -113,16 +107,12 @@ def _page_number() -> int:
 
 def _picture(identifier: str, size: int) -> Picture | None:
     """The image at ``size`` as the policy allows anyone: None when hidden or gone."""
-    service = current.image_service()
-    try:
-        decision = service.policy.decide(service.source.locate(identifier))
-    except IIIFError:
-        return None  # missing since the build: the page still shows the record
-    if isinstance(decision, Denied):
-        return None
-    restricted = isinstance(decision, Degraded)
-    if isinstance(decision, Degraded):
-        size = min(size, decision.max_size)
+    limit = current.image_service().public_view(identifier)
+    if limit is None:
+        return None  # hidden, or missing since the build: the page still shows the record
+    restricted = bool(limit)
+    if restricted:
+        size = min(size, limit)
     base = f"{image_service(_root(), identifier)}/full/!{size},{size}/0/default"
     return Picture(tuple((f"image/{f}", f"{base}.{f}") for f in FORMATS), f"{base}.jpg", restricted)
 
@@ -272,7 +262,7 @@ def not_found_page() -> Response:
 @blueprint.get(urls.HOME)
 def home() -> Response:
     language = _language()
-    index = _index()
+    index = current.search_index()
     page_size = current.settings().site.page_size
     everything = index.search(Query(page_size=page_size))
     facets = []
@@ -320,7 +310,7 @@ def _metadata(record: Record, vocabulary: Vocabulary, language: str) -> list[tup
 def item(inventory: str) -> Response:
     language = _language()
     inventory = unicodedata.normalize("NFC", inventory)
-    record = _index().get(inventory)
+    record = current.search_index().get(inventory)
     if record is None:
         return _not_found()
     settings = current.settings()
@@ -383,7 +373,7 @@ def browse(facet: str) -> Response:
     language = _language()
     values = [
         (i18n.pick(v.label, language), v.count, _root() + urls.browse_path(facet, v.value))
-        for v in _index().values(urls.FACETS[facet])
+        for v in current.search_index().values(urls.FACETS[facet])
     ]
     label = _facet_label(facet, language)
     return _render("browse.html", title=label, facet_label=label, values=values)
@@ -396,7 +386,7 @@ def browse_value(facet: str, value: str) -> Response:
     language = _language()
     value = _nfc(value, "value")
     field = urls.FACETS[facet]
-    index = _index()
+    index = current.search_index()
     known = {v.value: v for v in index.values(field)}
     if value not in known:
         return _not_found()
@@ -426,7 +416,7 @@ def search() -> Response:
     active = {facet: value for facet, value in active.items() if value}
     page_size = current.settings().site.page_size
     filters = {urls.FACETS[facet]: value for facet, value in active.items()}
-    results = _search(_index(), Query(q, filters, _page_number(), page_size))
+    results = _search(current.search_index(), Query(q, filters, _page_number(), page_size))
     heading = f"{i18n.lookup(SITE, 'results_for', language)} “{q}”" if q else i18n.lookup(SITE, "search", language)
     return _render(
         "results.html",

@@ -166,6 +166,7 @@ class _Built:
     owner: sqlite3.Connection  # keeps the in-memory database alive (it goes with its last connection)
     records: tuple[Record, ...]  # by row id: sorted by inventory number
     by_inventory: Mapping[str, Record]
+    by_image: Mapping[str, Record]  # image identifier -> the first record showing it
     labels: Mapping[tuple[str, str], Text]  # (field, value) -> label with the vocabulary's English
     values: Mapping[str, tuple[FacetValue, ...]]  # FILTER_FIELDS over every record
     columns: Mapping[str, tuple[str, ...]]  # FACET_FIELDS: each record's value, by row id
@@ -192,6 +193,10 @@ class SearchIndex:
 
     def get(self, inventory_number: str) -> Record | None:
         return self._built.by_inventory.get(unicodedata.normalize("NFC", inventory_number))
+
+    def showing(self, identifier: str) -> Record | None:
+        """The published record an image belongs to (its label, rights, attribution), if any."""
+        return self._built.by_image.get(unicodedata.normalize("NFC", identifier))
 
     def values(self, name: str) -> tuple[FacetValue, ...]:
         """Every value of a facet field with its count over all records (the browse pages)."""
@@ -283,12 +288,13 @@ class SearchIndex:
             for name in FILTER_FIELDS
         }
         by_inventory = {r.inventory_number: r for r in reversed(ordered)}  # a duplicate: its first row
+        by_image = {image: r for r in reversed(ordered) for image in r.images}
         columns = {name: tuple(r.field(name) for r in ordered) for name in FACET_FIELDS}
         keys: dict[str, set[int]] = {}
         for i, record in enumerate(ordered):
             keys.setdefault(inventory_key(record.inventory_number), set()).add(i)
         by_key = {key: frozenset(ids) for key, ids in keys.items()}
-        return _Built(uri, owner, ordered, by_inventory, labels, values, columns, by_key)
+        return _Built(uri, owner, ordered, by_inventory, by_image, labels, values, columns, by_key)
 
 
 def _indexed(record: Record, labels: Mapping[tuple[str, str], Text]) -> tuple[str, str, str, str]:
