@@ -18,8 +18,9 @@ never older than what the stack itself would have answered:
   gave as ``Allowed`` replayable: a degraded view is never kept, nor an answer a session's levels
   opened (``Authorised``), so no tier gets another's bytes, and the key needs no cookie: what is
   kept is what every client gets);
-- the **source file** is checked as the stack checks it (one ``stat``, its fingerprint):
-  a replaced master is never replayed;
+- the **master** is checked as the stack checks it, with no I/O beyond a file's ``stat``: a
+  file's fingerprint, an object's version as its source located it less than ``head_seconds``
+  ago (older, the stack runs on a thread and asks the store): a replaced master is never replayed;
 - a **purge** drops every answer: they carry the memory tier's generation, and none is
   replayed while the purge epoch is due for its check (which needs the shared tier, so the
   stack runs on a thread and makes it);
@@ -37,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import Allowed, Policy
-from .errors import REPLAYABLE, TIER
-from .image.sources import Located, fingerprint
+from .errors import REPLAYABLE, TIER, NotFound
+from .image.sources import ImageSource, Located, fingerprint
 from .lru import LRU
 
 Scope = MutableMapping[str, Any]
@@ -99,10 +100,12 @@ class Replay:
         max_bytes: int,
         policy: Policy,
         generation: Callable[[], int | None],
+        source: ImageSource,
         trusted_proxies: bool = False,
     ) -> None:
         self.answers: LRU[Key, Answer] = LRU(max_bytes, weigh=_weigh)
         self.policy = policy
+        self.source = source
         self.generation = generation  # the memory tier's; None while a purge check is due
         self.trusted_proxies = trusted_proxies
 
@@ -154,7 +157,7 @@ class Replay:
         if self.policy.stale() or not isinstance(self.policy.decide(answer.source), Allowed):
             self.answers.pop(key)
             return None, None
-        if answer.generation != generation or not _current(answer.source):
+        if answer.generation != generation or not self._current(answer.source):
             self.answers.pop(key)
             return None, request
         return answer, request
@@ -179,10 +182,15 @@ class Replay:
         )
         self.answers.put(request.key, answer)
 
-
-def _current(source: Located) -> bool:
-    """Is the file still the one the answer was made from? (as ``FileSource.known`` checks it)"""
-    try:
-        return fingerprint(os.stat(source.path)) == source.fingerprint
-    except OSError:
-        return False
+    def _current(self, made_from: Located) -> bool:
+        """Is the master still the one the answer was made from? Never blocks the event loop."""
+        if made_from.blob is None:  # a file: one stat, as ``FileSource.known`` checks it
+            try:
+                return fingerprint(os.stat(made_from.path)) == made_from.fingerprint
+            except OSError:
+                return False
+        try:  # an object: its version located less than head_seconds ago, else the stack asks
+            now = self.source.known(made_from.identifier)
+        except NotFound:
+            return False
+        return now is not None and now.fingerprint == made_from.fingerprint

@@ -177,6 +177,7 @@ class Services:
             self.settings.cache.replay_mb * MB,
             self.policy,
             self.caches.tiered.memory_generation,
+            self.source,
             trusted_proxies=bool(server.trusted_proxies and server.proxy_hops),
         )
 

@@ -292,3 +292,57 @@ def test_a_store_that_does_not_answer_is_a_503_with_retry_after(s3_store: S3Stor
         status, headers, body = get(base, _url(PATTERN, "0,0,256,256/256,/0/default.jpg"))
         assert status == 503 and headers["retry-after"] == "5"
         assert body.strip() == b"the image store did not answer; try again later"
+
+
+def test_answers_from_the_bucket_are_replayed_by_the_edge_until_the_object_changes(
+    s3_store: S3Store,  # noqa: F811
+    masters: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hot tile or info.json of an object is sent again by the ASGI edge without the stack, as a
+    file's is; the object's version is the one located within ``head_seconds``, so a replaced object
+    is asked of the store (on a thread) and served new, never replayed stale."""
+    from iiif_server.app import create_app
+    from iiif_server.asgi import ASGIEdge
+    from iiif_server.config import load_settings
+    from tests.test_asgi import Recorder, _request, _scope
+
+    key = PREFIX + "scans/replayed.tif"
+    s3_store.client().put_object(Bucket=s3_store.bucket, Key=key, Body=masters["pattern"].read_bytes())
+    for name, value in s3_store.env.items():
+        monkeypatch.setenv(name, value)  # boto3's credential chain, in this process
+    settings = load_settings(
+        environ={
+            **s3_store.env,
+            "IIIF_SERVER_S3_PREFIX": PREFIX,
+            "IIIF_SERVER_S3_HEAD_SECONDS": str(HEAD_SECONDS),
+            "IIIF_SERVER_S3_CACHE_DIR": str(tmp_path / "chunks"),
+            "IIIF_SERVER_IMAGES_ROOT": str(tmp_path / "no-images-here"),
+            "IIIF_SERVER_CACHE_DISK_DIR": str(tmp_path / "cache"),
+            "IIIF_SERVER_MANIFESTS_SOURCE": str(tmp_path / "no-export.csv"),
+            "IIIF_SERVER_MANIFESTS_STATE_DIR": str(tmp_path / "state"),
+            "IIIF_SERVER_SERVER_ACCESS_LOG": "off",
+        }
+    )
+    app = create_app(settings)
+    recorder = Recorder(app)
+    edge = ASGIEdge(
+        recorder, threads=2, replay=app.extensions["iiif_replay"], record=app.extensions["iiif_observed"].record
+    )
+    tile, info = "/iiif/3/scans/replayed.tif/0,0,256,256/256,/0/default.jpg", "/iiif/3/scans/replayed.tif/info.json"
+    for path in (tile, info):  # as ASGI gives them: percent-decoded
+        first = _request(edge, _scope(path))  # a HEAD and a ranged GET, on a thread
+        second = _request(edge, _scope(path))  # from memory, on the loop: kept
+        recorder.calls.clear()
+        third = _request(edge, _scope(path))
+        assert recorder.calls == []  # replayed: nothing below the edge ran
+        assert first[0] == second[0] == third[0] == 200 and first[2] == second[2] == third[2]
+    old = _request(edge, _scope(tile))
+    s3_store.client().put_object(Bucket=s3_store.bucket, Key=key, Body=masters["inverted"].read_bytes())
+    time.sleep(HEAD_SECONDS + 0.2)
+    recorder.calls.clear()
+    new = _request(edge, _scope(tile))
+    assert recorder.calls  # the version was too old to trust: the stack asked the store
+    assert new[0] == 200 and new[1][b"etag"] != old[1][b"etag"]
+    assert pixel(decode(old[2]), 10, 10)[0] < 40 and pixel(decode(new[2]), 10, 10)[0] > 215
