@@ -198,6 +198,7 @@ class Access:
     accounts: tuple[tuple[str, str], ...] = ()
     shared_state: bool = True
     session_cache_seconds: float = 1.0
+    external_networks: str = ""  # ``[access] external_networks``: staff networks, open with no login
 
     def state_dir(self, cluster_folder: Path, node: str) -> Path:
         return (cluster_folder if self.shared_state else cluster_folder / node) / "access"
@@ -207,6 +208,7 @@ class Access:
             f"{ENV_PREFIX}ACCESS_STATE_DIR": str(state),
             f"{ENV_PREFIX}ACCESS_SESSION_CACHE_SECONDS": str(self.session_cache_seconds),
             f"{ENV_PREFIX}SERVER_TRUSTED_PROXIES": "127.0.0.1",  # the balancer
+            f"{ENV_PREFIX}ACCESS_EXTERNAL_NETWORKS": self.external_networks,
         }
 
     def add_accounts(self, state: Path) -> None:
