@@ -199,6 +199,7 @@ class Access:
     shared_state: bool = True
     session_cache_seconds: float = 1.0
     external_networks: str = ""  # ``[access] external_networks``: staff networks, open with no login
+    external_header: str = ""  # ``[access] external_header``: the balancer removes a client's own
 
     def state_dir(self, cluster_folder: Path, node: str) -> Path:
         return (cluster_folder if self.shared_state else cluster_folder / node) / "access"
@@ -209,6 +210,7 @@ class Access:
             f"{ENV_PREFIX}ACCESS_SESSION_CACHE_SECONDS": str(self.session_cache_seconds),
             f"{ENV_PREFIX}SERVER_TRUSTED_PROXIES": "127.0.0.1",  # the balancer
             f"{ENV_PREFIX}ACCESS_EXTERNAL_NETWORKS": self.external_networks,
+            f"{ENV_PREFIX}ACCESS_EXTERNAL_HEADER": self.external_header,
         }
 
     def add_accounts(self, state: Path) -> None:
@@ -365,13 +367,20 @@ def node_env(
 
 
 def haproxy_config(
-    port: int, stats_socket: Path, nodes: list[Node], shared_state: bool = True, sticky: bool = False
+    port: int,
+    stats_socket: Path,
+    nodes: list[Node],
+    shared_state: bool = True,
+    sticky: bool = False,
+    removed: tuple[str, ...] = (),
 ) -> str:
     """Round-robin over the nodes; L7 retries of idempotent requests; Change Discovery at the writer
     (the readers its backups only if they read the writer's history from a shared state_dir).
 
     ``sticky``: a client keeps the node that first answered it (HAProxy's ``SERVERID`` cookie), what
-    logins need on machines that share no ``[access] state_dir``."""
+    logins need on machines that share no ``[access] state_dir``. ``removed``: request headers the nodes
+    believe from the balancer (``[access] external_header``) that a client must not send through it."""
+    strip = "".join(f"\n    http-request del-header {name}" for name in removed)
     pin = "\n    cookie SERVERID insert indirect nocache" if sticky else ""
     servers = "\n".join(
         f"    server {n.name} 127.0.0.1:{n.port} check" + (f" cookie {n.name}" if sticky else "") for n in nodes
@@ -405,7 +414,7 @@ defaults
 
 frontend iiif
     bind 127.0.0.1:{port}
-    http-request disable-l7-retry unless METH_GET || METH_HEAD
+    http-request disable-l7-retry unless METH_GET || METH_HEAD{strip}
     acl activity path_beg /iiif/activity/
     use_backend writer if activity
     default_backend nodes
@@ -480,7 +489,8 @@ def cluster(
             _wait_ready(node)
         port, stats = free_port(), folder / "haproxy.sock"
         config = folder / "haproxy.cfg"
-        config.write_text(haproxy_config(port, stats, members, shared_state, sticky))
+        removed = (access.external_header,) if access is not None and access.external_header else ()
+        config.write_text(haproxy_config(port, stats, members, shared_state, sticky, removed))
         checked = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy rejects {config}: {checked.stdout}{checked.stderr}")

@@ -50,10 +50,10 @@ ADDRESS = "203.0.113.7"
 STAFF = "192.0.2.9"  # in [access] external_networks of the shared cluster: open with no login
 
 
-def _access(shared_state: bool, staff: str = "") -> Any:
+def _access(shared_state: bool, staff: str = "", header: str = "") -> Any:
     return bc.Access(
         accounts=(("lan", PASSWORD),), shared_state=shared_state, session_cache_seconds=CACHE_SECONDS,
-        external_networks=staff,
+        external_networks=staff, external_header=header,
     )  # fmt: skip
 
 
@@ -61,7 +61,9 @@ def _access(shared_state: bool, staff: str = "") -> Any:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Nodes on one host: one ``[access] state_dir`` (and one manifests state) for both."""
     folder = tmp_path_factory.mktemp("cluster-access")
-    with bc.cluster(nodes=2, workers=1, folder=folder, access=_access(True, "192.0.2.0/24")) as running:
+    with bc.cluster(
+        nodes=2, workers=1, folder=folder, access=_access(True, "192.0.2.0/24", "X-Remote-User")
+    ) as running:
         yield running
 
 
@@ -168,6 +170,11 @@ def test_what_a_session_made_the_nodes_cache_in_redis_never_reaches_an_anonymous
         status, headers, body = get(shared.url, TILE, **claim)
         assert status == 401 and not body.startswith(b"\xff\xd8"), (claim, status)
     assert get(second.url, TILE, **{"X-Forwarded-For": STAFF})[0] == 200  # as if the balancer had said so
+    # a client naming an account in [access] external_header: the balancer removes it (the nodes believe
+    # it from the balancer, as from an authenticating proxy)
+    for _ in range(2):
+        assert get(shared.url, TILE, **{"X-Remote-User": "lan"})[0] == 401
+    assert get(first.url, TILE, **{"X-Remote-User": "lan"})[0] == 200  # as if the balancer had set it
     # HEAD and Image API 2.1: the same decision
     for base in (first.url, second.url, shared.url):
         assert _head(base, TILE) == 401
