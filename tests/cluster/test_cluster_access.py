@@ -232,6 +232,12 @@ def test_machines_sharing_nothing_keep_a_session_on_its_node_with_the_sticky_coo
         for browser in fresh:
             browser.get("/auth/login")
         assert {browser.cookies["SERVERID"] for browser in fresh} == {"node1", "node2"}  # round-robin
+        # a public tile: the answer that sets the balancer's cookie is marked private (nocache), later ones not
+        public = "/iiif/3/obj-1.tif/0,0,256,256/256,/0/default.jpg"
+        status, headers, _ = get(running.url, public)
+        assert status == 200 and headers["cache-control"] == "private" and "SERVERID" in headers["set-cookie"]
+        status, headers, _ = get(running.url, public, Cookie="SERVERID=node2")
+        assert status == 200 and headers["cache-control"] == "public, max-age=86400" and "set-cookie" not in headers
         browser = _login(running.url)
         home, other = _home(running, _session(browser))
         assert browser.cookies["SERVERID"] == home.name
@@ -246,6 +252,10 @@ def test_machines_sharing_nothing_keep_a_session_on_its_node_with_the_sticky_coo
         # the other machine never heard of it: refused there, never granted
         assert get(other.url, TILE, **_session(browser))[0] == 401
         assert get(other.url, TILE, Authorization=f"Bearer {token}")[0] == 401
+        # a viewer on another site sends the token without the balancer's cookie: not pinned, so the
+        # requests the balancer gives the other node are refused
+        bearer = Counter(get(running.url, TILE, Authorization=f"Bearer {token}")[0] for _ in range(10))
+        assert set(bearer) == {200, 401}, bearer
         # the same account logs in on the other node too: its own session there
         other_browser = Browser(running.url, ADDRESS)
         other_browser.cookies["SERVERID"] = other.name
