@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.access_site import get
-from tests.cluster.test_cluster import _load
+from tests.cluster.test_cluster import REPO, _load
 from tests.conftest import decode
 from tests.test_access_flow import _message
 from tests.test_access_login import Browser
@@ -287,3 +288,17 @@ def test_machines_sharing_nothing_without_sticky_refuse_a_session_on_the_other_n
         print(f"sharing nothing, no sticky cookie: {dict(outcomes)} for 20 requests of one session")
         assert set(outcomes) == {200, 401} and outcomes[401] >= 5, outcomes  # round-robin: about half refused
         assert get(other.url, TILE, **session)[0] == 401 and get(home.url, TILE, **session)[0] == 200
+
+
+def test_the_haproxy_lines_in_the_docs_are_the_ones_the_harness_generates() -> None:
+    """docs/scaling.md's HAProxy block, sticky and external_header lines included, is what the tests ran."""
+    doc = (REPO / "docs" / "scaling.md").read_text().split("generates exactly this):\n\n")[1].split("\n\n")[0]
+    nodes = [bc.Node("node1", 8001, "writer", Path("1.log")), bc.Node("node2", 8002, "reader", Path("2.log"))]
+    generated = bc.haproxy_config(80, Path("s.sock"), nodes, sticky=True, removed=("X-Remote-User",))
+
+    def lines(text: str) -> set[str]:
+        kept = (line.split("   #")[0].split("  #")[0].strip() for line in text.splitlines())
+        return {re.sub(r"[\d.]*:\d+\b", "ADDRESS", line) for line in kept if line and not line.startswith("#")}
+
+    documented = lines(doc)
+    assert len(documented) > 20 and documented - lines(generated) == set()
