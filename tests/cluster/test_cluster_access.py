@@ -268,6 +268,12 @@ def test_machines_sharing_nothing_keep_a_session_on_its_node_with_the_sticky_coo
         time.sleep(CACHE_SECONDS + 0.3)
         assert all(_probe(node.url, **session) == 401 for node in running.nodes)
         assert _probe(other.url, **_session(other_browser)) == 200  # another session, untouched
+        # its node lost: the balancer sends the browser to the other node, which refuses the session
+        other.kill()
+        running.wait_status(other.name, "DOWN")
+        for _ in range(3):
+            assert get(running.url, TILE, Cookie=_jar(other_browser))[0] == 401
+        assert _probe(running.url, Cookie=_jar(other_browser)) == 401
 
 
 def test_machines_sharing_nothing_without_sticky_refuse_a_session_on_the_other_node(tmp_path: Path) -> None:
