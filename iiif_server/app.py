@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     server = settings.server
     if server.trusted_proxies and server.proxy_hops:
-        app.wsgi_app = ForwardedHeaders(app.wsgi_app, server.trusted_proxies, server.proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = ForwardedHeaders(  # type: ignore[method-assign]
+            app.wsgi_app, server.trusted_proxies, server.proxy_hops, server.forwarded_header == "forwarded"
+        )
     # Outermost: /metrics is allowed by the connecting address, before forwarded headers rewrite it.
     metrics = settings.metrics
     observed = app.wsgi_app = Observed(  # type: ignore[method-assign]

@@ -87,6 +87,8 @@ class ServerSettings(_Section):
     public_base_url: str = ""
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose Forwarded/X-Forwarded-* headers count
     proxy_hops: int = Field(1, ge=0)
+    # the headers the trusted proxies write: the other kind, which a client can send through them, is ignored
+    forwarded_header: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     access_log: Literal["off", "combined", "json"] = "combined"
 
     @field_validator("public_base_url")

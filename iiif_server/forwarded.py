@@ -8,6 +8,12 @@ comes from a trusted address; otherwise a client could rewrite ids, and a shared
 keep its answer for everyone. ``proxy_hops`` says how many trusted proxies are chained: each
 list is read at that position from its end (the last entry is the nearest proxy's).
 
+Only the kind the proxies write is read (``[server] forwarded_header``): ``Forwarded`` or
+``X-Forwarded-*``, never whichever is present. A proxy passes on the headers it does not set, so a
+client sending ``Forwarded: for=<a staff network's address>`` through nginx or HAProxy, which append
+``X-Forwarded-For``, would otherwise be that address (``[access] external_networks``: full-resolution
+restricted images with no login).
+
 Every value is validated before it is used: a bad host, scheme or prefix is ignored, never
 spliced into a URL. ``parse_forwarded`` and ``forwarded_values`` are pure; ``ForwardedHeaders``
 is the WSGI middleware that applies them to the environ.
@@ -75,14 +81,14 @@ def parse_forwarded(header: str) -> list[dict[str, str]]:
         pos = match.end()
 
 
-def forwarded_values(environ: dict[str, Any], hops: int) -> Forwarded:
+def forwarded_values(environ: dict[str, Any], hops: int, rfc7239: bool = False) -> Forwarded:
     """Read the forwarded values of the ``hops``-th proxy from the end.
 
-    ``Forwarded`` wins over ``X-Forwarded-Proto/Host/Port/For`` when present; the prefix is
-    always ``X-Forwarded-Prefix`` (RFC 7239 has none).
+    ``rfc7239``: from ``Forwarded`` only, else from ``X-Forwarded-Proto/Host/Port/For`` only; the
+    prefix is always ``X-Forwarded-Prefix`` (RFC 7239 has none).
     """
-    if header := environ.get("HTTP_FORWARDED"):
-        elements = parse_forwarded(header)
+    if rfc7239:
+        elements = parse_forwarded(environ.get("HTTP_FORWARDED", ""))
         element = elements[-hops] if 0 < hops <= len(elements) else {}
         proto, host, client = element.get("proto"), element.get("host"), element.get("for")
     else:
@@ -142,15 +148,16 @@ def trusted(address: str | None, networks: Sequence[Network]) -> bool:
 class ForwardedHeaders:
     """WSGI middleware: the environ as the client saw it, when (and only when) a trusted proxy says so."""
 
-    def __init__(self, app: WSGIApp, trusted_proxies: Iterable[str], hops: int) -> None:
+    def __init__(self, app: WSGIApp, trusted_proxies: Iterable[str], hops: int, rfc7239: bool = False) -> None:
         self.app = app
         self.networks = [ipaddress.ip_network(entry, strict=False) for entry in trusted_proxies]
         self.hops = hops
+        self.rfc7239 = rfc7239
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.hops and trusted(environ.get("REMOTE_ADDR"), self.networks):
             environ[PROXIED] = True
-            apply(environ, forwarded_values(environ, self.hops))
+            apply(environ, forwarded_values(environ, self.hops, self.rfc7239))
         return self.app(environ, start_response)
 
 

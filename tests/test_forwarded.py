@@ -39,13 +39,23 @@ def test_the_nearest_hop_is_read_from_the_end() -> None:
     assert forwarded_values(environ, 3) == Forwarded()  # fewer entries than hops: none believed
 
 
-def test_forwarded_wins_over_x_forwarded() -> None:
+def test_only_the_kind_of_header_the_proxy_writes_is_read() -> None:
+    """A proxy passes on what it does not set: a client's own header of the other kind is never read."""
     environ = {
         "HTTP_FORWARDED": 'for="[2001:db8::1]:4711";proto=HTTPS;host=iiif.museum.vn',
         "HTTP_X_FORWARDED_HOST": "other.example",
         "HTTP_X_FORWARDED_PREFIX": "/anh/",
     }
-    assert forwarded_values(environ, 1) == Forwarded("https", "iiif.museum.vn", "/anh/", "2001:db8::1")
+    assert forwarded_values(environ, 1, rfc7239=True) == Forwarded("https", "iiif.museum.vn", "/anh/", "2001:db8::1")
+    assert forwarded_values(environ, 1) == Forwarded(None, "other.example", "/anh/", None)
+    # nginx or HAProxy appended X-Forwarded-For; the client sent Forwarded naming a staff address
+    spoofed = {"HTTP_FORWARDED": "for=192.0.2.9", "HTTP_X_FORWARDED_FOR": "192.0.2.9, 203.0.113.7"}
+    assert forwarded_values(spoofed, 1).client == "203.0.113.7"
+    assert forwarded_values({"HTTP_FORWARDED": "for=192.0.2.9"}, 1) == Forwarded()
+    # and the other way round: a proxy writing Forwarded, a client's X-Forwarded-For
+    spoofed = {"HTTP_X_FORWARDED_FOR": "192.0.2.9", "HTTP_FORWARDED": "for=203.0.113.7"}
+    assert forwarded_values(spoofed, 1, rfc7239=True).client == "203.0.113.7"
+    assert forwarded_values({"HTTP_X_FORWARDED_FOR": "192.0.2.9"}, 1, rfc7239=True) == Forwarded()
 
 
 def test_x_forwarded_port_replaces_the_port() -> None:
@@ -76,7 +86,7 @@ def test_x_forwarded_port_replaces_the_port() -> None:
     ],
 )
 def test_invalid_values_are_dropped(environ: dict[str, str]) -> None:
-    assert forwarded_values(environ, 1) == Forwarded()
+    assert forwarded_values(environ, 1, rfc7239="HTTP_FORWARDED" in environ) == Forwarded()
 
 
 @pytest.mark.parametrize(

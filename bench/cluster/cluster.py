@@ -14,6 +14,7 @@ runnable::
 
     python bench/cluster/cluster.py --nodes 2 [--pin] [--workers 1] [--serve]   # start, print, stop
     python bench/cluster/cluster.py --s3 http://127.0.0.1:8333/masters [--s3-prefix p/]   # nodes on a bucket
+    CLUSTER_PASSWORD=... python bench/cluster/cluster.py --access lan [--separate-state] [--sticky] --serve
     python bench/cluster/cluster.py --throughput [--load tiles|renders] [--rounds 3] [--seconds 5]  # 1 vs 2 nodes
 
 ``--pin`` runs node *i* under ``taskset -c i-1`` (one core each).
@@ -61,8 +62,11 @@ RIGHTS = "http://creativecommons.org/licenses/by/4.0/"
 HEALTH_EXPECT = r'"images":"ok".*"manifests":"ok"'
 
 
-def make_collection(folder: Path, images: int = 3, size: int = 2048) -> tuple[Path, Path]:
-    """Pyramidal JPEG-tiled TIFFs ``obj-N.tif`` (distinct colour ramps) and an export naming them.
+def make_collection(
+    folder: Path, images: int = 3, size: int = 2048, restricted: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """Pyramidal JPEG-tiled TIFFs ``obj-N.tif`` (distinct colour ramps) and an export naming them, each
+    record ``public`` except those of the images named in ``restricted`` (level ``restricted``).
 
     Returns (image root, export path).
     """
@@ -76,9 +80,10 @@ def make_collection(folder: Path, images: int = 3, size: int = 2048) -> tuple[Pa
             str(root / f"obj-{n}.tif"), tile=True, pyramid=True, compression="jpeg", Q=85, tile_width=256,
             tile_height=256,
         )  # fmt: skip
+        level = "restricted" if f"obj-{n}.tif" in restricted else "public"
         rows.append(
             [f"KH-CL-{n:04d}", f"Hiện vật {n}", f"Object {n}", "hiện vật", "", "", "", "", "", "Kho", "", "",
-             "public", RIGHTS, "", "", f"obj-{n}.tif"]
+             level, RIGHTS, "", "", f"obj-{n}.tif"]
         )  # fmt: skip
     export = write_export(folder / "export.csv", rows)
     return root, export
@@ -175,6 +180,50 @@ class Bucket:
             client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=path.read_bytes())
             names.append(name)
         return names
+
+
+@dataclass(frozen=True)
+class Access:
+    """Logins on the nodes (docs/access.md, docs/scaling.md "Accounts and sessions in a cluster").
+
+    The images named in ``restricted`` get records at level ``restricted`` (degraded for anonymous
+    clients); ``accounts`` (name, password) are made with ``iiif-server users add --levels restricted``,
+    as an operator does, in each ``[access] state_dir``: one for all nodes (``shared_state``: one host,
+    or a folder they share), else one per node with the same accounts created on each (machines
+    sharing nothing). The nodes trust the balancer as a proxy (``[server] trusted_proxies``: it appends
+    the client's address to ``X-Forwarded-For``), so logins are limited and audited per client.
+    """
+
+    restricted: tuple[str, ...] = ("obj-3.tif",)
+    accounts: tuple[tuple[str, str], ...] = ()
+    shared_state: bool = True
+    session_cache_seconds: float = 1.0
+    external_networks: str = ""  # ``[access] external_networks``: staff networks, open with no login
+    external_header: str = ""  # ``[access] external_header``: the balancer removes a client's own
+
+    def state_dir(self, cluster_folder: Path, node: str) -> Path:
+        return (cluster_folder if self.shared_state else cluster_folder / node) / "access"
+
+    def env(self, state: Path) -> dict[str, str]:
+        return {
+            f"{ENV_PREFIX}ACCESS_STATE_DIR": str(state),
+            f"{ENV_PREFIX}ACCESS_SESSION_CACHE_SECONDS": str(self.session_cache_seconds),
+            f"{ENV_PREFIX}SERVER_TRUSTED_PROXIES": "127.0.0.1",  # the balancer
+            f"{ENV_PREFIX}ACCESS_EXTERNAL_NETWORKS": self.external_networks,
+            f"{ENV_PREFIX}ACCESS_EXTERNAL_HEADER": self.external_header,
+        }
+
+    def add_accounts(self, state: Path) -> None:
+        """``iiif-server users add`` for every account (the password on stdin, never in ``ps``)."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+        env |= {CONFIG_ENV: os.devnull, f"{ENV_PREFIX}ACCESS_STATE_DIR": str(state)}
+        for name, password in self.accounts:
+            command = [sys.executable, "-m", "iiif_server", "users", "add", name, "--levels", "restricted"]
+            done = subprocess.run(
+                [*command, "--password-stdin"], input=password + "\n", env=env, capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"users add {name}: {done.stderr}")
 
 
 @dataclass
@@ -286,20 +335,24 @@ def node_env(
     export: Path,
     shared_state: bool = True,
     bucket: Bucket | None = None,
+    access: Access | None = None,
 ) -> dict[str, str]:
     """Only the settings named here (as ``check.running_server``): no config.toml, no inherited IIIF_SERVER_*.
 
     ``shared_state``: one ``[manifests] state_dir`` for all (a shared mount), else one per node (machines
     sharing nothing but the export, Redis and the balancer). ``bucket``: masters from there (``images``
-    is then a folder that need not exist), each node with its own chunk cache.
+    is then a folder that need not exist), each node with its own chunk cache. ``access``: logins, with
+    the accounts in ``access.state_dir``.
     """
     inherited = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
     own = cluster_folder / name
     (own / "metrics").mkdir(parents=True, exist_ok=True)
     store = bucket.env(own / "s3-chunks") if bucket is not None else {}
+    logins = access.env(access.state_dir(cluster_folder, name)) if access is not None else {}
     return {
         **inherited,
         **store,
+        **logins,
         CONFIG_ENV: os.devnull,
         f"{ENV_PREFIX}IMAGES_ROOT": str(images),
         f"{ENV_PREFIX}MANIFESTS_SOURCE": str(export),
@@ -313,10 +366,25 @@ def node_env(
     }
 
 
-def haproxy_config(port: int, stats_socket: Path, nodes: list[Node], shared_state: bool = True) -> str:
+def haproxy_config(
+    port: int,
+    stats_socket: Path,
+    nodes: list[Node],
+    shared_state: bool = True,
+    sticky: bool = False,
+    removed: tuple[str, ...] = (),
+) -> str:
     """Round-robin over the nodes; L7 retries of idempotent requests; Change Discovery at the writer
-    (the readers its backups only if they read the writer's history from a shared state_dir)."""
-    servers = "\n".join(f"    server {n.name} 127.0.0.1:{n.port} check" for n in nodes)
+    (the readers its backups only if they read the writer's history from a shared state_dir).
+
+    ``sticky``: a client keeps the node that first answered it (HAProxy's ``SERVERID`` cookie), what
+    logins need on machines that share no ``[access] state_dir``. ``removed``: request headers the nodes
+    believe from the balancer (``[access] external_header``) that a client must not send through it."""
+    strip = "".join(f"\n    http-request del-header {name}" for name in removed)
+    pin = "\n    cookie SERVERID insert indirect nocache" if sticky else ""
+    servers = "\n".join(
+        f"    server {n.name} 127.0.0.1:{n.port} check" + (f" cookie {n.name}" if sticky else "") for n in nodes
+    )
     writer = "\n".join(
         f"    server {n.name} 127.0.0.1:{n.port} check{'' if n.role == 'writer' else ' backup'}"
         for n in nodes
@@ -341,16 +409,18 @@ defaults
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response
+    # The client's address, appended (the node reads the last entry, and only from the balancer).
+    option forwardfor
 
 frontend iiif
     bind 127.0.0.1:{port}
-    http-request disable-l7-retry unless METH_GET || METH_HEAD
+    http-request disable-l7-retry unless METH_GET || METH_HEAD{strip}
     acl activity path_beg /iiif/activity/
     use_backend writer if activity
     default_backend nodes
 
 backend nodes
-    balance roundrobin
+    balance roundrobin{pin}
 {check}
 {servers}
 
@@ -379,6 +449,8 @@ def cluster(
     export: Path | None = None,
     shared_state: bool = True,
     bucket: Bucket | None = None,
+    access: Access | None = None,
+    sticky: bool = False,
 ) -> Iterator[Cluster]:
     """Redis, ``nodes`` serving nodes and HAProxy, up and checked healthy; all stopped and removed after.
 
@@ -386,12 +458,14 @@ def cluster(
     nodes read their masters from it (``[images] source = "s3"``) and have no image folder at all: a
     collection made here is uploaded to the bucket and its local files deleted; ``images`` given with a
     bucket is only the (absent) root the nodes are told, proof that nothing is read from disk.
+    ``access``: logins (its images restricted in a collection made here, its accounts made in each
+    access state folder before the nodes start); ``sticky``: HAProxy pins each client to a node.
     """
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iiif-cluster-")))
         if images is None or export is None:
-            images, export = make_collection(folder)
+            images, export = make_collection(folder, restricted=access.restricted if access else ())
             if bucket is not None:
                 bucket.upload(images)
                 shutil.rmtree(images)
@@ -402,9 +476,12 @@ def cluster(
             Node(f"node{i}", free_port(), "writer" if i == 1 else "reader", folder / f"node{i}.log")
             for i in range(1, nodes + 1)
         ]
+        if access is not None:
+            for state in {access.state_dir(folder, node.name) for node in members}:
+                access.add_accounts(state)
         for i, node in enumerate(members):
             stack.callback(node.stop)
-            env = node_env(folder, node.name, node.role, redis.url, images, export, shared_state, bucket)
+            env = node_env(folder, node.name, node.role, redis.url, images, export, shared_state, bucket, access)
             _start_node(node, env, workers, i if pin else None)
             if node.role == "writer":  # readers serve the writer's history: let it exist first
                 _wait_ready(node)
@@ -412,7 +489,8 @@ def cluster(
             _wait_ready(node)
         port, stats = free_port(), folder / "haproxy.sock"
         config = folder / "haproxy.cfg"
-        config.write_text(haproxy_config(port, stats, members, shared_state))
+        removed = (access.external_header,) if access is not None and access.external_header else ()
+        config.write_text(haproxy_config(port, stats, members, shared_state, sticky, removed))
         checked = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy rejects {config}: {checked.stdout}{checked.stderr}")
@@ -529,7 +607,17 @@ def main() -> None:
         "(credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
     )  # fmt: skip
     parser.add_argument("--s3-prefix", default="", help="key prefix in the bucket")
+    parser.add_argument(
+        "--access", metavar="ACCOUNT", help="obj-3.tif restricted; this account (level restricted, its password "
+        "from $CLUSTER_PASSWORD) made with `iiif-server users add` in every access state folder",
+    )  # fmt: skip
+    parser.add_argument("--separate-state", action="store_true", help="one state folder per node (no sharing)")
+    parser.add_argument("--sticky", action="store_true", help="HAProxy pins each client to a node (SERVERID)")
     args = parser.parse_args()
+    access = None
+    if args.access:
+        account = (args.access, os.environ.get("CLUSTER_PASSWORD", ""))
+        access = Access(accounts=(account,), shared_state=not args.separate_state)
     bucket = None
     if args.s3:
         endpoint, _, name = args.s3.rstrip("/").rpartition("/")
@@ -541,7 +629,9 @@ def main() -> None:
         print(f"2 nodes: {result['two_nodes']} req/s (median {result['median_2']:.0f})")
         print(f"ratio 2/1 = {result['ratio']:.2f}")
         return
-    with cluster(args.nodes, args.workers, args.pin, bucket=bucket) as c:
+    shared = not args.separate_state
+    with cluster(args.nodes, args.workers, args.pin, shared_state=shared, bucket=bucket, access=access,
+                 sticky=args.sticky) as c:  # fmt: skip
         source = f"bucket {bucket.endpoint_url}/{bucket.bucket}" if bucket else f"folder {c.images}"
         print(f"balancer {c.url}  redis {c.redis.url}  folder {c.folder}  masters: {source}")
         for node in c.nodes:

@@ -154,12 +154,18 @@ def test_a_trusted_proxys_headers_set_the_ids(proxied: str) -> None:
     assert fetch_json(proxied, INFO3)["id"] == f"{proxied}/iiif/3/{IMAGE}"
 
 
-def test_a_trusted_proxy_may_use_rfc7239_forwarded(proxied: str) -> None:
+def test_a_trusted_proxy_may_use_rfc7239_forwarded(collection_dir: Path, proxied: str) -> None:
     headers = {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;host=iiif.museum.vn', "X-Forwarded-Prefix": "/anh"}
-    assert fetch_json(proxied, INFO3, headers)["id"] == f"https://iiif.museum.vn/anh/iiif/3/{IMAGE}"
-    # two proxies appended elements; proxy_hops = 1 reads the nearest (last) one
-    chained = {"Forwarded": "for=192.0.2.1;host=evil.example, for=10.0.0.2;host=iiif.museum.vn;proto=https"}
-    assert fetch_json(proxied, MANIFEST, chained)["id"] == f"https://iiif.museum.vn{MANIFEST}"
+    # a proxy writing X-Forwarded-* (the default) passes a client's Forwarded on: it is not read
+    assert fetch_json(proxied, INFO3, headers)["id"] == f"{proxied}/anh/iiif/3/{IMAGE}"
+    env = {"IIIF_SERVER_SERVER_TRUSTED_PROXIES": "127.0.0.1,::1", "IIIF_SERVER_SERVER_FORWARDED_HEADER": "forwarded"}
+    with serve(collection_dir, "state-rfc7239", **env) as rfc7239:
+        assert fetch_json(rfc7239, INFO3, headers)["id"] == f"https://iiif.museum.vn/anh/iiif/3/{IMAGE}"
+        # two proxies appended elements; proxy_hops = 1 reads the nearest (last) one
+        chained = {"Forwarded": "for=192.0.2.1;host=evil.example, for=10.0.0.2;host=iiif.museum.vn;proto=https"}
+        assert fetch_json(rfc7239, MANIFEST, chained)["id"] == f"https://iiif.museum.vn{MANIFEST}"
+        # and it ignores X-Forwarded-*
+        assert fetch_json(rfc7239, INFO3, {"X-Forwarded-Host": "evil.example"})["id"] == f"{rfc7239}/iiif/3/{IMAGE}"
 
 
 @pytest.mark.parametrize(
