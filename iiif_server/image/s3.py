@@ -152,6 +152,7 @@ def _client(config: S3Config) -> Any:
         retries={"max_attempts": config.retries + 1, "mode": "standard"},
         s3={"addressing_style": "path" if config.endpoint_url else "auto"},  # MinIO, Ceph, SeaweedFS: path
         max_pool_connections=32,
+        request_checksum_calculation="when_required",  # ingest sends Content-MD5: no second pass for a CRC
     )
     return boto3.session.Session().client(
         "s3", endpoint_url=config.endpoint_url or None, region_name=config.region or None, config=settings

@@ -22,8 +22,10 @@ number of machines never contend for a file. Hidden keys are never served (``ran
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -68,7 +70,13 @@ class ToBucket:
         return any(True for _ in S3Store(self.config).keys(self.config.prefix + MASTERS, 1))
 
     def open(self) -> MasterBucket:
-        return MasterBucket(self.config, self.part_bytes)
+        """One per process (a boto3 client costs ~0.1 s to make), never one made before a fork."""
+        return _opened(self, os.getpid())
+
+
+@functools.lru_cache(maxsize=8)
+def _opened(destination: ToBucket, pid: int) -> MasterBucket:
+    return MasterBucket(destination.config, destination.part_bytes)
 
 
 class MasterBucket:
