@@ -357,3 +357,20 @@ def test_queue_and_worker_ingest_into_the_bucket(
     done = json.loads(iiif(env, "ingest", "--status", "--json").stdout)
     assert done["outcomes"] == {"ingested": 3}
     assert iiif(env, "verify", "lô 7").returncode == 0
+
+
+def test_a_replacement_in_the_bucket_is_announced_to_harvesters(bucket: tuple[Weed, str, Path], tmp_path: Path) -> None:
+    store, _, config = bucket
+    env = env_of(store, config)
+    (tmp_path / "no-export.csv").write_text(  # the export [manifests] source names
+        "inventory_no,title_vi,access,rights,images\nKH-1,Ảnh lễ hội,public,,le-hoi/01.tif\n", encoding="utf-8"
+    )
+    source = scan(tmp_path / "scans" / "01.png")
+    assert iiif(env, "ingest", str(tmp_path / "scans"), "--into", "le-hoi").returncode == 0
+    assert iiif(env, "manifests", "build").returncode == 0
+    scan(source, shade=90)  # rescanned: same size, so the manifest's JSON does not change
+    replaced = iiif(env, "ingest", str(tmp_path / "scans"), "--into", "le-hoi", "--replace", "--json")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    summary = json.loads(replaced.stdout)
+    assert summary["counts"] == {"replaced": 1}
+    assert summary["updated"] == ["iiif/manifests/KH-1"]
