@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..image.s3 import S3Config, S3Store, _code, _status
+from ..image.s3 import S3Config, S3Store, _code, _status, _unavailable
 from .fixity import FIXITY_DIR, Entry, event, version_name
 from .masters import ALTERED, MISSING, RESIZED, NotUnderRoot, Published, PublishError, Taken, visible_folder
 
@@ -230,10 +230,19 @@ class MasterBucket:
             return MISSING
         if found[0] != entry.master_size:
             return RESIZED
+        from botocore.exceptions import BotoCoreError, ClientError
+
         digest = hashlib.sha256()
-        body = self.client.get_object(Bucket=self.config.bucket, Key=key, IfMatch=f'"{found[1]}"')["Body"]
-        for block in body.iter_chunks(CHUNK):
-            digest.update(block)
+        try:
+            body = self.client.get_object(Bucket=self.config.bucket, Key=key, IfMatch=f'"{found[1]}"')["Body"]
+            for block in body.iter_chunks(CHUNK):
+                digest.update(block)
+        except ClientError as err:
+            if _status(err) in (404, 412) or _code(err) in ("NoSuchKey", "PreconditionFailed"):
+                return self.check(entry)  # replaced or deleted since the HEAD: check what is there now
+            raise _unavailable(err) from None
+        except BotoCoreError as err:
+            raise _unavailable(err) from None
         return ALTERED if digest.hexdigest() != entry.master_sha256 else None
 
 
@@ -245,22 +254,29 @@ class BucketCatalogue:
         self.prefix = store.config.prefix
 
     def _get(self, key: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             body = self.store.client.get_object(Bucket=self.store.config.bucket, Key=key)["Body"].read()
         except ClientError as err:
             if _status(err) == 404 or _code(err) in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise
+            raise _unavailable(err) from None
+        except BotoCoreError as err:
+            raise _unavailable(err) from None
         found: dict[str, Any] = json.loads(body)
         return found
 
     def _put(self, key: str, data: dict[str, Any]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         body = json.dumps(data, ensure_ascii=False, indent=1).encode()
-        self.store.client.put_object(
-            Bucket=self.store.config.bucket, Key=key, Body=body, ContentType="application/json"
-        )
+        try:
+            self.store.client.put_object(
+                Bucket=self.store.config.bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        except (BotoCoreError, ClientError) as err:
+            raise _unavailable(err) from None
 
     def _listed(self, prefix: str) -> Iterator[dict[str, Any]]:
         for key, *_ in self.store.keys(prefix, ALL):

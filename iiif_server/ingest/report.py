@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..config import Settings
+from ..errors import StoreUnavailable
 from ..services import Services
 from .batch import FAILED, REPLACED, Outcome, plan, run
 from .masters import Destination, NotUnderRoot, NotWritable, destination_of
@@ -142,6 +143,13 @@ def run_verify(settings: Settings, prefix: str, as_json: bool, echo: Callable[[s
     """
     where = destination(settings)
     folder = folder_under_root(where, prefix, "PATH")
+    try:
+        return _verify(where, folder, as_json, echo)
+    except StoreUnavailable as err:
+        raise click.ClickException(f"{where.name}: {err}") from None
+
+
+def _verify(where: Destination, folder: str, as_json: bool, echo: Callable[[str], None]) -> int:
     if not where.recorded():
         raise click.ClickException(f"no fixity catalogue under {where.name}: nothing was ingested into it")
     masters = where.open()

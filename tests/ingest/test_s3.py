@@ -267,6 +267,22 @@ def test_into_and_path_refusals_and_a_read_only_source(bucket: tuple[Weed, str, 
         ]
 
 
+def test_a_store_that_does_not_answer_is_one_line_not_a_traceback(bucket: tuple[Weed, str, Path], scans: Path) -> None:
+    store, prefix, config = bucket
+    gone = env_of(
+        store, config, IIIF_SERVER_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", IIIF_SERVER_S3_RETRIES="0"
+    )
+    result = iiif(gone, "verify")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: s3://{store.bucket}/{prefix}: the image store did not answer; try again later"
+    )
+    ingested = iiif(gone, "ingest", str(scans), "--json", "--workers", "1")
+    assert ingested.returncode == 1 and "Traceback" not in ingested.stderr
+    reasons = {o["reason"] for o in json.loads(ingested.stdout)["outcomes"]}
+    assert reasons == {"cannot write the master: the image store did not answer; try again later"}
+
+
 class Liar:
     """A boto3 client that reports a wrong ETag for the temporary key: the store "lost" a byte."""
 
