@@ -130,7 +130,7 @@ started = time.perf_counter()
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from iiif_server.ingest import batch
+from iiif_server.ingest import batch, masters
 from iiif_server.ingest.convert import MasterOptions
 import iiif_server.cli, iiif_server.ingest.report  # what the command imports before it starts
 imports = time.perf_counter() - started
@@ -144,13 +144,13 @@ def timed(name, fn):
         finally:
             stages[key] = stages.get(key, 0.0) + time.perf_counter() - t
     return wrapper
-which = lambda a: "sha256 master" if ".partial." in Path(a[0]).name else "sha256 source"
-batch.sha256_of = timed(which, batch.sha256_of)
+batch.sha256_of = timed("sha256 source", batch.sha256_of)
+masters.sha256_of = timed("sha256 master", masters.sha256_of)
 batch.to_master = timed("convert (libvips)", batch.to_master)
-batch._fsync = timed("fsync", batch._fsync)
-batch.FixityCatalogue.__init__ = timed("catalogue open", batch.FixityCatalogue.__init__)
-batch.FixityCatalogue.get = timed("catalogue get", batch.FixityCatalogue.get)
-batch.FixityCatalogue.record = timed("catalogue record", batch.FixityCatalogue.record)
+masters._fsync = timed("fsync", masters._fsync)
+masters.FixityCatalogue.__init__ = timed("catalogue open", masters.FixityCatalogue.__init__)
+masters.FixityCatalogue.get = timed("catalogue get", masters.FixityCatalogue.get)
+masters.FixityCatalogue.record = timed("catalogue record", masters.FixityCatalogue.record)
 source, root, limit = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 jobs, _ = batch.plan([source])
 jobs = jobs[:limit]

@@ -266,7 +266,9 @@ def ingest(
 ) -> None:
     """Convert scans (files or folder trees) into pyramidal TIFF masters, with a fixity record.
 
-    Exits 1 if any file failed, 2 if --into is outside the image root (nothing is done then);
+    Masters go under the image root, or into [s3]'s bucket with [images] source = "s3".
+    Exits 1 if any file failed, 2 if --into is outside the image root or the bucket's prefix, or
+    the source is read-only (nothing is done then);
     rerunning skips what is done. With --queue, the files are converted by `iiif-server worker`
     processes on any machine that shares the storage.
     """
@@ -312,8 +314,9 @@ def worker(config: str | None, images: str | None, burst: bool) -> None:
 def verify(path: str, config: str | None, images: str | None, as_json: bool) -> None:
     """Re-hash recorded masters (all, or those under PATH) and report every missing or altered one.
 
-    PATH is under the image root (relative to it, or absolute). Exits 1 if a master is missing or
-    altered, or if nothing matched; 2 if PATH is outside the root.
+    PATH is under the image root (relative to it, or absolute), or with [images] source = "s3" a
+    folder under the bucket's prefix (every object is read back). Exits 1 if a master is missing or
+    altered, or if nothing matched; 2 if PATH is outside the root or the source is read-only.
     """
     from .ingest.report import run_verify
 

@@ -32,7 +32,7 @@ from .image.lanes import Lane
 from .image.model import Limits
 from .image.readers import ReaderPool
 from .image.render import EncodeOptions, Renderer, configure_vips
-from .image.s3 import S3Config, S3Source, S3Store
+from .image.s3 import S3Source, S3Store, s3_config
 from .image.service import ImageService
 from .image.sources import FileSource, ImageSource
 from .image.watermark import Watermark
@@ -70,9 +70,7 @@ class Services:
     def s3_source(self) -> S3Source:
         """Masters in a bucket (``[images] source = "s3"``); boto3 is imported on first request."""
         s3 = self.settings.s3
-        config = S3Config(
-            s3.bucket, s3.prefix, s3.endpoint_url, s3.region, s3.connect_timeout, s3.read_timeout, s3.retries
-        )
+        config = s3_config(s3)
         chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
         store = S3Store(config, chunks, int(s3.chunk_mb * MB))
         return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreUnavailable
 from .ranged import ChunkedStore, ObjectChanged, RangedObject, StoreSource
+
+if TYPE_CHECKING:
+    from ..config import S3Settings
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5  # seconds, for a store that did not answer
@@ -31,6 +34,11 @@ class S3Config:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     retries: int = 2
+
+
+def s3_config(s3: S3Settings) -> S3Config:
+    """``[s3]`` as what a process needs: the server's source and ingest's writes reach the same bucket."""
+    return S3Config(s3.bucket, s3.prefix, s3.endpoint_url, s3.region, s3.connect_timeout, s3.read_timeout, s3.retries)
 
 
 class S3Store(ChunkedStore):
@@ -144,6 +152,7 @@ def _client(config: S3Config) -> Any:
         retries={"max_attempts": config.retries + 1, "mode": "standard"},
         s3={"addressing_style": "path" if config.endpoint_url else "auto"},  # MinIO, Ceph, SeaweedFS: path
         max_pool_connections=32,
+        request_checksum_calculation="when_required",  # ingest sends Content-MD5: no second pass for a CRC
     )
     return boto3.session.Session().client(
         "s3", endpoint_url=config.endpoint_url or None, region_name=config.region or None, config=settings
@@ -163,4 +172,4 @@ def _unavailable(err: Exception) -> StoreUnavailable:
     return StoreUnavailable("the image store did not answer; try again later", RETRY_AFTER)
 
 
-__all__ = ["ObjectChanged", "RangedObject", "S3Config", "S3Source", "S3Store"]
+__all__ = ["ObjectChanged", "RangedObject", "S3Config", "S3Source", "S3Store", "s3_config"]

@@ -1,12 +1,12 @@
-"""A batch of scans -> masters under the image root: plan, convert in a process pool, record, report.
+"""A batch of scans -> masters under the image root or in the bucket: plan, convert in a process pool, record, report.
 
 Nothing is lost and nothing is overwritten silently:
-- a master is written to a temporary file beside its target and renamed into place (atomic on
-  one filesystem), so an interrupted run never leaves half a master under a real name;
+- a master is written to a temporary file (or key) and put in place in one step (``masters``:
+  a rename, a checked server-side copy), so an interrupted run never leaves half a master under a real name;
 - a file whose master already exists from the same original (same sha256) is skipped, so rerunning
   an interrupted batch finishes only the rest;
-- a master made from a different original is replaced only with ``replace``: the old one is moved to
-  ``.versions/`` under the root and the replacement is recorded in the fixity catalogue;
+- a master made from a different original is replaced only with ``replace``: the old one is kept in
+  ``.versions/`` and the replacement is recorded in the fixity catalogue;
 - a file that cannot be converted is reported with its reason; the batch goes on.
 
 ``process`` is what one worker does for one file, in a pool here or on an RQ worker elsewhere.
@@ -15,7 +15,6 @@ Nothing is lost and nothing is overwritten silently:
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -24,8 +23,12 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from ..errors import StoreUnavailable
 from .convert import EXTENSIONS, ConvertError, MasterOptions, to_master
-from .fixity import VERSIONS_DIR, Entry, FixityCatalogue, now, sha256_of
+from .fixity import VERSIONS_DIR, Entry, now, sha256_of
+from .masters import Destination, PublishError, Taken, as_destination
+from .masters import NotUnderRoot as NotUnderRoot  # where the report and the tests have always found them
+from .masters import under_root as under_root
 
 INGESTED, REPLACED, SKIPPED, FAILED = "ingested", "replaced", "skipped", "failed"
 
@@ -50,30 +53,6 @@ class Outcome:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-class NotUnderRoot(ValueError):
-    """A folder given on the command line that is not under the image root (one-line reason)."""
-
-
-def under_root(root: Path, path: str) -> str:
-    """``path`` as the "/"-separated NFC folder under ``root`` it names ("" for the root itself).
-
-    ``path`` is relative to the root, or absolute and inside it. Anything that leaves the root
-    (``..``, another absolute path, a symbolic link pointing out) or names a hidden folder (never
-    served) is refused: masters must land where the server finds them, and ``verify`` must check
-    what was asked for, not the whole catalogue.
-    """
-    real_root = os.path.realpath(root)
-    relative = os.path.relpath(os.path.realpath(os.path.join(real_root, path)), real_root)
-    if relative == ".":
-        return ""
-    parts = relative.split(os.sep)
-    if parts[0] == "..":
-        raise NotUnderRoot(f"{path!r} is outside the image root {root}")
-    if any(part.startswith(".") for part in parts):
-        raise NotUnderRoot(f"{path!r} is a hidden folder under the image root, which the server never serves")
-    return unicodedata.normalize("NFC", "/".join(parts))
 
 
 def master_name(relative: str) -> str:
@@ -115,10 +94,13 @@ def plan(sources: Iterable[Path], into: str = "") -> tuple[list[Job], list[Outco
     return jobs, refused
 
 
-def process(job: Job, root: str, options: MasterOptions, replace: bool) -> Outcome:
-    """Make (or skip, or refuse) one master. Safe to run anywhere the root is mounted, any number at once."""
+def process(job: Job, destination: Destination | str, options: MasterOptions, replace: bool) -> Outcome:
+    """Make (or skip, or refuse) one master. Safe to run anywhere the destination is reachable, any number at once.
+
+    ``destination``: where masters go (``masters.destination_of``), or an image root's path.
+    """
     started = time.monotonic()
-    source, target = Path(job.source), Path(root) / job.identifier
+    source = Path(job.source)
 
     def outcome(status: str, reason: str, width: int = 0, height: int = 0) -> Outcome:
         return Outcome(job.source, job.identifier, status, reason, job.size, time.monotonic() - started, width, height)
@@ -131,58 +113,56 @@ def process(job: Job, root: str, options: MasterOptions, replace: bool) -> Outco
         source_hash = _hash_later(source)
     except OSError as err:
         return outcome(FAILED, f"cannot read: {err.strerror or err}")
-    catalogue = FixityCatalogue(Path(root))
-    existing = catalogue.get(job.identifier)
-    if target.exists():
-        try:
-            source_sha = source_hash.result()
-        except ConvertError as err:
-            return outcome(FAILED, str(err))
-        if existing is not None and existing.source_sha256 == source_sha:
-            if target.stat().st_size == existing.master_size:
-                return outcome(SKIPPED, "already ingested from this original", existing.width, existing.height)
-        elif not replace:
-            why = "from a different original" if existing else "that ingest did not make"
-            hint = f"--replace keeps it in {VERSIONS_DIR}/ and replaces it"
-            return outcome(FAILED, f"a master {why} already exists; {hint}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial.tif")
+    exists = f"--replace keeps it in {VERSIONS_DIR}/ and replaces it"
     try:
-        converted = to_master(source, partial, options)
-        source_sha = source_hash.result()
-        _fsync(partial)
-        master_sha = sha256_of(partial)
-        master_size = partial.stat().st_size
-        previous_version = _keep_previous(Path(root), job.identifier, target) if target.exists() else None
-        os.replace(partial, target)
-        _fsync(target.parent)
+        masters = as_destination(destination).open()
+        existing = masters.catalogue.get(job.identifier)
+        current = masters.size(job.identifier)
+        if current is not None:
+            try:
+                source_sha = source_hash.result()
+            except ConvertError as err:
+                return outcome(FAILED, str(err))
+            if existing is not None and existing.source_sha256 == source_sha:
+                if current == existing.master_size:
+                    return outcome(SKIPPED, "already ingested from this original", existing.width, existing.height)
+            elif not replace:
+                why = "from a different original" if existing else "that ingest did not make"
+                return outcome(FAILED, f"a master {why} already exists; {exists}")
+        with masters.staging(job.identifier) as partial:
+            converted = to_master(source, partial, options)
+            source_sha = source_hash.result()
+            published = masters.publish(job.identifier, partial, replacing=current is not None)
+        entry = Entry(
+            job.identifier,
+            job.source,
+            source_sha,
+            size,
+            published.sha256,
+            published.size,
+            converted.width,
+            converted.height,
+            "; ".join(converted.notes),
+            now(),
+        )
+        masters.catalogue.record(entry, existing, published.previous_version)
     except ConvertError as err:
         return outcome(FAILED, str(err))
+    except Taken:
+        return outcome(FAILED, f"a master was put there by another ingest meanwhile; {exists}")
     except OSError as err:
         return outcome(FAILED, f"cannot write the master: {err.strerror or err}")
-    finally:
-        partial.unlink(missing_ok=True)
-    entry = Entry(
-        job.identifier,
-        job.source,
-        source_sha,
-        size,
-        master_sha,
-        master_size,
-        converted.width,
-        converted.height,
-        "; ".join(converted.notes),
-        now(),
-    )
-    catalogue.record(entry, existing, previous_version)
-    status = REPLACED if previous_version else INGESTED
-    reason = f"previous master kept as {previous_version}" if previous_version else "; ".join(converted.notes)
+    except (PublishError, StoreUnavailable) as err:
+        return outcome(FAILED, f"cannot write the master: {err}")
+    kept = published.previous_version
+    status = REPLACED if kept else INGESTED
+    reason = f"previous master kept as {kept}" if kept else "; ".join(converted.notes)
     return outcome(status, reason, converted.width, converted.height)
 
 
 def run(
     jobs: list[Job],
-    root: Path,
+    destination: Destination | Path,
     options: MasterOptions,
     replace: bool = False,
     workers: int = 0,
@@ -190,17 +170,18 @@ def run(
 ) -> list[Outcome]:
     """Every job in a pool of ``workers`` processes (0: one per core); outcomes in completion order."""
     workers = workers or os.cpu_count() or 1
-    FixityCatalogue(root)  # created once here: workers racing to create it would trip over its set-up
+    where = as_destination(destination)
+    where.open()  # created once here (a root, its catalogue): workers racing to create it would trip over its set-up
     outcomes: list[Outcome] = []
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            outcomes.append(process(job, str(root), options, replace))
+            outcomes.append(process(job, where, options, replace))
             if on_done:
                 on_done(outcomes[-1])
         return outcomes
     # spawn: a forked child would inherit libvips' threads and locks mid-flight
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(process, job, str(root), options, replace): job for job in jobs}
+        futures = {pool.submit(process, job, where, options, replace): job for job in jobs}
         for future in as_completed(futures):
             try:
                 outcomes.append(future.result())
@@ -227,21 +208,6 @@ def _hash_later(path: Path) -> Future[str]:
     return future
 
 
-def _keep_previous(root: Path, identifier: str, target: Path) -> str:
-    """A hard link to the current master in ``.versions/``; returns where, under the root.
-
-    A link, not a move: the master stays served until the rename replaces it in one step.
-    """
-    stamp = now().replace(":", "").replace("-", "")
-    kept = f"{VERSIONS_DIR}/{identifier[:-4]}.{stamp}.tif"
-    (root / kept).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(target, root / kept)
-    except OSError:
-        shutil.copy2(target, root / kept)
-    return kept
-
-
 def _walk(folder: Path) -> Iterable[Path]:
     for here, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -255,11 +221,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,6 +14,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from ..db import enable_wal
 
@@ -66,6 +67,42 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class Catalogue(Protocol):
+    """What ingest, verify and the reports need of a fixity catalogue: SQLite under the root
+    (``FixityCatalogue``) or one object per record in the bucket (``bucket.BucketCatalogue``)."""
+
+    def get(self, identifier: str) -> Entry | None: ...
+
+    def entries(self, prefix: str = "") -> list[Entry]:
+        """The masters at ``prefix`` or under the folder ``prefix``, by identifier."""
+        ...
+
+    def record(self, entry: Entry, previous: Entry | None = None, previous_version: str | None = None) -> None: ...
+
+    def events(self, identifier: str) -> list[tuple[str, str, str | None]]:
+        """(action, time, previous version) of one master, oldest first."""
+        ...
+
+
+def version_name(identifier: str) -> str:
+    """Where a replaced master is kept, under the root or the bucket's prefix: hidden, never served."""
+    stamp = now().replace(":", "").replace("-", "")
+    return f"{VERSIONS_DIR}/{identifier[:-4]}.{stamp}.tif"
+
+
+def event(entry: Entry, previous: Entry | None, previous_version: str | None) -> dict[str, str | None]:
+    """The event that put ``entry`` in place: a row of ``events``, or one object in the bucket."""
+    return {
+        "identifier": entry.identifier,
+        "action": "replace" if previous_version else "ingest",
+        "at": entry.ingested_at,
+        "source_sha256": entry.source_sha256,
+        "master_sha256": entry.master_sha256,
+        "previous_master_sha256": previous.master_sha256 if previous else None,
+        "previous_version": previous_version,
+    }
 
 
 def catalogue_path(root: Path) -> Path:
@@ -127,16 +164,9 @@ class FixityCatalogue:
             )
             db.execute(
                 "INSERT INTO events (identifier, action, at, source_sha256, master_sha256, "
-                "previous_master_sha256, previous_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.identifier,
-                    "replace" if previous_version else "ingest",
-                    entry.ingested_at,
-                    entry.source_sha256,
-                    entry.master_sha256,
-                    previous.master_sha256 if previous else None,
-                    previous_version,
-                ),
+                "previous_master_sha256, previous_version) VALUES (:identifier, :action, :at, :source_sha256, "
+                ":master_sha256, :previous_master_sha256, :previous_version)",
+                event(entry, previous, previous_version),
             )
             db.execute("COMMIT")
 

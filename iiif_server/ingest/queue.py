@@ -6,8 +6,9 @@ Job ids are derived from the file and its master, so enqueueing a batch again do
 is still waiting. Unexpected crashes (a worker killed, storage gone) are retried with backoff;
 a file that cannot be converted is an outcome, not a crash, and is not retried.
 
-Sources are given as absolute paths: every worker must see the scans and the image root at the
-same paths (a shared mount). Each worker converts with its own ``[ingest]`` settings.
+Sources are given as absolute paths: every worker must see the scans at the same paths, and the
+image root too (a shared mount) unless masters go to the bucket (``[images] source = "s3"``).
+Each worker converts with its own ``[ingest]`` settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..services import Services
 from .batch import FAILED, REPLACED, Job, process
+from .masters import destination_of
 from .notify import notify, options_of
 
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
@@ -80,7 +82,7 @@ def ingest_job(source: str, identifier: str, size: int, replace: bool) -> dict[s
     """
     services: Services = getattr(get_current_job(), "services", None) or Services(load_settings(), memory_cache=False)
     settings = services.settings
-    outcome = process(Job(source, identifier, size), str(settings.images.root), options_of(settings), replace)
+    outcome = process(Job(source, identifier, size), destination_of(settings), options_of(settings), replace)
     if outcome.status == REPLACED:
         notify(services, [identifier])
     return outcome.as_dict()

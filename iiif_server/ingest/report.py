@@ -14,9 +14,10 @@ from pathlib import Path
 import click
 
 from ..config import Settings
+from ..errors import StoreUnavailable
 from ..services import Services
-from .batch import FAILED, REPLACED, NotUnderRoot, Outcome, plan, run, under_root
-from .fixity import FixityCatalogue, catalogue_path, sha256_of
+from .batch import FAILED, REPLACED, Outcome, plan, run
+from .masters import Destination, NotUnderRoot, NotWritable, destination_of
 from .notify import notify, options_of
 
 
@@ -26,10 +27,18 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
-def folder_under_root(settings: Settings, path: str, what: str) -> str:
-    """``under_root`` for a command-line argument, refused as one line (``what`` names the argument)."""
+def destination(settings: Settings) -> Destination:
+    """Where masters go (``masters.destination_of``); a source ingest cannot write to is refused as one line."""
     try:
-        return under_root(Path(settings.images.root), path)
+        return destination_of(settings)
+    except NotWritable as err:
+        raise Refused(str(err)) from None
+
+
+def folder_under_root(where: Destination, path: str, what: str) -> str:
+    """``where.folder`` for a command-line argument, refused as one line (``what`` names the argument)."""
+    try:
+        return where.folder(path)
     except NotUnderRoot as err:
         raise Refused(f"{what} {err}") from None
 
@@ -43,10 +52,10 @@ def run_ingest(
     as_json: bool,
     echo: Callable[[str], None],
 ) -> int:
-    """Ingest into the folder ``into`` under the root (refused if it is not); returns how many files failed."""
-    root = Path(settings.images.root)
-    into = folder_under_root(settings, into, "--into")
-    root.mkdir(parents=True, exist_ok=True)
+    """Ingest into the folder ``into`` under the root or the bucket's prefix (refused if it is not);
+    returns how many files failed."""
+    where = destination(settings)
+    into = folder_under_root(where, into, "--into")
     jobs, refused = plan(sources, into)
     total = sum(job.size for job in jobs)
     outcomes: list[Outcome] = list(refused)
@@ -69,7 +78,7 @@ def run_ingest(
             finished[0] += 1
             bar.update(outcome.size, outcome)
 
-        run(jobs, root, options_of(settings), replace, workers or settings.ingest.workers, on_done=done)
+        run(jobs, where, options_of(settings), replace, workers or settings.ingest.workers, on_done=done)
     replaced = [o.identifier for o in outcomes if o.status == REPLACED]
     touched = notify(Services(settings, memory_cache=False), replaced) if replaced else []
     counts = Counter(o.status for o in outcomes)
@@ -87,7 +96,9 @@ def run_queue(
     """Plan here, convert on the workers: one job per file."""
     from .queue import enqueue
 
-    jobs, refused = plan([source.resolve() for source in sources], folder_under_root(settings, into, "--into"))
+    jobs, refused = plan(
+        [source.resolve() for source in sources], folder_under_root(destination(settings), into, "--into")
+    )
     queued, waiting = enqueue(settings, jobs, replace)
     if as_json:
         refusals = [o.as_dict() for o in refused]
@@ -126,25 +137,32 @@ def _table(outcomes: list[Outcome], counts: Counter[str], touched: list[str], ec
 def run_verify(settings: Settings, prefix: str, as_json: bool, echo: Callable[[str], None]) -> int:
     """Re-hash every recorded master (under ``prefix``); returns how many are missing or altered.
 
-    Nothing to verify is an error, never a clean bill: no catalogue under the root (nothing was
-    ingested there: a wrong root?), or no recorded master under ``prefix``.
+    Nothing to verify is an error, never a clean bill: no catalogue (nothing was ingested there: a
+    wrong root or bucket?), or no recorded master under ``prefix``. In the bucket, every object is
+    read whole (streamed).
     """
-    root = Path(settings.images.root)
-    folder = folder_under_root(settings, prefix, "PATH")
-    if not catalogue_path(root).is_file():
-        raise click.ClickException(f"no fixity catalogue under {root}: nothing was ingested into this image root")
-    entries = FixityCatalogue(root).entries(folder)
+    where = destination(settings)
+    folder = folder_under_root(where, prefix, "PATH")
+    try:
+        return _verify(where, folder, as_json, echo)
+    except StoreUnavailable as err:
+        raise click.ClickException(f"{where.name}: {err}") from None
+
+
+def _verify(where: Destination, folder: str, as_json: bool, echo: Callable[[str], None]) -> int:
+    if not where.recorded():
+        raise click.ClickException(f"no fixity catalogue under {where.name}: nothing was ingested into it")
+    masters = where.open()
+    entries = masters.catalogue.entries(folder)
     if not entries:
-        where = f"under {folder!r} " if folder else ""
-        raise click.ClickException(f"no recorded master {where}in the fixity catalogue of {root}")
+        place = f"under {folder!r} " if folder else ""
+        raise click.ClickException(f"no recorded master {place}in the fixity catalogue of {where.name}")
     problems: list[dict[str, str]] = []
     with click.progressbar(entries, label=f"verifying {len(entries)} masters", file=sys.stderr) as bar:
         for entry in bar:
-            path = root / entry.identifier
-            if not path.is_file():
-                problems.append({"identifier": entry.identifier, "problem": "missing"})
-            elif sha256_of(path) != entry.master_sha256:
-                problems.append({"identifier": entry.identifier, "problem": "checksum mismatch"})
+            found = masters.check(entry)
+            if found is not None:
+                problems.append({"identifier": entry.identifier, "problem": found})
     if as_json:
         echo(json.dumps({"verified": len(entries), "problems": problems}, ensure_ascii=False))
     else:
