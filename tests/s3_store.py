@@ -147,7 +147,7 @@ def _start(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], dict[st
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={ports['volume']}",
             f"-volume.port.grpc={ports['vgrpc']}",
-            "-volume.max=16",
+            "-volume.max=64",  # 64 × 64 MB: every S3 test of a run shares this store (deletes free no space)
             "-volume.preStopSeconds=0",
             "-filer",
             f"-filer.port={ports['filer']}",
