@@ -136,7 +136,9 @@ def _remove_sockets(ports: dict[str, int]) -> None:
             socket_file.unlink(missing_ok=True)
 
 
-def _start(folder: Path, config: Path, volumes: int = 16) -> tuple[subprocess.Popen[bytes], dict[str, int], IO[bytes], S3Store]:
+def _start(
+    folder: Path, config: Path, volumes: int = 16
+) -> tuple[subprocess.Popen[bytes], dict[str, int], IO[bytes], S3Store]:
     """``weed server`` on free ports, once its S3 API answers. A port taken by someone else between
     ``free_port()`` and weed's bind ("address already in use") is a new try on new ports, at most 3."""
     (folder / "tmp").mkdir(exist_ok=True)

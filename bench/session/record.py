@@ -163,7 +163,9 @@ def record(width: int, height: int, out: Path) -> dict[str, Any]:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    page = browser.new_context(viewport=VIEWPORT).new_page()
+                    page = browser.new_context(
+                        viewport={"width": VIEWPORT["width"], "height": VIEWPORT["height"]}
+                    ).new_page()
                     start = time.monotonic()
 
                     def on_request(request: Any) -> None:
@@ -184,8 +186,8 @@ def record(width: int, height: int, out: Path) -> dict[str, Any]:
         "image": {"width": width, "height": height, "tile": 256},
         "canvases": len(identifiers),
         "placeholders": {"{manifest}": "the record's manifest path", "{canvasN}": "canvas N's image identifier"},
-        "visit": f"{NOTCHES} wheel notches a step: zoom in x{ZOOM_STEPS} at {DETAIL}, {len(PANS)} drags, zoom out x{ZOOM_STEPS - 1}, "
-        f"next canvas, zoom in x{ZOOM_STEPS - 1}",
+        "visit": f"{NOTCHES} wheel notches a step: zoom in x{ZOOM_STEPS} at {DETAIL}, {len(PANS)} drags, "
+        f"zoom out x{ZOOM_STEPS - 1}, next canvas, zoom in x{ZOOM_STEPS - 1}",
         "requests": [{"t": round(t, 3), "path": path} for (t, _), path in zip(seen, paths, strict=True)],
     }
     out.write_text(json.dumps(session, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

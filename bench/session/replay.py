@@ -57,7 +57,7 @@ from record import OUT as SESSION  # noqa: E402
 from record import image_name, images_folder, make_photos  # noqa: E402
 
 TIERS = ("pass-through", "memory", "shared", "render", "304")
-Samples = Counter[tuple[str, tuple[tuple[str, str], ...]]]
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @dataclass(frozen=True)
@@ -188,12 +188,13 @@ def replay_pass(base: str, visits: list[list[tuple[float, str]]], concurrency: i
 
 def scrape(urls: Sequence[str]) -> Samples:
     """Every sample of every node's /metrics, summed over the nodes (each sums its own workers)."""
-    total: Samples = Counter()
+    total: Samples = {}
     for url in urls:
         _, body = bc.get(url + "/metrics")
         for family in text_string_to_metric_families(body.decode()):
             for sample in family.samples:
-                total[(sample.name, tuple(sorted(sample.labels.items())))] += sample.value
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                total[key] = total.get(key, 0.0) + sample.value
     return total
 
 
