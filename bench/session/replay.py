@@ -212,7 +212,9 @@ def summarise(before: Samples, after: Samples, outcome: Outcome, visitors: int, 
 
     tiers = {tier: int(delta("iiif_image_responses_total", tier=tier)) for tier in TIERS}
     answered = sum(tiers.values())
-    looked_up = tiers["memory"] + tiers["shared"] + tiers["render"]  # what a cache could have answered
+    # What the caches were asked: every answer but a file's stored tile (copied, never cached) and a 304;
+    # from a bucket a stored tile is cached too, so its pass-through answers were misses.
+    looked_up = tiers["memory"] + tiers["shared"] + tiers["render"] + (tiers["pass-through"] if store else 0)
     quantiles = statistics.quantiles(outcome.latencies, n=100) if len(outcome.latencies) > 1 else [0.0] * 99
     requests = sum(outcome.statuses.values())
     figures: dict[str, Any] = {
@@ -237,6 +239,7 @@ def summarise(before: Samples, after: Samples, outcome: Outcome, visitors: int, 
     }
     if store:
         figures["store_gets_per_visitor"] = delta("iiif_store_requests_total", kind="get") / visitors
+        figures["store_heads_per_visitor"] = delta("iiif_store_requests_total", kind="head") / visitors
         figures["store_requests"] = {
             dict(labels)["kind"]: int(value - before.get((name, labels), 0.0))
             for (name, labels), value in after.items()
@@ -333,12 +336,13 @@ def table(result: dict[str, Any]) -> str:
 
     for tier in TIERS:
         row(f"image answers: {tier}", lambda p, t=tier: f"{p['tier_shares'][t] * 100:.1f} % ({p['tiers'][t]})")
-    row("cache hit ratio (memory + shared) / (those + render)", lambda p: f"{p['hit_ratio'] * 100:.1f} %")
+    row("cache hit ratio", lambda p: f"{p['hit_ratio'] * 100:.1f} %")
     row("renders per visitor", lambda p: f"{p['renders_per_visitor']:.2f}")
     row("requests per visitor", lambda p: f"{p['requests_per_visitor']:.0f}")
     row("KB per visitor", lambda p: f"{p['kb_per_visitor']:.0f}")
     if "store_gets_per_visitor" in next(iter(passes.values())):
         row("store GETs per visitor", lambda p: f"{p['store_gets_per_visitor']:.1f}")
+        row("store HEADs per visitor", lambda p: f"{p['store_heads_per_visitor']:.1f}")
         row("MB read from the store per visitor", lambda p: f"{p['store_mb_per_visitor']:.2f}")
     row("requests/s", lambda p: f"{p['requests_per_second']:.0f}")
     row("p50 / p95 latency", lambda p: f"{p['p50_ms']:.1f} / {p['p95_ms']:.1f} ms")
