@@ -1,10 +1,7 @@
 """Memory first, then the shared tier (Redis or disk); hits from the shared tier warm memory.
 
 Here the tier that answers is decided, so here hits and misses are counted per tier and
-the request's note learns which tier answered (``metrics.note_tier``). A miss leaves the note as
-it was: a render notes itself before its single flight looks again under the Redis lock, and that
-second miss must not erase it (the render would be counted under no tier), while a hit there
-(another node finished first) rightly names the shared tier.
+the request's note learns which tier answered (``metrics.note_tier``; None for a miss).
 
 A purge must reach every worker's memory tier, which no process can touch from
 outside. The shared tier keeps a purge *epoch*; each worker compares it at most
@@ -98,6 +95,7 @@ class TieredCache:
                     self.memory.put(key, value)
                 return value
             SHARED_MISS.inc()
+        note_tier(None)
         return None
 
     def peek(self, key: str) -> bytes | None:
