@@ -253,9 +253,7 @@ def summarise(before: Samples, after: Samples, outcome: Outcome, visitors: int, 
 def _bucket(s3: str | None, s3_local: bool, volumes: int) -> Iterator[bc.Bucket | None]:
     """The bucket the nodes read from: a given endpoint/bucket, a private SeaweedFS, or none (a folder)."""
     if s3:
-        endpoint, _, name = s3.rstrip("/").rpartition("/")
-        keys = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-        yield bc.Bucket(endpoint, name, *keys, prefix="session/")
+        yield bc.Bucket.from_url(s3, prefix="session/")
     elif s3_local:
         sys.path.insert(0, str(REPO))
         from tests.s3_store import ACCESS_KEY, SECRET_KEY, seaweedfs

@@ -60,10 +60,11 @@ def test_the_recorded_session_is_image_api_requests_with_placeholders_for_the_im
     assert "photo" not in "".join(paths)  # no identifier of the recording left
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["folder", "bucket"])
+def replayed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``replay.py --images 3 --visitors 6`` over three images of the recorded size (a cheap pattern,
-    copied: the cache keys are per identifier); the figures it wrote with ``--json``."""
+    copied: the cache keys are per identifier), from a folder or uploaded to a private SeaweedFS
+    (``--s3-local``); the figures it wrote with ``--json``."""
     folder = tmp_path_factory.mktemp("session")
     root = folder / "images"
     root.mkdir()
@@ -74,6 +75,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = folder / "figures.json"
     command = [sys.executable, str(SESSION / "replay.py"), "--images", "3", "--visitors", "6", "--concurrency"]
     command += ["3", "--speed", "0", "--workers", "1", "--image-root", str(root), "--json", str(out)]
+    command += ["--s3-local"] if request.param == "bucket" else []
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| image answers: render |" in done.stdout
@@ -83,7 +85,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_a_tiny_replay_adds_up_renders_each_view_once_and_hits_more_the_second_time(replayed: dict[str, Any]) -> None:
     setup, cold, warm = replayed["setup"], replayed["passes"]["cold"], replayed["passes"]["warm"]
     session = _session()
-    assert (setup["nodes"], setup["images"], setup["visitors"], setup["store"]) == (2, 3, 6, "folder")
+    assert (setup["nodes"], setup["images"], setup["visitors"]) == (2, 3, 6)
     per_visitor = len(session["requests"])
     images = sum(1 for r in session["requests"] if r["path"] != "{manifest}" and "info.json" not in r["path"])
     for figures in (cold, warm):
@@ -98,3 +100,18 @@ def test_a_tiny_replay_adds_up_renders_each_view_once_and_hits_more_the_second_t
     assert warm["renders"] == 0 and warm["tiers"]["render"] == 0
     assert cold["hit_ratio"] < warm["hit_ratio"] == 1.0
     assert cold["kb_per_visitor"] == warm["kb_per_visitor"] > 300  # the same bytes, from wherever
+
+
+def test_from_a_bucket_each_stored_tile_is_read_once_then_cached(replayed: dict[str, Any]) -> None:
+    """From a bucket a stored tile costs a ranged GET, so it is cached like a render: read by the first
+    visitor's node, then memory or Redis for every later request; the warm pass reads nothing."""
+    cold, warm = replayed["passes"]["cold"], replayed["passes"]["warm"]
+    if replayed["setup"]["store"] == "folder":
+        assert "store_gets_per_visitor" not in cold
+        assert cold["tiers"]["pass-through"] == warm["tiers"]["pass-through"] > 0  # a file's tiles: never cached
+        return
+    assert cold["store_gets_per_visitor"] > 0 and cold["store_mb_per_visitor"] > 0
+    assert warm["store_gets_per_visitor"] == warm["store_mb_per_visitor"] == 0
+    # (a stored tile two workers miss at the same moment is read by both: no single flight for stored tiles)
+    assert cold["tiers"]["pass-through"] > 0 and warm["tiers"]["pass-through"] == 0
+    assert warm["tiers"]["memory"] + warm["tiers"]["shared"] == warm["image_requests"]
