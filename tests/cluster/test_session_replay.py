@@ -3,9 +3,10 @@
 The recording is checked as data: placeholders in place of the identifiers, every path an Image API
 request this server parses, the viewer that made it the one vendored. The replay runs through its
 command line (``bench/session/replay.py``): Redis, two ``iiif-server serve`` nodes and HAProxy over three
-images of the recorded size, six visitors twice; what answered (each node's /metrics) must add up to
-what the visitors asked, every answer 200, no derivative rendered twice, and the second pass must find
-more in the caches than the first.
+images of the recorded size, from a folder and from a bucket (SeaweedFS), six visitors twice; what
+answered (each node's /metrics) must add up to what the visitors asked, every answer 200, no derivative
+rendered twice, and the second pass must find more in the caches than the first. Before, a render on a
+cluster was counted under no tier: the single flight's second look under the Redis lock reset the note.
 """
 
 from __future__ import annotations
