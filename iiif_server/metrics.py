@@ -112,6 +112,12 @@ def note_tier(tier: str | None) -> None:
         note.tier = tier
 
 
+def noted_tier() -> str | None:
+    """What the current request's note says answered it so far (None outside a request)."""
+    note = _NOTE.get()
+    return note.tier if note is not None else None
+
+
 def kind_of(path: str, tier: str | None) -> str:
     """The endpoint kind of a request path, as the latency histogram labels it.
 

@@ -92,8 +92,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def s3_store() -> Iterator[S3Store]:
+@contextlib.contextmanager
+def seaweedfs(volumes: int = 64) -> Iterator[S3Store]:
+    """A store with the bucket ``BUCKET``, stopped and removed afterwards: the fixture's, and the benches'
+    (``bench/session/replay.py --s3-local``). ``volumes`` of 64 MB bound what it holds:
+    every S3 test of a run shares one store, and deletes free no space."""
     folder = Path(tempfile.mkdtemp(prefix="iiif-s3-"))
     (folder / "data").mkdir()
     config = folder / "s3.json"
@@ -101,7 +104,7 @@ def s3_store() -> Iterator[S3Store]:
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
     try:
-        process, ports, log, store = _start(folder, config)
+        process, ports, log, store = _start(folder, config, volumes)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -121,6 +124,12 @@ def s3_store() -> Iterator[S3Store]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def s3_store() -> Iterator[S3Store]:
+    with seaweedfs() as store:
+        yield store
+
+
 def _remove_sockets(ports: dict[str, int]) -> None:
     """gRPC's Unix sockets go to /tmp whatever TMPDIR says."""
     for port in ports.values():
@@ -128,7 +137,9 @@ def _remove_sockets(ports: dict[str, int]) -> None:
             socket_file.unlink(missing_ok=True)
 
 
-def _start(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], dict[str, int], IO[bytes], S3Store]:
+def _start(
+    folder: Path, config: Path, volumes: int = 64
+) -> tuple[subprocess.Popen[bytes], dict[str, int], IO[bytes], S3Store]:
     """``weed server`` on free ports, once its S3 API answers. A port taken by someone else between
     ``free_port()`` and weed's bind ("address already in use") is a new try on new ports, at most 3."""
     (folder / "tmp").mkdir(exist_ok=True)
@@ -147,7 +158,7 @@ def _start(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], dict[st
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={ports['volume']}",
             f"-volume.port.grpc={ports['vgrpc']}",
-            "-volume.max=64",  # 64 × 64 MB: every S3 test of a run shares this store (deletes free no space)
+            f"-volume.max={volumes}",
             "-volume.preStopSeconds=0",
             "-filer",
             f"-filer.port={ports['filer']}",

@@ -142,6 +142,13 @@ class Bucket:
     region: str = "us-east-1"
     head_seconds: float = 1.0
 
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "") -> Bucket:
+        """``ENDPOINT/BUCKET`` (a command line's ``--s3``), credentials from boto3's environment variables."""
+        endpoint, _, name = url.rstrip("/").rpartition("/")
+        keys = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        return cls(endpoint, name, *keys, prefix=prefix)
+
     def env(self, chunks: Path) -> dict[str, str]:
         """One node's settings for the bucket; ``chunks`` is its own chunk cache (never shared between nodes)."""
         return {
@@ -620,9 +627,7 @@ def main() -> None:
         access = Access(accounts=(account,), shared_state=not args.separate_state)
     bucket = None
     if args.s3:
-        endpoint, _, name = args.s3.rstrip("/").rpartition("/")
-        keys = os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-        bucket = Bucket(endpoint, name, *keys, prefix=args.s3_prefix)
+        bucket = Bucket.from_url(args.s3, args.s3_prefix)
     if args.throughput:
         result = throughput(args.rounds, args.seconds, args.workers, load=args.load)
         print(f"1 node:  {result['one_node']} req/s (median {result['median_1']:.0f})")

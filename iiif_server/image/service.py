@@ -39,7 +39,7 @@ from ..cache import Cache, NullCache, cache_key
 from ..cache.flight import Abandoned, Produce, SingleFlight
 from ..errors import AccessDenied, AuthorizationRequired, InvalidRequest, NotFound, WouldBlock
 from ..lru import LRU
-from ..metrics import PASS_THROUGH, RENDER, note_tier
+from ..metrics import PASS_THROUGH, RENDER, note_tier, noted_tier
 from . import budget as budgets
 from . import info as info_doc
 from .budget import Budget
@@ -349,6 +349,8 @@ class ImageService:
         if body is None:
             note_tier(RENDER)  # or a shared-tier hit, if another host renders it meanwhile
             body = self.flight.run(key, self._producer(prepared), cancelled)
+            if noted_tier() is None:  # the flight looked again under the Redis lock, missed (noted None), rendered
+                note_tier(RENDER)
         return body
 
     def stored(self, prepared: Prepared, fast: bool = False) -> bytes | None:
