@@ -133,7 +133,7 @@ class S3Settings(_Section):
     connect_timeout: float = Field(3.0, gt=0)
     read_timeout: float = Field(10.0, gt=0)
     retries: int = Field(2, ge=0)
-    head_seconds: float = Field(1.0, ge=0)  # a located object is trusted this long before HEAD again
+    head_seconds: float = Field(60.0, ge=0)  # a located object is trusted this long, or until a purge
     miss_seconds: float = Field(5.0, ge=0)  # a missing key is remembered this long
 
 
@@ -149,7 +149,7 @@ class HttpSourceSettings(_Section):
     connect_timeout: float = Field(3.0, gt=0)
     read_timeout: float = Field(10.0, gt=0)
     retries: int = Field(2, ge=0)
-    head_seconds: float = Field(1.0, ge=0)
+    head_seconds: float = Field(60.0, ge=0)
     miss_seconds: float = Field(5.0, ge=0)
 
 

@@ -73,7 +73,9 @@ class Services:
         config = s3_config(s3)
         chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
         store = S3Store(config, chunks, int(s3.chunk_mb * MB))
-        return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
+        source = S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
+        source.follow_purges(self.caches.tiered.memory_generation)
+        return source
 
     @cached_property
     def http_source(self) -> HttpSource:
@@ -84,7 +86,9 @@ class Services:
         )
         chunks = DiskCache(http.cache_dir, http.cache_max_mb * MB) if http.cache_max_mb else None
         store = HttpStore(config, chunks, int(http.chunk_mb * MB))
-        return HttpSource(store, self.settings.images.extensions, http.head_seconds, http.miss_seconds)
+        source = HttpSource(store, self.settings.images.extensions, http.head_seconds, http.miss_seconds)
+        source.follow_purges(self.caches.tiered.memory_generation)
+        return source
 
     @cached_property
     def admin_throttle(self) -> Throttle:

@@ -140,7 +140,7 @@ class Bucket:
     secret_key: str
     prefix: str = ""
     region: str = "us-east-1"
-    head_seconds: float = 1.0
+    head_seconds: float = 60.0  # the server's default; forgotten at a purge
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> Bucket:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -250,16 +251,18 @@ def summarise(before: Samples, after: Samples, outcome: Outcome, visitors: int, 
 
 
 @contextlib.contextmanager
-def _bucket(s3: str | None, s3_local: bool, volumes: int) -> Iterator[bc.Bucket | None]:
+def _bucket(s3: str | None, s3_local: bool, volumes: int, head_seconds: float) -> Iterator[bc.Bucket | None]:
     """The bucket the nodes read from: a given endpoint/bucket, a private SeaweedFS, or none (a folder)."""
     if s3:
-        yield bc.Bucket.from_url(s3, prefix="session/")
+        yield dataclasses.replace(bc.Bucket.from_url(s3, prefix="session/"), head_seconds=head_seconds)
     elif s3_local:
         sys.path.insert(0, str(REPO))
         from tests.s3_store import ACCESS_KEY, SECRET_KEY, seaweedfs
 
         with seaweedfs(volumes=volumes) as store:
-            yield bc.Bucket(store.endpoint_url, store.bucket, ACCESS_KEY, SECRET_KEY, prefix="session/")
+            yield bc.Bucket(
+                store.endpoint_url, store.bucket, ACCESS_KEY, SECRET_KEY, prefix="session/", head_seconds=head_seconds
+            )
     else:
         yield None
 
@@ -278,6 +281,7 @@ def run(
     image_root: Path | None = None,
     s3: str | None = None,
     s3_local: bool = False,
+    head_seconds: float = 60.0,
 ) -> dict[str, Any]:
     """Make (or reuse) the images, start the cluster, replay each pass; the figures per pass.
 
@@ -291,7 +295,8 @@ def run(
     choices = zipf_choices(visitors, images, zipf, seed)
     visits = [session.for_record(inventory_no(n), pages(n, images, session.canvases)) for n in choices]
     volumes = 16 + images * 30 // 64  # SeaweedFS: 64-MB volumes, room for the masters (~24 MB each)
-    with tempfile.TemporaryDirectory(prefix="iiif-session-") as temp, _bucket(s3, s3_local, volumes) as bucket:
+    bucket_of = _bucket(s3, s3_local, volumes, head_seconds)
+    with tempfile.TemporaryDirectory(prefix="iiif-session-") as temp, bucket_of as bucket:
         folder = Path(temp)
         export = write_collection(folder / "export.csv", images, session.canvases)
         root = image_root
@@ -313,6 +318,7 @@ def run(
                     "top_record_share": Counter(choices).most_common(1)[0][1] / visitors, "zipf_s": zipf,
                     "concurrency": concurrency, "nodes": nodes, "workers": workers, "speed": speed,
                     "store": "bucket" if bucket is not None else "folder", "cpus": os.cpu_count(),
+                    "head_seconds": head_seconds if bucket is not None else None,
                 },
                 "passes": {},
             }  # fmt: skip
@@ -366,6 +372,7 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--s3", metavar="ENDPOINT/BUCKET", help="masters uploaded there (AWS_ACCESS_KEY_ID, ...)")
     group.add_argument("--s3-local", action="store_true", help="masters in a private SeaweedFS (tests/s3_store.py)")
+    parser.add_argument("--head-seconds", type=float, default=60.0, help="[s3] head_seconds of the nodes")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--image-root", type=Path, help="a folder already holding photo-01.tif … of the session's size (else made)"
@@ -373,7 +380,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(
         args.images, args.visitors, args.concurrency, args.zipf, args.nodes, args.workers, args.speed,
-        args.passes.split(","), args.seed, args.session, args.image_root, args.s3, args.s3_local,
+        args.passes.split(","), args.seed, args.session, args.image_root, args.s3, args.s3_local, args.head_seconds,
     )  # fmt: skip
     setup = result["setup"]
     print(

@@ -13,7 +13,9 @@ versions are never mixed.
 ``StoreSource`` is identifier -> object, like ``FileSource`` for files: key ``prefix + identifier``,
 checked like a path (no ``..``, hidden or empty components, backslash, NUL); its HEAD's tag is the
 **fingerprint**, so every cache key and ETag downstream changes when the object is replaced. A
-located object is trusted ``head_seconds`` per worker, a missing key remembered ``miss_seconds``.
+located object is trusted ``head_seconds`` per worker, a missing key remembered ``miss_seconds``,
+and neither past a purge (``follow_purges``): ``ingest --replace`` and ``cache purge`` show at once,
+an object replaced behind the server's back within ``head_seconds``.
 No pyvips and no Flask here (``blobs.py`` adapts for libvips).
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -213,8 +215,14 @@ class StoreSource:
         self.extensions = tuple(e.lower() for e in extensions)
         self.head_seconds = head_seconds
         self.miss_seconds = miss_seconds
-        self._found: LRU[str, tuple[float, Located]] = LRU(cache_size)
-        self._misses: LRU[str, float] = LRU(cache_size)
+        self._found: LRU[str, tuple[float, int, Located]] = LRU(cache_size)
+        self._misses: LRU[str, tuple[float, int]] = LRU(cache_size)
+        self._generation: Callable[[], int | None] = _unchanging
+
+    def follow_purges(self, generation: Callable[[], int | None]) -> None:
+        """Trust what was located only while ``generation()`` (the caches' purge generation,
+        ``TieredCache.memory_generation``; None while a purge check is due) stays as it was then."""
+        self._generation = generation
 
     def locate(self, identifier: str) -> Located:
         known = self.known(identifier)
@@ -222,14 +230,16 @@ class StoreSource:
             return known
         if not _valid(identifier.split("/")):
             raise InvalidRequest(f"identifier {identifier!r} is not a valid image path", "identifier")
+        now = self._generation()  # before asking: a purge noticed meanwhile must not be covered
+        generation = -1 if now is None else now  # a purge check is due: asked again after it
         found = self._find(self.prefix + identifier)
         if found is None:
-            self._misses.put(identifier, time.monotonic())
+            self._misses.put(identifier, (time.monotonic(), generation))
             raise NotFound(f"no image {identifier!r}", "identifier")
         key, size, etag, mtime = found
         blob = RangedObject(self.store, key, etag, size)
         located = Located(identifier, blob.name, f"{self.store.scheme}-{etag}-{size:x}", mtime, size, blob=blob)
-        self._found.put(identifier, (time.monotonic(), located))
+        self._found.put(identifier, (time.monotonic(), generation, located))
         return located
 
     def _find(self, key: str) -> tuple[str, int, str, float] | None:
@@ -244,15 +254,15 @@ class StoreSource:
     def known(self, identifier: str) -> Located | None:
         """The object if located less than ``head_seconds`` ago; ``NotFound`` if missing less than
         ``miss_seconds`` ago; else None (ask the store: never on the event loop)."""
-        now = time.monotonic()
+        now, generation = time.monotonic(), self._generation()
         found = self._found.get(identifier)
         if found is not None:
-            if now - found[0] < self.head_seconds:
-                return found[1]
+            if now - found[0] < self.head_seconds and found[1] == generation:
+                return found[2]
             self._found.pop(identifier)
         missed = self._misses.get(identifier)
         if missed is not None:
-            if now - missed < self.miss_seconds:
+            if now - missed[0] < self.miss_seconds and missed[1] == generation:
                 raise NotFound(f"no image {identifier!r}", "identifier")
             self._misses.pop(identifier)
         return None
@@ -277,3 +287,8 @@ class StoreSource:
 
 
 __all__ = ["ObjectChanged", "RangedObject", "Store", "StoreSource", "count_request"]
+
+
+def _unchanging() -> int:
+    """The purge generation of a source that follows none."""
+    return 0

@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pyvips
 
 from iiif_server.cache.disk import DiskCache
@@ -95,3 +96,47 @@ def test_libvips_and_the_passthrough_reader_read_through_the_object(tmp_path: Pa
     assert len(store.ranges) - before <= 1
     file_reader.close()
     blob_reader.close()
+
+
+class _Heads(_Store):
+    """HEADs answered from a dict of key -> ETag, counted."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", None, 100)
+        self.etags: dict[str, str] = {}
+        self.heads = 0
+
+    def head(self, key: str) -> tuple[int, str, float] | None:
+        self.heads += 1
+        etag = self.etags.get(key)
+        return (100, etag, 0.0) if etag is not None else None
+
+
+def test_what_was_located_is_trusted_until_head_seconds_or_a_purge() -> None:
+    from iiif_server.errors import NotFound
+    from iiif_server.image.ranged import StoreSource
+
+    store = _Heads()
+    store.etags["a.tif"] = "v1"
+    source = StoreSource(store, "", (".tif",), head_seconds=3600, miss_seconds=3600)
+    generation: list[int | None] = [0]
+    source.follow_purges(lambda: generation[0])
+    assert source.locate("a.tif").fingerprint.startswith("s3-v1") and store.heads == 1
+    store.etags["a.tif"] = "v2"  # replaced behind the server's back: trusted for head_seconds
+    assert source.locate("a.tif").fingerprint.startswith("s3-v1") and store.heads == 1
+    generation[0] = None  # a purge check is due: nothing is trusted until it is made
+    assert source.known("a.tif") is None
+    assert source.locate("a.tif").fingerprint.startswith("s3-v2") and store.heads == 2
+    generation[0] = 0  # the check found no purge; what was asked meanwhile is asked again once
+    assert source.locate("a.tif").fingerprint.startswith("s3-v2") and store.heads == 3
+    assert source.locate("a.tif").fingerprint.startswith("s3-v2") and store.heads == 3
+    store.etags["a.tif"] = "v3"
+    generation[0] = 1  # a purge (ingest --replace, cache purge): shown at once
+    assert source.locate("a.tif").fingerprint.startswith("s3-v3") and store.heads == 4
+    with pytest.raises(NotFound):
+        source.locate("b.tif")
+    store.etags["b.tif"] = "v1"
+    with pytest.raises(NotFound):
+        source.locate("b.tif")  # a miss is remembered too
+    generation[0] = 2
+    assert source.locate("b.tif").fingerprint.startswith("s3-v1")

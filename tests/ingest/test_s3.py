@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -390,3 +391,51 @@ def test_a_replacement_in_the_bucket_is_announced_to_harvesters(bucket: tuple[We
     summary = json.loads(replaced.stdout)
     assert summary["counts"] == {"replaced": 1}
     assert summary["updated"] == ["iiif/manifests/KH-1"]
+
+
+def test_a_replacement_by_ingest_or_a_purge_shows_at_once_however_long_objects_are_trusted(
+    bucket: tuple[Weed, str, Path], tmp_path: Path
+) -> None:
+    """With ``head_seconds`` an hour (few HEADs), ``ingest --replace`` and ``cache purge`` still show
+    the new master within a second or two: every node forgets what it located when the purge epoch
+    moves. A replacement behind the server's back waits for ``head_seconds`` (tests/image/test_ranged.py)
+    or a purge."""
+    store, prefix, config = bucket
+    config.write_text(config.read_text().replace("head_seconds = 0.0", "head_seconds = 3600.0"))
+    env = env_of(store, config, IIIF_SERVER_CACHE_DISK_MAX_MB="64")  # the purge epoch lives in a shared tier
+    folder = tmp_path / "first"
+    folder.mkdir()
+    make_pattern(1200, 900).write_to_file(str(folder / "pattern.png"))
+    assert iiif(env, "ingest", str(folder), "--workers", "1").returncode == 0
+    tile = "/iiif/3/pattern.tif/0,0,256,256/256,/0/default.png"
+
+    def red(base: str) -> int:
+        status, _, data = get(base, tile)
+        assert status == 200, data
+        return int(pixel(decode(data), 10, 10)[0])
+
+    def shows(base: str, wanted: Any) -> bool:
+        for _ in range(50):
+            if wanted(red(base)):
+                return True
+            time.sleep(0.1)
+        return False
+
+    with running_server(["serve", "--workers", "2"], free_port(), env, log=tmp_path / "server.log") as base:
+        assert red(base) < 40 and red(base) < 40  # block (0, 0) of the pattern; both workers
+        again = tmp_path / "again"
+        again.mkdir()
+        make_pattern(1200, 900).invert().copy(interpretation="srgb").write_to_file(str(again / "pattern.png"))
+        replaced = iiif(env, "ingest", str(again), "--replace", "--json", "--workers", "1")
+        assert json.loads(replaced.stdout)["counts"] == {"replaced": 1}, replaced.stderr[-2000:]
+        assert shows(base, lambda value: value > 215)  # within 5 s, not an hour
+        time.sleep(1.2)  # each worker compares the purge epoch at most once a second
+        assert all(red(base) > 215 for _ in range(6))  # every worker
+        original = tmp_path / "behind.tif"
+        make_pattern(1200, 900).tiffsave(str(original), tile=True, pyramid=True, compression="jpeg", Q=90)
+        store.client().put_object(Bucket=store.bucket, Key=prefix + "pattern.tif", Body=original.read_bytes())
+        purged = iiif(env, "cache", "purge", "pattern.tif")
+        assert purged.returncode == 0, purged.stderr[-2000:]
+        assert shows(base, lambda value: value < 40)
+        time.sleep(1.2)
+        assert all(red(base) < 40 for _ in range(6))
