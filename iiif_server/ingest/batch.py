@@ -97,7 +97,7 @@ def plan(sources: Iterable[Path], into: str = "") -> tuple[list[Job], list[Outco
 def process(job: Job, destination: Destination | str, options: MasterOptions, replace: bool) -> Outcome:
     """Make (or skip, or refuse) one master. Safe to run anywhere the destination is reachable, any number at once.
 
-    ``destination``: where masters go (``masters.destination_of``), or an image root's path.
+    ``destination``: where masters go (``destinations.destination_of``), or an image root's path.
     """
     started = time.monotonic()
     source = Path(job.source)

@@ -4,8 +4,8 @@
 ``Masters``: the current master's size, a staging file to convert into, ``publish`` (atomic: never
 half a master under a real name; the replaced one kept under ``.versions/``), ``check`` for
 ``verify``, and its fixity ``Catalogue``. A ``Destination`` names one (picklable: a process pool's
-or an RQ job's argument) and ``open`` makes it in the process that works; ``destination_of`` is the
-one place the settings choose.
+or an RQ job's argument) and ``open`` makes it in the process that works; ``destinations.destination_of``
+is the one place the settings choose.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..config import Settings
 from .fixity import Catalogue, Entry, FixityCatalogue, catalogue_path, sha256_of, version_name
 
 MISSING, ALTERED, RESIZED = "missing", "checksum mismatch", "size differs"
@@ -104,19 +103,6 @@ class ToFiles:
 
     def open(self) -> Masters:
         return MasterFiles(Path(self.root))
-
-
-def destination_of(settings: Settings) -> Destination:
-    """Where ``[images] source`` says masters are; ``NotWritable`` for a partner's HTTP server."""
-    if settings.images.source == "http":
-        raise NotWritable('[images] source = "http" is a partner\'s read-only server: ingest and verify write '
-                          'and check masters under [images] root or in [s3]\'s bucket')  # fmt: skip
-    if settings.images.source == "s3":
-        from ..image.s3 import s3_config
-        from .bucket import ToBucket
-
-        return ToBucket(s3_config(settings.s3))
-    return ToFiles(str(settings.images.root))
 
 
 def as_destination(where: Destination | str | Path) -> Destination:

@@ -27,7 +27,7 @@ from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..services import Services
 from .batch import FAILED, REPLACED, Job, process
-from .masters import destination_of
+from .destinations import destination_of
 from .notify import notify, options_of
 
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}

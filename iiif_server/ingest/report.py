@@ -17,7 +17,8 @@ from ..config import Settings
 from ..errors import StoreUnavailable
 from ..services import Services
 from .batch import FAILED, REPLACED, Outcome, plan, run
-from .masters import Destination, NotUnderRoot, NotWritable, destination_of
+from .destinations import destination_of
+from .masters import Destination, NotUnderRoot, NotWritable
 from .notify import notify, options_of
 
 
@@ -28,7 +29,7 @@ class Refused(click.ClickException):
 
 
 def destination(settings: Settings) -> Destination:
-    """Where masters go (``masters.destination_of``); a source ingest cannot write to is refused as one line."""
+    """Where masters go (``destinations.destination_of``); a source ingest cannot write to is refused as one line."""
     try:
         return destination_of(settings)
     except NotWritable as err:
