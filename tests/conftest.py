@@ -144,7 +144,7 @@ def demo_env(demo_root: Path, state_dir: Path) -> dict[str, str]:
 #: Tests that need the demo images (synthesised once per session, ~35 s) and whole modules that drive
 #: external programs (Chromium, the official validator) or real worker processes are marked here;
 #: single slow tests carry ``@pytest.mark.slow`` where they are defined.
-SLOW_FIXTURES = frozenset({"demo_root"})
+SLOW_FIXTURES = frozenset({"demo_root", "s3_store"})  # s3_store: SeaweedFS, started once per session (~5 s)
 SLOW_MODULES = frozenset(
     {
         "tests/web/test_viewer.py",
@@ -157,10 +157,11 @@ SLOW_MODULES = frozenset(
         "tests/ingest/test_queue.py",
         "tests/test_s3_store.py",  # SeaweedFS (tests/s3_store.py)
         "tests/test_s3_source.py",  # SeaweedFS + `iiif-server serve` from the bucket
-        "tests/cluster/test_cluster.py",  # Redis, two servers and HAProxy, started by bench/cluster/cluster.py
-        "tests/cluster/test_cluster_s3.py",  # the same cluster on SeaweedFS (tests/s3_store.py)
+        "tests/test_slowclients.py",  # real sockets held open until the server's deadlines (seconds each)
     }
 )
+#: Folders whose every module is slow: tests/cluster/ starts Redis, servers and HAProxy (bench/cluster/cluster.py).
+SLOW_FOLDERS = ("tests/cluster/",)
 
 
 #: A test that starts the real server (gunicorn workers) or runs the `iiif-server` command, itself or
@@ -188,5 +189,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         module = Path(str(item.path)).relative_to(TESTS.parent).as_posix()
         fixtures = set(getattr(item, "fixturenames", ()))
-        if module in SLOW_MODULES or SLOW_FIXTURES & fixtures or _starts_processes(item):
+        slow_folder = module.startswith(SLOW_FOLDERS)
+        if module in SLOW_MODULES or slow_folder or SLOW_FIXTURES & fixtures or _starts_processes(item):
             item.add_marker(pytest.mark.slow)

@@ -350,16 +350,18 @@ def test_a_render_nobody_wants_any_more_stops_at_once(image_root: Path, path: st
 def test_a_large_avif_nobody_wants_stops_at_once(tmp_path: Path) -> None:
     """The AV1 encoder has no ``eval``: in this process a 3-megapixel AVIF of grainy content ran ~2 s past
     abandonment; in its child process (``ISOLATED_AVIF_PIXELS``) it is killed at once."""
-    xy = pyvips.Image.xyz(2000, 1500)
-    grain = pyvips.Image.gaussnoise(2000, 1500, sigma=40, mean=128)
-    (xy[0] / 8).bandjoin([xy[1] / 6, grain]).cast("uchar").copy(interpretation="srgb").tiffsave(
+    # 6.75 MP: at 3 MP the child rendered in ~0.25 s, which a loaded fast-tier run let finish before the
+    # parent next looked at the abandonment (0.2 s), and the test failed once
+    xy = pyvips.Image.xyz(3000, 2250)
+    grain = pyvips.Image.gaussnoise(3000, 2250, sigma=40, mean=128)
+    (xy[0] / 12).bandjoin([xy[1] / 9, grain]).cast("uchar").copy(interpretation="srgb").tiffsave(
         str(tmp_path / "grain.tif"), tile=True, pyramid=True, compression="jpeg"
     )
     source = inspected(tmp_path, "grain.tif")
     request = parse_path(ApiVersion.V3, "grain.tif/full/max/0/default.avif")
     assert isinstance(request, ImageRequest)
-    chosen = plan(request, resolve(request, 2000, 1500, Limits()), source.found.layout)
-    assert render_module.ISOLATED_AVIF_PIXELS < 2000 * 1500
+    chosen = plan(request, resolve(request, 3000, 2250, Limits()), source.found.layout)
+    assert render_module.ISOLATED_AVIF_PIXELS < 3000 * 2250
     started = time.monotonic()
     with pytest.raises(ClientGone):
         Renderer(EncodeOptions()).render(source, chosen, lambda: time.monotonic() - started > 0.2)
