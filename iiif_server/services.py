@@ -60,11 +60,11 @@ class Services:
     @cached_property
     def source(self) -> ImageSource:
         images = self.settings.images
-        if images.source == "s3":
-            return self.s3_source
-        if images.source == "http":
-            return self.http_source
-        return FileSource(images.root, images.extensions, index_names=images.index_names)
+        if images.source == "file":
+            return FileSource(images.root, images.extensions, index_names=images.index_names)
+        remote = self.s3_source if images.source == "s3" else self.http_source
+        remote.follow_purges(self.caches.tiered.memory_generation)  # a purge shows a replacement at once
+        return remote
 
     @cached_property
     def s3_source(self) -> S3Source:
@@ -73,9 +73,7 @@ class Services:
         config = s3_config(s3)
         chunks = DiskCache(s3.cache_dir, s3.cache_max_mb * MB) if s3.cache_max_mb else None
         store = S3Store(config, chunks, int(s3.chunk_mb * MB))
-        source = S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
-        source.follow_purges(self.caches.tiered.memory_generation)
-        return source
+        return S3Source(store, self.settings.images.extensions, s3.head_seconds, s3.miss_seconds)
 
     @cached_property
     def http_source(self) -> HttpSource:
@@ -86,9 +84,7 @@ class Services:
         )
         chunks = DiskCache(http.cache_dir, http.cache_max_mb * MB) if http.cache_max_mb else None
         store = HttpStore(config, chunks, int(http.chunk_mb * MB))
-        source = HttpSource(store, self.settings.images.extensions, http.head_seconds, http.miss_seconds)
-        source.follow_purges(self.caches.tiered.memory_generation)
-        return source
+        return HttpSource(store, self.settings.images.extensions, http.head_seconds, http.miss_seconds)
 
     @cached_property
     def admin_throttle(self) -> Throttle:
